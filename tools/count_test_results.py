@@ -1,0 +1,51 @@
+"""Counts passed and failed test cases from Bazel's per-target XML reports.
+
+Usage: count_test_results.py TESTLOGS_DIR //pkg:target ...
+
+Prints one line per failed case and ends with "N passed, M failed". Exits 1 if
+anything failed, so a caller can combine it with Bazel's own exit status.
+"""
+
+import os
+import sys
+import xml.etree.ElementTree as ET
+
+
+def main(argv):
+    testlogs, targets = argv[1], argv[2:]
+    passed = failed = 0
+    failures = []
+    for target in targets:
+        package, _, name = target.lstrip("/").partition(":")
+        report = os.path.join(testlogs, package, name, "test.xml")
+        if not os.path.exists(report):
+            failed += 1
+            failures.append(f"{target}: no test report (did not build or did not run)")
+            continue
+        try:
+            cases = ET.parse(report).getroot().iter("testcase")
+        except ET.ParseError as e:
+            failed += 1
+            failures.append(f"{target}: unreadable test report: {e}")
+            continue
+        seen = 0
+        for case in cases:
+            seen += 1
+            if case.find("failure") is not None or case.find("error") is not None:
+                failed += 1
+                failures.append(f"{target}: {case.get('classname', '')}.{case.get('name')}")
+            elif case.get("result") == "skipped" or case.find("skipped") is not None:
+                continue
+            else:
+                passed += 1
+        if seen == 0:
+            failed += 1
+            failures.append(f"{target}: the report holds no test case")
+    for line in failures:
+        print("FAILED " + line)
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

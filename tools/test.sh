@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs evgate's whole test suite: installs what is missing, builds everything,
+# runs every test, and ends with "N passed, M failed" counted from the
+# individual test cases that ran (gtest cases and script tests alike).
+# Exit status: 0 only if everything built and every test passed.
+set -uo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+tools/setup.sh || exit 1
+
+bazel_flags=(--keep_going)
+[ -n "${CI:-}" ] && bazel_flags+=(--noshow_progress --curses=no)
+
+build_status=0
+bazel build "${bazel_flags[@]}" //... || build_status=$?
+test_status=0
+bazel test "${bazel_flags[@]}" //... "$@" || test_status=$?
+
+# Count results from every test target's XML report; a target without a
+# report (did not build, crashed before writing it) counts as one failure.
+/usr/bin/python3 tools/count_test_results.py "$(bazel info bazel-testlogs 2>/dev/null)" \
+  $(bazel query 'tests(//...)' 2>/dev/null)
+count_status=$?
+
+if [ $build_status -ne 0 ] || [ $test_status -ne 0 ] || [ $count_status -ne 0 ]; then
+  exit 1
+fi
