@@ -55,8 +55,7 @@ void Write(Level level, std::string_view component, std::string_view message) {
   if (static_cast<int>(level) < min_level.load()) return;
   // Log timestamps are the one place evgate reads the wall clock directly:
   // they describe when a line was written, not domain time.
-  std::string line =
-      absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(), absl::UTCTimeZone());
+  std::string line = absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(), absl::UTCTimeZone());
   line.append(" ").append(LevelName(level)).append(" ").append(component);
   line.append(": ").append(message).append("\n");
   absl::MutexLock lock(&StderrMutex());

@@ -33,8 +33,7 @@ absl::StatusOr<std::string> ReadFile(const std::string& path, const char* what) 
   return buffer.str();
 }
 
-absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(
-    const ServerOptions& options) {
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(const ServerOptions& options) {
   if (options.insecure) return grpc::InsecureServerCredentials();
   if (options.tls.cert_file.empty() || options.tls.key_file.empty()) {
     return absl::FailedPreconditionError(
@@ -76,8 +75,8 @@ absl::Status CheckCanListen(const std::string& listen) {
   hints.ai_flags = AI_PASSIVE;
   addrinfo* result = nullptr;
   const std::string port_text = std::to_string(port);
-  if (int rc = getaddrinfo(host.empty() ? nullptr : host.c_str(), port_text.c_str(), &hints,
-                           &result);
+  if (int rc =
+          getaddrinfo(host.empty() ? nullptr : host.c_str(), port_text.c_str(), &hints, &result);
       rc != 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("cannot resolve listen address '", listen, "': ", gai_strerror(rc)));
@@ -90,10 +89,9 @@ absl::Status CheckCanListen(const std::string& listen) {
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
       const int err = errno;
-      status = absl::UnavailableError(
-          absl::StrCat("cannot listen on ", listen, ": ", std::strerror(err),
-                       err == EADDRINUSE ? " (is another evgate or service running on that port?)"
-                                         : ""));
+      status = absl::UnavailableError(absl::StrCat(
+          "cannot listen on ", listen, ": ", std::strerror(err),
+          err == EADDRINUSE ? " (is another evgate or service running on that port?)" : ""));
     }
     close(fd);
     if (!status.ok()) break;

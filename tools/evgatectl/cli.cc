@@ -1,0 +1,630 @@
+#include "tools/evgatectl/cli.h"
+
+#include <fstream>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <sstream>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/time.h"
+#include "evgate/v1/device.grpc.pb.h"
+#include "evgate/v1/load_balancer.grpc.pb.h"
+#include "evgate/v1/session.grpc.pb.h"
+#include "google/protobuf/util/json_util.h"
+#include "google/protobuf/util/time_util.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
+#include "tools/evgatectl/args.h"
+#include "tools/evgatectl/table.h"
+
+namespace evgate::ctl {
+namespace {
+
+namespace v1 = ::evgate::v1;
+using ::google::protobuf::Message;
+
+constexpr char kDefaultServer[] = "127.0.0.1:50051";
+
+constexpr char kUsage[] = R"(evgatectl — operate an evgate site controller
+
+Usage: evgatectl [--server HOST:PORT] [-o table|json] [--timeout SECONDS] [--tls-ca FILE] COMMAND
+
+Commands:
+  health                                     status of every service the server hosts
+  devices list [--kind KIND]                 devices with link health and live values
+  devices get DEVICE_ID                      one device in full
+  sessions list [--from T] [--to T] [--evse ID] [--id-tag TAG] [--state open|closed] [--limit N]
+  sessions get SESSION_ID
+  sessions start --evse ID --id-tag TAG [--mode charge|discharge]
+  sessions stop (SESSION_ID | --evse ID)
+  sessions export --format csv|json [--from T] [--to T] [--evse ID] [--id-tag TAG]
+  allocation show                            the load balancer's current allocation
+  allocation simulate --scenario FILE.json   allocation for a scenario (docs/scenario-format.md)
+
+T is RFC 3339 (2026-11-21T08:00:00Z) or a date (2026-11-21, UTC midnight).
+--server defaults to 127.0.0.1:50051. Plaintext unless --tls-ca is given.
+Exit codes: 0 ok, 1 refused/failed, 2 usage, 3 server unreachable, 4 service not hosted.
+)";
+
+// What each evgate API service is called, and what hosts it.
+struct ServiceInfo {
+  const char* full_name;
+  const char* hosted_by;
+};
+const std::map<std::string, ServiceInfo>& Services() {
+  static const auto* services = new std::map<std::string, ServiceInfo>{
+      {"devices", {"evgate.v1.DeviceDriver", "a device driver service (modbus, can, ocpp_bridge)"}},
+      {"allocation", {"evgate.v1.LoadBalancer", "the load_balancer service"}},
+      {"sessions", {"evgate.v1.SessionService", "the session service"}},
+      {"ocpp", {"evgate.v1.OcppBridge", "the ocpp_bridge service"}},
+      {"grid", {"evgate.v1.GridController", "the grid controller"}},
+  };
+  return *services;
+}
+
+// Human label of an enum value: SESSION_STATE_ACTIVE -> ACTIVE.
+std::string EnumLabel(const google::protobuf::EnumDescriptor* type, int number) {
+  const google::protobuf::EnumValueDescriptor* value = type->FindValueByNumber(number);
+  if (value == nullptr) return absl::StrCat(number);
+  std::string prefix = type->value(0)->name();
+  const std::string unspecified = "UNSPECIFIED";
+  if (prefix.size() > unspecified.size() &&
+      prefix.compare(prefix.size() - unspecified.size(), unspecified.size(), unspecified) == 0) {
+    prefix.resize(prefix.size() - unspecified.size());
+  } else {
+    prefix.clear();
+  }
+  std::string name = value->name();
+  if (!prefix.empty() && name.rfind(prefix, 0) == 0) name = name.substr(prefix.size());
+  if (number == 0) return "-";
+  return name;
+}
+
+std::string FormatTime(const google::protobuf::Timestamp& ts, bool present) {
+  if (!present) return "-";
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixSeconds(ts.seconds()),
+                          absl::UTCTimeZone());
+}
+
+std::string Fixed(double value, int decimals) { return absl::StrFormat("%.*f", decimals, value); }
+
+absl::StatusOr<google::protobuf::Timestamp> ParseTimeFlag(const std::string& flag,
+                                                          const std::string& text) {
+  absl::Time t;
+  std::string error;
+  if (!absl::ParseTime(absl::RFC3339_full, text, &t, &error) &&
+      !absl::ParseTime("%Y-%m-%d", text, absl::UTCTimeZone(), &t, &error)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--", flag, " '", text, "' is not a time; use RFC 3339 (2026-11-21T08:00:00Z) or a date"));
+  }
+  google::protobuf::Timestamp ts;
+  ts.set_seconds(absl::ToUnixSeconds(t));
+  return ts;
+}
+
+std::string ToJson(const Message& message) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = true;
+  options.preserve_proto_field_names = true;
+  std::string json;
+  (void)google::protobuf::util::MessageToJsonString(message, &json, options);
+  return json;
+}
+
+std::string PhaseText(const v1::PhaseValues& v, int decimals) {
+  auto one = [&](bool has, double x) { return has ? Fixed(x, decimals) : std::string("-"); };
+  return absl::StrCat(one(v.has_l1(), v.l1()), "/", one(v.has_l2(), v.l2()), "/",
+                      one(v.has_l3(), v.l3()));
+}
+
+class Ctl {
+ public:
+  Ctl(Args args, std::ostream& out, std::ostream& err)
+      : args_(std::move(args)), out_(out), err_(err) {}
+
+  int Run();
+
+ private:
+  // Reports a failed RPC as one line; returns the exit code.
+  int RpcFailure(const grpc::Status& status, const std::string& area);
+  int Usage(const std::string& message) {
+    err_ << "evgatectl: " << message << "\n";
+    err_ << "Run 'evgatectl --help' for usage.\n";
+    return kExitUsage;
+  }
+  std::unique_ptr<grpc::ClientContext> Context() const;
+  bool Json() const { return args_.Get("output", "table") == "json"; }
+
+  int Health();
+  int Devices();
+  int Sessions();
+  int Allocation();
+  int PrintSessions(const std::vector<v1::Session>& sessions);
+  absl::Status FillSessionFilter(v1::ListSessionsRequest* request);
+
+  Args args_;
+  std::ostream& out_;
+  std::ostream& err_;
+  std::string server_;
+  absl::Duration timeout_ = absl::Seconds(10);
+  std::shared_ptr<grpc::Channel> channel_;
+};
+
+std::unique_ptr<grpc::ClientContext> Ctl::Context() const {
+  auto context = std::make_unique<grpc::ClientContext>();
+  context->set_deadline(std::chrono::system_clock::now() + absl::ToChronoNanoseconds(timeout_));
+  return context;
+}
+
+int Ctl::RpcFailure(const grpc::Status& status, const std::string& area) {
+  switch (status.error_code()) {
+    case grpc::StatusCode::UNAVAILABLE:
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      err_ << "evgatectl: cannot reach evgate at " << server_ << ": " << status.error_message()
+           << "\n";
+      return kExitUnreachable;
+    case grpc::StatusCode::UNIMPLEMENTED: {
+      const ServiceInfo& info = Services().at(area);
+      err_ << "evgatectl: the server at " << server_ << " does not host " << info.full_name << "; '"
+           << area << "' commands need " << info.hosted_by << "\n";
+      return kExitNotHosted;
+    }
+    default:
+      err_ << "evgatectl: "
+           << absl::AsciiStrToLower(
+                  absl::StatusCodeToString(static_cast<absl::StatusCode>(status.error_code())))
+           << ": " << status.error_message() << "\n";
+      return kExitFailure;
+  }
+}
+
+int Ctl::Run() {
+  if (args_.Has("help") || args_.words.empty()) {
+    (args_.words.empty() && !args_.Has("help") ? err_ : out_) << kUsage;
+    return args_.Has("help") ? kExitOk : kExitUsage;
+  }
+  const std::string output = args_.Get("output", "table");
+  if (output != "table" && output != "json") {
+    return Usage(absl::StrCat("-o must be table or json, not '", output, "'"));
+  }
+  if (args_.Has("timeout")) {
+    double seconds = 0;
+    if (!absl::SimpleAtod(args_.Get("timeout"), &seconds) || seconds <= 0) {
+      return Usage("--timeout must be a positive number of seconds");
+    }
+    timeout_ = absl::Seconds(seconds);
+  }
+  server_ = args_.Get("server", kDefaultServer);
+  std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
+  if (args_.Has("tls-ca")) {
+    std::ifstream in(args_.Get("tls-ca"));
+    if (!in) return Usage(absl::StrCat("cannot read --tls-ca file ", args_.Get("tls-ca")));
+    std::stringstream pem;
+    pem << in.rdbuf();
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = pem.str();
+    credentials = grpc::SslCredentials(ssl);
+  }
+  channel_ = grpc::CreateChannel(server_, credentials);
+
+  const std::string& area = args_.words[0];
+  if (area == "health") return Health();
+  if (area == "devices") return Devices();
+  if (area == "sessions") return Sessions();
+  if (area == "allocation") return Allocation();
+  return Usage(absl::StrCat("unknown command '", area, "'"));
+}
+
+int Ctl::Health() {
+  if (auto s = CheckFlags(args_, {"server", "output", "timeout", "tls-ca"}, "health"); !s.ok()) {
+    return Usage(std::string(s.message()));
+  }
+  auto stub = grpc::health::v1::Health::NewStub(channel_);
+  std::vector<std::pair<std::string, std::string>> rows;
+  bool all_serving = true;
+  std::vector<std::string> names = {""};
+  for (const auto& [area, info] : Services()) names.push_back(info.full_name);
+  for (const std::string& name : names) {
+    grpc::health::v1::HealthCheckRequest request;
+    request.set_service(name);
+    grpc::health::v1::HealthCheckResponse response;
+    auto context = Context();
+    grpc::Status status = stub->Check(context.get(), request, &response);
+    if (status.error_code() == grpc::StatusCode::NOT_FOUND) continue;  // not hosted here
+    if (!status.ok()) {
+      if (status.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
+        err_ << "evgatectl: the server at " << server_ << " has no health service\n";
+        return kExitNotHosted;
+      }
+      return RpcFailure(status, "devices");
+    }
+    const std::string label = EnumLabel(
+        grpc::health::v1::HealthCheckResponse::ServingStatus_descriptor(), response.status());
+    if (response.status() != grpc::health::v1::HealthCheckResponse::SERVING) all_serving = false;
+    rows.emplace_back(
+        name.empty() ? "(server)" : name,
+        response.status() == grpc::health::v1::HealthCheckResponse::SERVING ? "SERVING" : label);
+  }
+  if (Json()) {
+    out_ << "{\n  \"server\": \"" << server_ << "\",\n  \"services\": {";
+    for (size_t i = 0; i < rows.size(); ++i) {
+      out_ << (i ? "," : "") << "\n    \"" << rows[i].first << "\": \"" << rows[i].second << "\"";
+    }
+    out_ << "\n  }\n}\n";
+  } else {
+    Table table({"SERVICE", "STATUS"});
+    for (const auto& [name, status] : rows) table.AddRow({name, status});
+    table.PrintText(out_);
+  }
+  return all_serving ? kExitOk : kExitFailure;
+}
+
+int Ctl::Devices() {
+  const std::string verb = args_.words.size() > 1 ? args_.words[1] : "";
+  auto stub = v1::DeviceDriver::NewStub(channel_);
+  if (verb == "list") {
+    if (auto s =
+            CheckFlags(args_, {"server", "output", "timeout", "tls-ca", "kind"}, "devices list");
+        !s.ok()) {
+      return Usage(std::string(s.message()));
+    }
+    v1::ListDevicesRequest request;
+    if (args_.Has("kind")) {
+      const std::string wanted = "DEVICE_KIND_" + absl::AsciiStrToUpper(args_.Get("kind"));
+      v1::DeviceKind kind;
+      if (!v1::DeviceKind_Parse(wanted, &kind)) {
+        return Usage(absl::StrCat("unknown --kind '", args_.Get("kind"), "'"));
+      }
+      request.set_kind(kind);
+    }
+    std::vector<v1::DeviceState> devices;
+    do {
+      v1::ListDevicesResponse response;
+      auto context = Context();
+      grpc::Status status = stub->ListDevices(context.get(), request, &response);
+      if (!status.ok()) return RpcFailure(status, "devices");
+      devices.insert(devices.end(), response.devices().begin(), response.devices().end());
+      request.set_page_token(response.next_page_token());
+    } while (!request.page_token().empty());
+    if (Json()) {
+      v1::ListDevicesResponse all;
+      for (auto& d : devices) *all.add_devices() = d;
+      out_ << ToJson(all) << "\n";
+      return kExitOk;
+    }
+    Table table({"DEVICE", "KIND", "PROFILE", "BUS", "ADDR", "LINK", "LAST SEEN", "EVSES"});
+    for (const v1::DeviceState& d : devices) {
+      std::vector<std::string> evses;
+      for (const v1::EvseState& e : d.evses()) {
+        std::string text = absl::StrCat(
+            e.evse_id(), ":", EnumLabel(v1::ConnectorStatus_descriptor(), e.connector_status()));
+        if (e.measurements().has_power_w()) {
+          absl::StrAppend(&text, " ", Fixed(e.measurements().power_w() / 1000.0, 1), "kW");
+        }
+        evses.push_back(text);
+      }
+      if (d.has_meter()) evses.push_back("meter");
+      table.AddRow({d.device_id(), EnumLabel(v1::DeviceKind_descriptor(), d.kind()), d.profile(),
+                    d.bus_id(), d.address(), d.link().stale() ? "STALE" : "ok",
+                    FormatTime(d.link().last_seen(), d.link().has_last_seen()),
+                    evses.empty() ? "-" : absl::StrJoin(evses, ", ")});
+    }
+    table.PrintText(out_);
+    return kExitOk;
+  }
+  if (verb == "get") {
+    if (auto s = CheckFlags(args_, {"server", "output", "timeout", "tls-ca"}, "devices get");
+        !s.ok()) {
+      return Usage(std::string(s.message()));
+    }
+    if (args_.words.size() != 3) return Usage("usage: evgatectl devices get DEVICE_ID");
+    v1::GetDeviceRequest request;
+    request.set_device_id(args_.words[2]);
+    v1::GetDeviceResponse response;
+    auto context = Context();
+    grpc::Status status = stub->GetDevice(context.get(), request, &response);
+    if (!status.ok()) return RpcFailure(status, "devices");
+    // A device has too many facets for one table; both forms print it whole.
+    out_ << ToJson(response.device()) << "\n";
+    return kExitOk;
+  }
+  return Usage("usage: evgatectl devices list|get");
+}
+
+absl::Status Ctl::FillSessionFilter(v1::ListSessionsRequest* request) {
+  if (args_.Has("from")) {
+    auto t = ParseTimeFlag("from", args_.Get("from"));
+    if (!t.ok()) return t.status();
+    *request->mutable_start_time_from() = *t;
+  }
+  if (args_.Has("to")) {
+    auto t = ParseTimeFlag("to", args_.Get("to"));
+    if (!t.ok()) return t.status();
+    *request->mutable_start_time_to() = *t;
+  }
+  request->set_evse_id(args_.Get("evse"));
+  request->set_id_tag(args_.Get("id-tag"));
+  if (args_.Has("state")) {
+    const std::string state = args_.Get("state");
+    if (state == "open") {
+      request->set_state(v1::SESSION_STATE_FILTER_OPEN);
+    } else if (state == "closed") {
+      request->set_state(v1::SESSION_STATE_FILTER_CLOSED);
+    } else {
+      return absl::InvalidArgumentError("--state must be open or closed");
+    }
+  }
+  return absl::OkStatus();
+}
+
+int Ctl::PrintSessions(const std::vector<v1::Session>& sessions) {
+  if (Json()) {
+    v1::ListSessionsResponse all;
+    for (const auto& s : sessions) *all.add_sessions() = s;
+    out_ << ToJson(all) << "\n";
+    return kExitOk;
+  }
+  Table table({"SESSION", "EVSE", "ID TAG", "STATE", "START", "END", "ENERGY kWh", "POWER kW",
+               "STOP REASON"});
+  for (const v1::Session& s : sessions) {
+    table.AddRow({s.session_id(), s.evse_id(), s.id_tag().empty() ? "-" : s.id_tag(),
+                  EnumLabel(v1::SessionState_descriptor(), s.state()),
+                  FormatTime(s.start_time(), s.has_start_time()),
+                  FormatTime(s.end_time(), s.has_end_time()),
+                  Fixed(s.energy_charged_wh() / 1000.0, 3), Fixed(s.power_w() / 1000.0, 2),
+                  EnumLabel(v1::StopReason_descriptor(), s.stop_reason())});
+  }
+  table.PrintText(out_);
+  return kExitOk;
+}
+
+// The CSV that operators bill from: one row per session, stable column names,
+// energies in Wh, times in UTC RFC 3339.
+void PrintSessionsCsv(const std::vector<v1::Session>& sessions, std::ostream& out) {
+  Table table({"session_id", "evse_id", "station_id", "connector_id", "id_tag", "state", "mode",
+               "start_time", "end_time", "start_mode", "stop_reason", "vendor_stop_code",
+               "vendor_stop_description", "meter_start_wh", "meter_stop_wh", "energy_charged_wh",
+               "energy_discharged_wh", "peak_power_w"});
+  auto time = [](const google::protobuf::Timestamp& ts, bool present) {
+    return present ? google::protobuf::util::TimeUtil::ToString(ts) : std::string();
+  };
+  // An unset enum is an empty cell in CSV, not the table's "-".
+  auto label = [](const google::protobuf::EnumDescriptor* type, int number) {
+    return number == 0 ? std::string() : EnumLabel(type, number);
+  };
+  for (const v1::Session& s : sessions) {
+    table.AddRow(
+        {s.session_id(), s.evse_id(), s.station_id(), absl::StrCat(s.connector_id()), s.id_tag(),
+         label(v1::SessionState_descriptor(), s.state()),
+         label(v1::ChargeMode_descriptor(), s.mode()), time(s.start_time(), s.has_start_time()),
+         time(s.end_time(), s.has_end_time()), label(v1::StartMode_descriptor(), s.start_mode()),
+         label(v1::StopReason_descriptor(), s.stop_reason()), s.vendor_stop_code(),
+         s.vendor_stop_description(), Fixed(s.meter_start_wh(), 1),
+         s.has_meter_stop_wh() ? Fixed(s.meter_stop_wh(), 1) : "", Fixed(s.energy_charged_wh(), 1),
+         Fixed(s.energy_discharged_wh(), 1), Fixed(s.peak_power_w(), 0)});
+  }
+  table.PrintCsv(out);
+}
+
+int Ctl::Sessions() {
+  const std::string verb = args_.words.size() > 1 ? args_.words[1] : "";
+  auto stub = v1::SessionService::NewStub(channel_);
+  const std::set<std::string> common = {"server", "output", "timeout", "tls-ca"};
+  auto allowed = [&](std::set<std::string> extra) {
+    extra.insert(common.begin(), common.end());
+    return extra;
+  };
+  if (verb == "list" || verb == "export") {
+    auto flags = verb == "list" ? allowed({"from", "to", "evse", "id-tag", "state", "limit"})
+                                : allowed({"from", "to", "evse", "id-tag", "state", "format"});
+    if (auto s = CheckFlags(args_, flags, "sessions " + verb); !s.ok()) {
+      return Usage(std::string(s.message()));
+    }
+    std::string format;
+    if (verb == "export") {
+      format = args_.Get("format");
+      if (format != "csv" && format != "json") return Usage("--format must be csv or json");
+    }
+    v1::ListSessionsRequest request;
+    if (auto s = FillSessionFilter(&request); !s.ok()) return Usage(std::string(s.message()));
+    int64_t limit = verb == "list" ? 50 : -1;
+    if (args_.Has("limit") && (!absl::SimpleAtoi(args_.Get("limit"), &limit) || limit <= 0)) {
+      return Usage("--limit must be a positive number");
+    }
+    request.set_page_size(500);
+    std::vector<v1::Session> sessions;
+    do {
+      v1::ListSessionsResponse response;
+      auto context = Context();
+      grpc::Status status = stub->ListSessions(context.get(), request, &response);
+      if (!status.ok()) return RpcFailure(status, "sessions");
+      for (const auto& s : response.sessions()) {
+        if (limit >= 0 && static_cast<int64_t>(sessions.size()) >= limit) break;
+        sessions.push_back(s);
+      }
+      request.set_page_token(response.next_page_token());
+    } while (!request.page_token().empty() &&
+             (limit < 0 || static_cast<int64_t>(sessions.size()) < limit));
+    if (format == "csv") {
+      PrintSessionsCsv(sessions, out_);
+      return kExitOk;
+    }
+    if (format == "json") args_.flags["output"] = "json";
+    return PrintSessions(sessions);
+  }
+  if (verb == "get") {
+    if (auto s = CheckFlags(args_, common, "sessions get"); !s.ok()) {
+      return Usage(std::string(s.message()));
+    }
+    if (args_.words.size() != 3) return Usage("usage: evgatectl sessions get SESSION_ID");
+    v1::GetSessionRequest request;
+    request.set_session_id(args_.words[2]);
+    v1::GetSessionResponse response;
+    auto context = Context();
+    grpc::Status status = stub->GetSession(context.get(), request, &response);
+    if (!status.ok()) return RpcFailure(status, "sessions");
+    if (Json()) {
+      out_ << ToJson(response.session()) << "\n";
+      return kExitOk;
+    }
+    return PrintSessions({response.session()});
+  }
+  if (verb == "start") {
+    if (auto s = CheckFlags(args_, allowed({"evse", "id-tag", "mode"}), "sessions start");
+        !s.ok()) {
+      return Usage(std::string(s.message()));
+    }
+    if (!args_.Has("evse") || !args_.Has("id-tag")) {
+      return Usage(
+          "usage: evgatectl sessions start --evse ID --id-tag TAG [--mode charge|discharge]");
+    }
+    v1::StartSessionRequest request;
+    request.set_evse_id(args_.Get("evse"));
+    request.set_id_tag(args_.Get("id-tag"));
+    if (args_.Has("mode")) {
+      const std::string mode = args_.Get("mode");
+      if (mode == "charge") {
+        request.set_mode(v1::CHARGE_MODE_CHARGE);
+      } else if (mode == "discharge") {
+        request.set_mode(v1::CHARGE_MODE_DISCHARGE);
+      } else {
+        return Usage("--mode must be charge or discharge");
+      }
+    }
+    v1::StartSessionResponse response;
+    auto context = Context();
+    grpc::Status status = stub->StartSession(context.get(), request, &response);
+    if (!status.ok()) return RpcFailure(status, "sessions");
+    if (Json()) {
+      out_ << ToJson(response.session()) << "\n";
+      return kExitOk;
+    }
+    return PrintSessions({response.session()});
+  }
+  if (verb == "stop") {
+    if (auto s = CheckFlags(args_, allowed({"evse"}), "sessions stop"); !s.ok()) {
+      return Usage(std::string(s.message()));
+    }
+    v1::StopSessionRequest request;
+    if (args_.words.size() == 3 && !args_.Has("evse")) {
+      request.set_session_id(args_.words[2]);
+    } else if (args_.words.size() == 2 && args_.Has("evse")) {
+      request.set_evse_id(args_.Get("evse"));
+    } else {
+      return Usage("usage: evgatectl sessions stop (SESSION_ID | --evse ID)");
+    }
+    request.set_reason(v1::STOP_REASON_REMOTE);
+    v1::StopSessionResponse response;
+    auto context = Context();
+    grpc::Status status = stub->StopSession(context.get(), request, &response);
+    if (!status.ok()) return RpcFailure(status, "sessions");
+    if (Json()) {
+      out_ << ToJson(response.session()) << "\n";
+      return kExitOk;
+    }
+    return PrintSessions({response.session()});
+  }
+  return Usage("usage: evgatectl sessions list|get|start|stop|export");
+}
+
+void PrintAllocation(const v1::Allocation& allocation, std::ostream& out) {
+  if (allocation.failsafe()) out << "FAILSAFE: the grid meter is stale; EVSEs at failsafe\n";
+  Table evses({"EVSE", "SETPOINT", "PHASES A (L1/L2/L3)", "PAUSED", "LIMITED BY"});
+  for (const v1::EvseAllocation& e : allocation.evses()) {
+    std::string setpoint = e.has_current_a() ? Fixed(e.current_a(), 1) + " A"
+                           : e.has_power_w() ? Fixed(e.power_w() / 1000.0, 2) + " kW"
+                                             : "-";
+    std::string limited = "-";
+    if (e.has_limited_by() && e.limited_by().kind() != 0) {
+      limited = EnumLabel(v1::ConstraintKind_descriptor(), e.limited_by().kind());
+      if (!e.limited_by().circuit_id().empty()) {
+        absl::StrAppend(&limited, " ", e.limited_by().circuit_id());
+      }
+      if (e.limited_by().phase() != 0) {
+        absl::StrAppend(&limited, " ", EnumLabel(v1::Phase_descriptor(), e.limited_by().phase()));
+      }
+      if (!e.limited_by().station_id().empty()) {
+        absl::StrAppend(&limited, " ", e.limited_by().station_id());
+      }
+    }
+    evses.AddRow(
+        {e.evse_id(), setpoint, e.has_phase_current_a() ? PhaseText(e.phase_current_a(), 1) : "-",
+         e.paused() ? EnumLabel(v1::PauseReason_descriptor(), e.pause_reason()) : "no", limited});
+  }
+  evses.PrintText(out);
+  out << "\n";
+  Table circuits({"CIRCUIT", "LOAD A (L1/L2/L3)", "HEADROOM A (L1/L2/L3)"});
+  for (const v1::CircuitLoad& c : allocation.circuits()) {
+    circuits.AddRow({c.circuit_id(), PhaseText(c.load_a(), 1), PhaseText(c.headroom_a(), 1)});
+  }
+  circuits.PrintText(out);
+}
+
+int Ctl::Allocation() {
+  const std::string verb = args_.words.size() > 1 ? args_.words[1] : "";
+  auto stub = v1::LoadBalancer::NewStub(channel_);
+  if (verb == "show") {
+    if (auto s = CheckFlags(args_, {"server", "output", "timeout", "tls-ca"}, "allocation show");
+        !s.ok()) {
+      return Usage(std::string(s.message()));
+    }
+    v1::GetSiteStatusResponse response;
+    auto context = Context();
+    grpc::Status status = stub->GetSiteStatus(context.get(), {}, &response);
+    if (!status.ok()) return RpcFailure(status, "allocation");
+    if (Json()) {
+      out_ << ToJson(response) << "\n";
+      return kExitOk;
+    }
+    PrintAllocation(response.allocation(), out_);
+    return kExitOk;
+  }
+  if (verb == "simulate") {
+    if (auto s = CheckFlags(args_, {"server", "output", "timeout", "tls-ca", "scenario"},
+                            "allocation simulate");
+        !s.ok()) {
+      return Usage(std::string(s.message()));
+    }
+    if (!args_.Has("scenario")) {
+      return Usage("usage: evgatectl allocation simulate --scenario FILE.json");
+    }
+    std::ifstream in(args_.Get("scenario"));
+    if (!in) return Usage(absl::StrCat("cannot read scenario file ", args_.Get("scenario")));
+    std::stringstream text;
+    text << in.rdbuf();
+    v1::SimulateRequest request;
+    request.set_scenario_json(text.str());
+    v1::SimulateResponse response;
+    auto context = Context();
+    grpc::Status status = stub->Simulate(context.get(), request, &response);
+    if (!status.ok()) return RpcFailure(status, "allocation");
+    // The scenario format's own output is the JSON form (docs/scenario-format.md).
+    if (args_.Get("output", "json") == "table") {
+      PrintAllocation(response.allocation(), out_);
+    } else {
+      out_ << response.allocation_json() << "\n";
+    }
+    return kExitOk;
+  }
+  return Usage("usage: evgatectl allocation show|simulate");
+}
+
+}  // namespace
+
+int RunCli(const std::vector<std::string>& argv, std::ostream& out, std::ostream& err) {
+  auto args = ParseArgs(argv, {"help"});
+  if (!args.ok()) {
+    err << "evgatectl: " << args.status().message() << "\n";
+    return kExitUsage;
+  }
+  return Ctl(*std::move(args), out, err).Run();
+}
+
+}  // namespace evgate::ctl
