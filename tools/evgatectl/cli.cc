@@ -21,7 +21,7 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
-#include "tools/evgatectl/args.h"
+#include "runtime/args.h"
 #include "tools/evgatectl/table.h"
 
 namespace evgate::ctl {

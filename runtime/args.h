@@ -1,12 +1,12 @@
-// Command-line parsing for evgatectl: positional words (the command path and
-// its arguments) and --flags, in any order.
+// Command-line parsing shared by evgate and evgatectl: positional words (the
+// command path and its arguments) and --flags, in any order.
 //
 //   evgatectl sessions export --format csv --from 2026-11-01 -o json
 //   -> words {"sessions", "export"}, flags {format: csv, from: 2026-11-01, o: json}
 //
 // Thread-compatible value type.
-#ifndef EVGATE_TOOLS_EVGATECTL_ARGS_H_
-#define EVGATE_TOOLS_EVGATECTL_ARGS_H_
+#ifndef EVGATE_RUNTIME_ARGS_H_
+#define EVGATE_RUNTIME_ARGS_H_
 
 #include <map>
 #include <set>
@@ -15,7 +15,7 @@
 
 #include "absl/status/statusor.h"
 
-namespace evgate::ctl {
+namespace evgate {
 
 struct Args {
   std::vector<std::string> words;
@@ -34,6 +34,6 @@ absl::StatusOr<Args> ParseArgs(const std::vector<std::string>& argv,
 absl::Status CheckFlags(const Args& args, const std::set<std::string>& allowed,
                         const std::string& command);
 
-}  // namespace evgate::ctl
+}  // namespace evgate
 
-#endif  // EVGATE_TOOLS_EVGATECTL_ARGS_H_
+#endif  // EVGATE_RUNTIME_ARGS_H_

@@ -1,10 +1,10 @@
-#include "tools/evgatectl/args.h"
+#include "runtime/args.h"
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 
-namespace evgate::ctl {
+namespace evgate {
 
 std::string Args::Get(const std::string& name, const std::string& fallback) const {
   auto it = flags.find(name);
@@ -67,4 +67,4 @@ absl::Status CheckFlags(const Args& args, const std::set<std::string>& allowed,
   return absl::OkStatus();
 }
 
-}  // namespace evgate::ctl
+}  // namespace evgate
