@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# End to end: the evgate binary and evgatectl as an operator uses them.
+# validate (good and broken site), run the demo site, health over gRPC from
+# evgatectl and from a third-party client (python3-grpcio), simulate through
+# the API, a taken port, an unavailable service, graceful SIGTERM.
+set -uo pipefail
+
+runfiles="${TEST_SRCDIR}/${TEST_WORKSPACE}"
+evgate="$runfiles/gateway/evgate"
+ctl="$runfiles/tools/evgatectl/evgatectl"
+demo="$runfiles/gateway/sites/demo.yaml"
+tmp="${TEST_TMPDIR}"
+failures=0
+
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+expect_code() {  # expected actual what
+  [ "$1" -eq "$2" ] || fail "$3: exit code $2, expected $1"
+}
+
+# --- validate -----------------------------------------------------------
+out=$("$evgate" validate "$demo" 2>&1); code=$?
+expect_code 0 $code "validate demo"
+[ "$out" = "OK" ] || fail "validate demo printed: $out"
+
+cat > "$tmp/broken.yaml" <<'YAML'
+site:
+  id: broken
+grid:
+  fuse_limit_a: [63, 63, 63]
+  nominal_voltage_v: 230
+circuits:
+  - id: garage
+    parent: nowhere
+    limit_a: 32
+YAML
+out=$("$evgate" validate "$tmp/broken.yaml" 2>&1); code=$?
+expect_code 1 $code "validate broken"
+echo "$out" | grep -q "broken.yaml:8: circuits\[0\].parent: " || fail "no file:line error for the unknown parent: $out"
+
+# --- run the demo -------------------------------------------------------
+"$evgate" run --site "$demo" --listen 127.0.0.1:0 >"$tmp/evgate.log" 2>&1 &
+pid=$!
+port=""
+for _ in $(seq 1 100); do
+  port=$(sed -n 's/.*listening on .* (port \([0-9]*\),.*/\1/p' "$tmp/evgate.log" | head -1)
+  [ -n "$port" ] && break
+  kill -0 $pid 2>/dev/null || break
+  sleep 0.1
+done
+if [ -z "$port" ]; then
+  fail "evgate did not start listening"; cat "$tmp/evgate.log"; exit 1
+fi
+server="127.0.0.1:$port"
+
+out=$("$ctl" --server "$server" health 2>&1); code=$?
+expect_code 0 $code "evgatectl health"
+echo "$out" | grep -Eq '^\(server\) +SERVING$' || fail "server not SERVING: $out"
+echo "$out" | grep -Eq '^evgate.v1.LoadBalancer +SERVING$' || fail "LoadBalancer not SERVING: $out"
+
+# A third-party gRPC client (Debian's python3-grpcio) sees the same health.
+/usr/bin/python3 - "$server" <<'PY' || fail "python3-grpcio health check"
+import sys, grpc
+channel = grpc.insecure_channel(sys.argv[1])
+check = channel.unary_unary("/grpc.health.v1.Health/Check",
+                            request_serializer=lambda name: b"\x0a" + bytes([len(name)]) + name.encode(),
+                            response_deserializer=lambda raw: raw)
+reply = check("evgate.v1.LoadBalancer", timeout=5)
+assert reply == b"\x08\x01", reply  # status: SERVING
+PY
+
+# Simulate through the API: wb1 on a 3x32 A unmetered garage, grid 63 A with
+# 40/22/18 A measured of which wb1 draws 10 A per phase.
+cat > "$tmp/scenario.json" <<'JSON'
+{"grid": {"limit_a": [63, 63, 63], "nominal_voltage_v": 230, "measured_a": [40, 22, 18],
+          "meter_age_s": 0.4, "meter_timeout_s": 3},
+ "margin_a": 0,
+ "circuits": [{"id": "garage", "parent": "grid", "limit_a": [32, 32, 32], "measured_a": null}],
+ "evses": [{"id": "wb1", "circuit": "garage", "type": "ac", "phases": ["L1", "L2", "L3"],
+            "min_a": 6, "max_a": 32, "step_a": 0.1, "active": true, "measured_a": [10, 10, 10]}]}
+JSON
+out=$("$ctl" --server "$server" allocation simulate --scenario "$tmp/scenario.json" 2>&1); code=$?
+expect_code 0 $code "allocation simulate"
+echo "$out" | /usr/bin/python3 -c '
+import json, sys
+a = json.load(sys.stdin)
+assert a["failsafe"] is False, a
+wb1 = [e for e in a["evses"] if e["id"] == "wb1"][0]
+# Base load on L1 is 40 - 10 = 30 A, so L1 allows 33 A; the garage (32 A) and
+# the wallbox maximum (32 A) bind first.
+assert wb1["current_a"] == 32.0 and wb1["paused"] is False, wb1
+' || fail "simulate result: $out"
+
+echo '{"grid": {"limit_a": "lots"}}' > "$tmp/bad.json"
+out=$("$ctl" --server "$server" allocation simulate --scenario "$tmp/bad.json" 2>&1); code=$?
+expect_code 1 $code "simulate malformed scenario"
+echo "$out" | grep -q "invalid_argument: .*grid.limit_a" || fail "malformed scenario error: $out"
+
+# The demo says honestly what it cannot do yet.
+grep -q "no device reports live data" "$tmp/evgate.log" || fail "demo does not say devices are not simulated"
+
+# A second evgate on the same port: clear error, exit 3.
+out=$("$evgate" run --site "$demo" --listen "$server" 2>&1); code=$?
+expect_code 3 $code "second evgate on a taken port"
+echo "$out" | grep -q "Address already in use" || fail "taken port message: $out"
+
+# --- shutdown -------------------------------------------------------------
+kill -TERM $pid
+code=0
+for _ in $(seq 1 50); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
+if kill -0 $pid 2>/dev/null; then fail "evgate ignored SIGTERM"; kill -KILL $pid; fi
+wait $pid; code=$?
+expect_code 0 $code "evgate after SIGTERM"
+grep -q "stopped" "$tmp/evgate.log" || fail "no orderly shutdown in the log"
+
+out=$("$ctl" --server "$server" --timeout 2 health 2>&1); code=$?
+expect_code 3 $code "evgatectl against a stopped server"
+echo "$out" | grep -q "cannot reach evgate at $server" || fail "unreachable message: $out"
+
+# --- services not in this build, bad config -------------------------------
+out=$("$evgate" run --site "$demo" --services session 2>&1); code=$?
+expect_code 2 $code "run an unavailable service"
+echo "$out" | grep -q "not part of this build yet" || fail "unavailable service message: $out"
+
+out=$("$evgate" run --site "$tmp/broken.yaml" 2>&1); code=$?
+expect_code 1 $code "run a broken site"
+echo "$out" | grep -q "nothing started" || fail "broken site message: $out"
+
+if [ $failures -ne 0 ]; then
+  echo "--- evgate log"; cat "$tmp/evgate.log"
+  exit 1
+fi
+echo "all end-to-end checks passed"

@@ -1,0 +1,73 @@
+#include "gateway/service_catalog.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "services/load_balancer/load_balancer_service.h"
+
+namespace evgate::gateway {
+
+const std::vector<ServiceEntry>& ServiceCatalog() {
+  static const auto* catalog = new std::vector<ServiceEntry>{
+      {"simulator", "simulated meters, wallboxes and boxes for demo sites", nullptr,
+       "device simulators are not part of this build yet (device drivers work, issue #4)"},
+      {"device_drivers", "Modbus and CAN bus owners serving DeviceDriver", nullptr,
+       "the Modbus and CAN bus owners are not part of this build yet (issue #4)"},
+      {"ocpp_bridge", "local OCPP Central System for DC chargers + upstream CSMS client", nullptr,
+       "the OCPP bridge is not part of this build yet"},
+      {"load_balancer", "allocation engine and control loop (LoadBalancer API)",
+       [](const site::SiteConfig& config) -> absl::StatusOr<std::unique_ptr<Service>> {
+         return std::unique_ptr<Service>(
+             std::make_unique<load_balancer::LoadBalancerService>(config));
+       },
+       ""},
+      {"session", "authorization, sessions and charge records (SessionService API)", nullptr,
+       "the session service is not part of this build yet (issue #5)"},
+      {"metrics_exporter", "Prometheus /metrics for Grafana", nullptr,
+       "the metrics exporter is not part of this build yet"},
+  };
+  return *catalog;
+}
+
+const ServiceEntry* FindService(const std::string& name) {
+  for (const ServiceEntry& entry : ServiceCatalog()) {
+    if (entry.name == name) return &entry;
+  }
+  return nullptr;
+}
+
+absl::StatusOr<std::vector<const ServiceEntry*>> SelectServices(const std::string& names) {
+  std::vector<std::string> available;
+  for (const ServiceEntry& entry : ServiceCatalog()) {
+    if (entry.create) available.push_back(entry.name);
+  }
+  std::vector<const ServiceEntry*> selected;
+  if (names.empty()) {
+    for (const ServiceEntry& entry : ServiceCatalog()) {
+      if (entry.create) selected.push_back(&entry);
+    }
+    return selected;
+  }
+  std::vector<std::string> wanted = absl::StrSplit(names, ',', absl::SkipWhitespace());
+  for (const ServiceEntry& entry : ServiceCatalog()) {  // catalog order = start order
+    for (const std::string& name : wanted) {
+      if (name == entry.name) {
+        if (!entry.create) {
+          return absl::UnimplementedError(
+              absl::StrCat("service '", name, "': ", entry.not_yet,
+                           "; available: ", absl::StrJoin(available, ", ")));
+        }
+        selected.push_back(&entry);
+      }
+    }
+  }
+  for (const std::string& name : wanted) {
+    if (FindService(name) == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "unknown service '", name, "'; available: ", absl::StrJoin(available, ", ")));
+    }
+  }
+  return selected;
+}
+
+}  // namespace evgate::gateway

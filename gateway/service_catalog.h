@@ -1,0 +1,44 @@
+// The services an evgate process can host, by name, and how to build each one
+// from a validated site config. `evgate run --services a,b` and the
+// per-service binaries both pick from this one list.
+//
+// Services that later work brings are listed too, without a factory, so that
+// asking for one gives an honest "not in this build yet" instead of "unknown".
+#ifndef EVGATE_GATEWAY_SERVICE_CATALOG_H_
+#define EVGATE_GATEWAY_SERVICE_CATALOG_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "runtime/service.h"
+#include "site_controller/config/site_config.h"
+
+namespace evgate::gateway {
+
+using ServiceFactory =
+    std::function<absl::StatusOr<std::unique_ptr<Service>>(const site::SiteConfig& config)>;
+
+struct ServiceEntry {
+  std::string name;         // as on the command line: "load_balancer"
+  std::string description;  // one line for `evgate services`
+  ServiceFactory create;    // empty: not part of this build yet
+  std::string not_yet;      // for entries without a factory: what is missing
+};
+
+// In start order: device drivers first, consumers after.
+const std::vector<ServiceEntry>& ServiceCatalog();
+
+// The entry named `name`, or nullptr.
+const ServiceEntry* FindService(const std::string& name);
+
+// Resolves a comma-separated `--services` value ("" = every service this
+// build has) to catalog entries. Unknown names and services not in this build
+// are errors that name what is available.
+absl::StatusOr<std::vector<const ServiceEntry*>> SelectServices(const std::string& names);
+
+}  // namespace evgate::gateway
+
+#endif  // EVGATE_GATEWAY_SERVICE_CATALOG_H_
