@@ -6,6 +6,7 @@ Prints one line per failed case and ends with "N passed, M failed". Exits 1 if
 anything failed, so a caller can combine it with Bazel's own exit status.
 """
 
+import glob
 import os
 import sys
 import xml.etree.ElementTree as ET
@@ -17,13 +18,19 @@ def main(argv):
     failures = []
     for target in targets:
         package, _, name = target.lstrip("/").partition(":")
-        report = os.path.join(testlogs, package, name, "test.xml")
-        if not os.path.exists(report):
+        target_dir = os.path.join(testlogs, package, name)
+        # A sharded test writes one report per shard.
+        reports = [os.path.join(target_dir, "test.xml")]
+        if not os.path.exists(reports[0]):
+            reports = sorted(glob.glob(os.path.join(target_dir, "shard_*_of_*", "test.xml")))
+        if not reports:
             failed += 1
             failures.append(f"{target}: no test report (did not build or did not run)")
             continue
+        cases = []
         try:
-            cases = ET.parse(report).getroot().iter("testcase")
+            for report in reports:
+                cases.extend(ET.parse(report).getroot().iter("testcase"))
         except ET.ParseError as e:
             failed += 1
             failures.append(f"{target}: unreadable test report: {e}")
