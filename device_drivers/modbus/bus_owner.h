@@ -1,0 +1,175 @@
+// The owner of one Modbus bus (an RS-485 port or a Modbus TCP link): the only
+// code that talks on it.
+//
+// It polls the meters on the bus from their register maps and serialises
+// every transaction: one request at a time, at least `inter_frame_gap` between
+// the end of one and the start of the next. Scheduling, per device:
+//   - fast registers every `poll_period`, slow ones (energy) every
+//     `slow_poll_period`; when several polls are due, the device with the
+//     higher `priority` goes first (the grid meter feeds the control loop),
+//     then fast before slow, then the longest overdue;
+//   - a failed request is retried up to `retries` times; a poll whose
+//     retries are used up is a missed poll, and the device backs off
+//     exponentially (poll period x 2^(missed-1), capped at `max_backoff`) so a
+//     dead device cannot eat the bus time of the live ones;
+//   - a device is stale when no valid fast data arrived for
+//     `stale_after_missed_polls` x `poll_period` (and until its first valid
+//     read). Stale values are kept for display but flagged.
+// A value that fails the register map's checks (NaN, infinity, out of range)
+// discards the whole read: it counts as an error with device and register in
+// `last_error`, and is never passed on.
+//
+// Time and the transport are injected: PollOnce() does at most one
+// transaction and says when the next one is due, so tests drive the owner
+// with a FakeClock and a fake transport; Start() runs the same loop on a
+// thread with the real clock.
+//
+// Thread-safety: Devices(), Device() and SetListener() are thread-safe.
+// PollOnce() must not be called concurrently with itself or while started.
+#ifndef EVGATE_DEVICE_DRIVERS_MODBUS_BUS_OWNER_H_
+#define EVGATE_DEVICE_DRIVERS_MODBUS_BUS_OWNER_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "device_drivers/modbus/modbus_transport.h"
+#include "device_drivers/modbus/register_map.h"
+#include "runtime/clock.h"
+
+namespace evgate::modbus {
+
+// One meter on the bus.
+struct PolledDevice {
+  std::string id;  // site.yaml device id
+  int unit_id = 1;
+  // The device's register map; must outlive the owner.
+  const RegisterMap* map = nullptr;
+  absl::Duration poll_period = absl::Seconds(1);
+  absl::Duration slow_poll_period = absl::Seconds(10);
+  int priority = 0;  // higher is polled first when several polls are due
+  int stale_after_missed_polls = 3;
+};
+
+struct BusOptions {
+  std::string bus_id;  // site.yaml bus id, for messages
+  // Quiet time between frames. RTU needs at least 3.5 characters
+  // (RtuInterFrameGap); slow devices may need more.
+  absl::Duration inter_frame_gap = absl::ZeroDuration();
+  int retries = 2;  // extra attempts of a failed request within one poll
+  absl::Duration max_backoff = absl::Seconds(10);
+};
+
+// 3.5 character times of an 11-bit RTU character at `baud`, at least 1.75 ms
+// above 19200 baud (Modbus over serial line spec, 2.5.1.1).
+absl::Duration RtuInterFrameGap(int baud);
+
+// Counters since the owner started (never reset).
+struct DeviceCounters {
+  uint64_t requests_total = 0;
+  uint64_t errors_total = 0;    // exception replies, malformed answers, link errors, bad values
+  uint64_t timeouts_total = 0;  // no answer in time
+  uint64_t rejected_values_total = 0;  // values that failed the map's checks
+  uint64_t missed_polls_total = 0;     // polls that failed after all retries
+  absl::Duration latency_last;         // of the last answered request
+  absl::Duration latency_max;
+  absl::Duration latency_sum;  // over `latency_count` answered requests
+  uint64_t latency_count = 0;
+};
+
+// What the owner knows about one device.
+struct DeviceStatus {
+  std::string id;
+  std::string bus_id;
+  int unit_id = 0;
+  std::string profile;                    // register map name
+  MeterValues values;                     // last valid values (all blocks merged)
+  std::optional<absl::Time> measured_at;  // of the last valid fast read
+  std::optional<absl::Time> last_seen;    // last time the device answered at all
+  bool stale = true;
+  uint32_t consecutive_failures = 0;  // missed polls in a row
+  std::string last_error;
+  std::optional<absl::Time> last_error_at;
+  DeviceCounters counters;
+};
+
+class ModbusBusOwner {
+ public:
+  // `devices` must have unique ids and a non-null map each (checked: a
+  // device without one is never polled and stays stale).
+  ModbusBusOwner(BusOptions options, std::vector<PolledDevice> devices,
+                 std::unique_ptr<ModbusTransport> transport, const Clock& clock);
+  ~ModbusBusOwner();
+  ModbusBusOwner(const ModbusBusOwner&) = delete;
+  ModbusBusOwner& operator=(const ModbusBusOwner&) = delete;
+
+  // Does at most one Modbus transaction (the most urgent due poll) and
+  // returns the time the next one is due.
+  absl::Time PollOnce();
+
+  // Runs PollOnce() on a background thread, sleeping in between, until
+  // Stop(). Stop() returns after the current transaction (at most one
+  // transport timeout) and closes the transport.
+  void Start();
+  void Stop();
+
+  std::vector<DeviceStatus> Devices() const;
+  std::optional<DeviceStatus> Device(const std::string& id) const;
+
+  // Called on the polling thread after every poll of a device and when a
+  // device turns stale, with its new status. Must not call PollOnce().
+  using Listener = std::function<void(const DeviceStatus&)>;
+  void SetListener(Listener listener);
+
+  const std::string& bus_id() const { return options_.bus_id; }
+
+ private:
+  struct Task {
+    int device;  // index into devices_
+    int block;   // index into the map's blocks
+    PollClass poll;
+    absl::Time due;
+    int attempt = 0;  // retries used by the current poll
+  };
+  struct DeviceState {
+    DeviceStatus status;
+    absl::Time backoff_until;
+    absl::Time last_valid;  // start time until the first valid read
+  };
+
+  // Marks devices stale whose data is too old; returns their indices.
+  std::vector<int> UpdateStaleLocked(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Duration StaleTimeout(const PolledDevice& device) const;
+  void Notify(const std::vector<int>& devices);
+  void Run();
+
+  const BusOptions options_;
+  const std::vector<PolledDevice> devices_;
+  const std::unique_ptr<ModbusTransport> transport_;
+  const Clock& clock_;
+
+  // Touched only by the polling thread.
+  std::vector<Task> tasks_;
+  std::optional<absl::Time> last_frame_end_;
+  int current_unit_ = -1;
+
+  mutable absl::Mutex mu_;
+  std::vector<DeviceState> state_ ABSL_GUARDED_BY(mu_);
+  Listener listener_ ABSL_GUARDED_BY(mu_);
+
+  absl::Mutex run_mu_;
+  bool stop_ ABSL_GUARDED_BY(run_mu_) = false;
+  std::thread thread_;
+};
+
+}  // namespace evgate::modbus
+
+#endif  // EVGATE_DEVICE_DRIVERS_MODBUS_BUS_OWNER_H_

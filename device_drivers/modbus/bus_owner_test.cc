@@ -1,0 +1,223 @@
+#include "device_drivers/modbus/bus_owner.h"
+
+#include <limits>
+#include <memory>
+#include <vector>
+
+#include "device_drivers/modbus/builtin_profiles.h"
+#include "device_drivers/modbus/fake_modbus_transport.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace evgate::modbus {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr int kGridUnit = 1;
+constexpr int kSubUnit = 2;
+
+const RegisterMap& Sdm630() { return **BuiltinRegisterMap("eastron_sdm630"); }
+
+void SetMeter(FakeModbusTransport& fake, int unit, float current_l1) {
+  const RegisterTable t = RegisterTable::kInput;
+  for (uint16_t a : {0x00, 0x02, 0x04}) fake.SetFloat(unit, t, a, 230);
+  fake.SetFloat(unit, t, 0x06, current_l1);
+  fake.SetFloat(unit, t, 0x08, 2);
+  fake.SetFloat(unit, t, 0x0A, 3);
+  fake.SetFloat(unit, t, 0x34, 230 * (current_l1 + 5));
+  fake.SetFloat(unit, t, 0x46, 50);
+  fake.SetFloat(unit, t, 0x48, 1000.5f);
+  fake.SetFloat(unit, t, 0x4A, 2);
+  fake.SetFloat(unit, t, 0x156, 1002.5f);
+}
+
+PolledDevice Meter(const std::string& id, int unit, int priority) {
+  PolledDevice device;
+  device.id = id;
+  device.unit_id = unit;
+  device.map = &Sdm630();
+  device.poll_period = absl::Milliseconds(100);
+  device.slow_poll_period = absl::Seconds(1);
+  device.priority = priority;
+  device.stale_after_missed_polls = 3;
+  return device;
+}
+
+class BusOwnerTest : public ::testing::Test {
+ protected:
+  BusOwnerTest() {
+    auto transport = std::make_unique<FakeModbusTransport>(&clock_, absl::Milliseconds(5),
+                                                           absl::Milliseconds(50));
+    fake_ = transport.get();
+    SetMeter(*fake_, kGridUnit, 10);
+    SetMeter(*fake_, kSubUnit, 4);
+    options_.bus_id = "rs485-1";
+    options_.inter_frame_gap = absl::Milliseconds(2);
+    options_.retries = 2;
+    options_.max_backoff = absl::Milliseconds(1600);
+    transport_ = std::move(transport);
+  }
+
+  void Build(std::vector<PolledDevice> devices) {
+    owner_ = std::make_unique<ModbusBusOwner>(options_, std::move(devices), std::move(transport_),
+                                              clock_);
+    owner_->SetListener([this](const DeviceStatus& status) {
+      if (status.stale && !stale_at_.count(status.id)) stale_at_[status.id] = clock_.Now();
+    });
+  }
+
+  // Polls like the background thread would, jumping the fake clock to the
+  // next due time.
+  void RunFor(absl::Duration duration) {
+    const absl::Time end = clock_.Now() + duration;
+    while (clock_.Now() < end) {
+      const absl::Time next = owner_->PollOnce();
+      if (next > clock_.Now()) clock_.Set(std::min(next, end));
+    }
+  }
+
+  FakeClock clock_;
+  FakeModbusTransport* fake_;
+  std::unique_ptr<ModbusTransport> transport_;
+  BusOptions options_;
+  std::unique_ptr<ModbusBusOwner> owner_;
+  std::map<std::string, absl::Time> stale_at_;
+};
+
+TEST_F(BusOwnerTest, ReadsMeterValuesAndCountsRequests) {
+  Build({Meter("grid-meter", kGridUnit, 10)});
+  EXPECT_TRUE(owner_->Device("grid-meter")->stale);  // nothing read yet
+  RunFor(absl::Milliseconds(50));
+  DeviceStatus s = *owner_->Device("grid-meter");
+  EXPECT_FALSE(s.stale);
+  EXPECT_EQ(s.values.current_a[0], 10);
+  EXPECT_EQ(s.values.voltage_v[2], 230);
+  EXPECT_EQ(s.values.total_power_w, 230 * 15);
+  EXPECT_EQ(s.values.frequency_hz, 50);
+  EXPECT_EQ(s.values.energy_import_wh, 1000500);
+  EXPECT_EQ(s.values.energy_total_wh, 1002500);
+  // fast block + two slow blocks, once each in the first 50 ms.
+  EXPECT_EQ(s.counters.requests_total, 3u);
+  EXPECT_EQ(s.counters.errors_total, 0u);
+  EXPECT_EQ(s.counters.latency_last, absl::Milliseconds(5));
+  EXPECT_EQ(s.counters.latency_count, 3u);
+}
+
+TEST_F(BusOwnerTest, PollsFastAtPollPeriodAndEnergySlowly) {
+  Build({Meter("grid-meter", kGridUnit, 10)});
+  RunFor(absl::Seconds(2));
+  int fast = 0, slow = 0;
+  for (const auto& r : fake_->requests()) (r.address == 0 ? fast : slow)++;
+  EXPECT_EQ(fast, 20);     // every 100 ms
+  EXPECT_EQ(slow, 2 * 2);  // two energy blocks every second
+}
+
+TEST_F(BusOwnerTest, HigherPriorityDeviceGoesFirstAndFastBeforeSlow) {
+  // Listed first, but lower priority.
+  Build({Meter("sub-meter", kSubUnit, 0), Meter("grid-meter", kGridUnit, 10)});
+  owner_->PollOnce();
+  owner_->PollOnce();
+  clock_.Advance(absl::Milliseconds(2));  // inter-frame gap
+  owner_->PollOnce();
+  const auto requests = fake_->requests();
+  ASSERT_GE(requests.size(), 2u);
+  EXPECT_EQ(requests[0].unit, kGridUnit);
+  EXPECT_EQ(requests[0].address, 0x0000);  // fast block first
+  EXPECT_EQ(requests[1].unit, kGridUnit);
+  EXPECT_EQ(requests[1].address, 0x0048);
+}
+
+TEST_F(BusOwnerTest, KeepsTheInterFrameGap) {
+  Build({Meter("grid-meter", kGridUnit, 10), Meter("sub-meter", kSubUnit, 0)});
+  RunFor(absl::Seconds(1));
+  const auto requests = fake_->requests();
+  ASSERT_GT(requests.size(), 10u);
+  for (size_t i = 1; i < requests.size(); ++i) {
+    // Each request takes 5 ms, then at least 2 ms of silence.
+    EXPECT_GE(requests[i].at - requests[i - 1].at, absl::Milliseconds(7)) << i;
+  }
+}
+
+TEST_F(BusOwnerTest, SilentMeterTurnsStaleWithinItsTimeout) {
+  Build({Meter("grid-meter", kGridUnit, 10)});
+  RunFor(absl::Milliseconds(500));
+  ASSERT_FALSE(owner_->Device("grid-meter")->stale);
+  const absl::Time last_valid = *owner_->Device("grid-meter")->measured_at;
+  fake_->SetSilent(kGridUnit, true);
+  RunFor(absl::Seconds(2));
+  DeviceStatus s = *owner_->Device("grid-meter");
+  ASSERT_TRUE(s.stale);
+  ASSERT_TRUE(stale_at_.count("grid-meter"));
+  // 3 missed polls x 100 ms; noticed at the latest one request timeout later.
+  EXPECT_GT(stale_at_["grid-meter"] - last_valid, absl::Milliseconds(300));
+  EXPECT_LE(stale_at_["grid-meter"] - last_valid, absl::Milliseconds(300 + 50));
+  EXPECT_GT(s.counters.timeouts_total, 0u);
+  EXPECT_THAT(s.last_error, HasSubstr("timeout"));
+  // Last known values are kept for display, flagged stale.
+  EXPECT_EQ(s.values.current_a[0], 10);
+
+  fake_->SetSilent(kGridUnit, false);
+  RunFor(absl::Seconds(2));  // within max_backoff
+  s = *owner_->Device("grid-meter");
+  EXPECT_FALSE(s.stale);
+  EXPECT_EQ(s.consecutive_failures, 0u);
+}
+
+TEST_F(BusOwnerTest, DeadDeviceBacksOffExponentiallyAndLiveOneKeepsItsRate) {
+  Build({Meter("grid-meter", kGridUnit, 10), Meter("sub-meter", kSubUnit, 0)});
+  fake_->SetSilent(kSubUnit, true);
+  RunFor(absl::Seconds(10));
+  // Start times of the sub meter's polls: the first of each 3 attempts.
+  std::vector<absl::Time> poll_starts;
+  std::vector<absl::Time> sub_requests;
+  int grid_fast = 0;
+  for (const auto& r : fake_->requests()) {
+    if (r.unit == kGridUnit && r.address == 0) ++grid_fast;
+    if (r.unit == kSubUnit) sub_requests.push_back(r.at);
+  }
+  ASSERT_EQ(sub_requests.size() % 3, 0u) << "every poll is tried 1 + 2 retries times";
+  for (size_t i = 0; i < sub_requests.size(); i += 3) poll_starts.push_back(sub_requests[i]);
+  ASSERT_GE(poll_starts.size(), 6u);
+  std::vector<absl::Duration> gaps;
+  for (size_t i = 1; i < poll_starts.size(); ++i)
+    gaps.push_back(poll_starts[i] - poll_starts[i - 1]);
+  // 100, 200, 400, 800, 1600, 1600, ... ms after each missed poll (+ its 3 x 50 ms).
+  // Non-decreasing, up to the few ms the grid meter's frames shift a poll.
+  for (size_t i = 1; i < gaps.size(); ++i) {
+    EXPECT_GE(gaps[i], gaps[i - 1] - absl::Milliseconds(20)) << i;
+  }
+  EXPECT_GE(gaps[3], 2 * gaps[1]);
+  EXPECT_LE(gaps.back(), absl::Milliseconds(1600 + 150 + 20));
+  EXPECT_GE(gaps.back(), absl::Milliseconds(1600));
+  // The dead meter costs the grid meter at most a few of its 100 polls.
+  EXPECT_GE(grid_fast, 90);
+  EXPECT_FALSE(owner_->Device("grid-meter")->stale);
+  EXPECT_TRUE(owner_->Device("sub-meter")->stale);
+  EXPECT_GE(owner_->Device("sub-meter")->consecutive_failures, 6u);
+}
+
+TEST_F(BusOwnerTest, NanValueIsRejectedCountedAndNeverPassedOn) {
+  Build({Meter("grid-meter", kGridUnit, 10)});
+  RunFor(absl::Milliseconds(50));
+  fake_->SetFloat(kGridUnit, RegisterTable::kInput, 0x08, 7);  // a valid change...
+  fake_->SetFloat(kGridUnit, RegisterTable::kInput, 0x06,      // ...with a NaN next to it
+                  std::numeric_limits<float>::quiet_NaN());
+  RunFor(absl::Milliseconds(100));
+  DeviceStatus s = *owner_->Device("grid-meter");
+  EXPECT_GE(s.counters.rejected_values_total, 1u);
+  EXPECT_GE(s.counters.errors_total, 1u);
+  EXPECT_THAT(s.last_error, HasSubstr("device grid-meter input 0x0006 current_l1: NaN rejected"));
+  EXPECT_EQ(s.values.current_a[0], 10);  // the old value, not NaN
+  EXPECT_EQ(s.values.current_a[1], 2);   // nothing from the bad answer
+  RunFor(absl::Milliseconds(500));
+  EXPECT_TRUE(owner_->Device("grid-meter")->stale);
+}
+
+TEST(RtuInterFrameGap, ThreeAndAHalfCharacters) {
+  EXPECT_EQ(RtuInterFrameGap(9600), absl::Microseconds(4010));  // 3.5 x 11 bits / 9600
+  EXPECT_EQ(RtuInterFrameGap(115200), absl::Microseconds(1750));
+}
+
+}  // namespace
+}  // namespace evgate::modbus
