@@ -194,7 +194,7 @@ absl::Time ModbusBusOwner::PollOnce() {
         task->attempt = 0;
         ++c.missed_polls_total;
         ++s.consecutive_failures;
-        const int doublings = std::min<uint32_t>(s.consecutive_failures - 1, 20);
+        const int doublings = static_cast<int>(std::min<uint32_t>(s.consecutive_failures - 1, 20));
         const absl::Duration backoff = std::min(device.poll_period * (int64_t{1} << doublings),
                                                 std::max(options_.max_backoff, device.poll_period));
         state.backoff_until = end + backoff;

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <system_error>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -67,12 +68,12 @@ std::optional<ValueType> ParseValueType(absl::string_view name) {
 }
 
 // An integer scalar in decimal or 0x hex.
-std::optional<long> ParseInteger(const YAML::Node& node) {
+std::optional<int64_t> ParseInteger(const YAML::Node& node) {
   if (!node.IsScalar()) return std::nullopt;
   const std::string& text = node.Scalar();
   char* end = nullptr;
   errno = 0;
-  const long value = std::strtol(text.c_str(), &end, 0);
+  const int64_t value = std::strtoll(text.c_str(), &end, 0);
   if (text.empty() || errno != 0 || *end != '\0') return std::nullopt;
   return value;
 }
@@ -167,7 +168,7 @@ absl::StatusOr<RegisterMap> ParseRegisterMap(absl::string_view yaml_text,
     map.description = root["description"].Scalar();
   }
   if (const YAML::Node node = root["function"]) {
-    const std::optional<long> function = ParseInteger(node);
+    const std::optional<int64_t> function = ParseInteger(node);
     if (function == 4) {
       map.table = RegisterTable::kInput;
     } else if (function == 3) {
@@ -188,7 +189,7 @@ absl::StatusOr<RegisterMap> ParseRegisterMap(absl::string_view yaml_text,
   }
   int max_gap = 0;
   if (const YAML::Node node = root["max_gap_registers"]) {
-    const std::optional<long> gap = ParseInteger(node);
+    const std::optional<int64_t> gap = ParseInteger(node);
     if (!gap || *gap < 0 || *gap > kMaxReadRegisters) {
       error(node, "max_gap_registers: must be 0-125");
     } else {
@@ -234,7 +235,7 @@ absl::StatusOr<RegisterMap> ParseRegisterMap(absl::string_view yaml_text,
                                    other.source_line));
         }
       }
-      const std::optional<long> address =
+      const std::optional<int64_t> address =
           node["address"] ? ParseInteger(node["address"]) : std::nullopt;
       if (!address || *address < 0 || *address > 0xFFFE) {
         error(node["address"] ? node["address"] : node,
@@ -319,7 +320,7 @@ absl::StatusOr<RegisterMap> LoadRegisterMapFile(const std::string& path) {
   std::ifstream in(path);
   if (!in) {
     return absl::NotFoundError(
-        absl::StrCat(path, ": cannot read register map: ", std::strerror(errno)));
+        absl::StrCat(path, ": cannot read register map: ", std::generic_category().message(errno)));
   }
   std::stringstream text;
   text << in.rdbuf();

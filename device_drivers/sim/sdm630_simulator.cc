@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 #include <set>
+#include <system_error>
 
 #include "absl/strings/str_cat.h"
 #include "device_drivers/modbus/register_map.h"
@@ -123,7 +124,9 @@ std::vector<uint16_t> Sdm630Simulator::InputRegisters() {
 absl::Status Sdm630Simulator::Listen(const std::string& host, int port) {
   if (thread_.joinable()) return absl::FailedPreconditionError("already listening");
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return absl::InternalError(absl::StrCat("socket: ", std::strerror(errno)));
+  if (fd < 0) {
+    return absl::InternalError(absl::StrCat("socket: ", std::generic_category().message(errno)));
+  }
   const int yes = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
   sockaddr_in addr{};
@@ -136,8 +139,8 @@ absl::Status Sdm630Simulator::Listen(const std::string& host, int port) {
   if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || listen(fd, 16) != 0) {
     const int error = errno;
     close(fd);
-    return absl::UnavailableError(
-        absl::StrCat("cannot listen on ", host, ":", port, ": ", std::strerror(error)));
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", host, ":", port, ": ",
+                                               std::generic_category().message(error)));
   }
   socklen_t len = sizeof addr;
   getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
