@@ -5,7 +5,8 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
-#include <queue>
+#include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -336,7 +337,7 @@ absl::Status ValidateInput(const AllocationInput& in) {
   return errors.ToStatus();
 }
 
-namespace {
+namespace internal {
 
 // ---------------------------------------------------------------------------------------------
 // The engine.
@@ -478,16 +479,50 @@ class TightHeap {
   std::vector<double> key_;
 };
 
+// std::priority_queue<T, std::vector<T>, std::greater<T>> over a caller-owned vector, so that its
+// memory is reused between runs. Same push_heap/pop_heap calls, hence the same order.
+template <typename T>
+class MinHeap {
+ public:
+  explicit MinHeap(std::vector<T>& storage) : c_(storage) { c_.clear(); }
+  bool empty() const { return c_.empty(); }
+  const T& top() const { return c_.front(); }
+  template <typename... Args>
+  void emplace(Args&&... args) {
+    c_.emplace_back(std::forward<Args>(args)...);
+    std::push_heap(c_.begin(), c_.end(), std::greater<T>());
+  }
+  void pop() {
+    std::pop_heap(c_.begin(), c_.end(), std::greater<T>());
+    c_.pop_back();
+  }
+
+ private:
+  std::vector<T>& c_;
+};
+
+// The engine is split in two: Prepare() turns the site's structure (tree, limits, EVSE wiring
+// and ranges, stations) into flat index-based tables once; Run() allocates for one snapshot of
+// the values that change (meters, activity, rotation state, SOC) and reuses every buffer, so a
+// control loop re-running it on each meter sample does no string lookups and, once warm, almost
+// no heap allocation. Run() must see an input with the structure given to Prepare().
 class Engine {
  public:
-  explicit Engine(const AllocationInput& in) : in_(in), volts_(in.grid.nominal_voltage_v) {}
+  void Prepare(const AllocationInput& in) {
+    in_ = &in;
+    volts_ = in.grid.nominal_voltage_v;
+    names_.clear();
+    BuildNodes(in);
+    BuildConstraintTemplate(in);
+    BuildStaticItems(in);
+    BuildPaths(in);
+  }
 
-  Allocation Run() {
-    BuildNodes();
+  Allocation Run(const AllocationInput& in) {
+    in_ = &in;
     BuildItems();
     ComputeBaseLoads();
     BuildConstraints();
-    BuildPaths();
     PeakShave();
     size_t begin = 0;
     while (begin < items_.size()) {
@@ -502,42 +537,138 @@ class Engine {
   }
 
  private:
-  // --- Topology and base loads. ---
-  void BuildNodes() {
-    const size_t n = in_.circuits.size() + 1;
+  // --- Structure (Prepare). ---
+  void BuildNodes(const AllocationInput& in) {
+    const size_t n = in.circuits.size() + 1;
+    std::unordered_map<std::string_view, int> node_index;
+    node_index.reserve(n);
     parent_.assign(n, -1);
     limits_.resize(n);
-    measured_.resize(n);
-    limits_[0] = in_.grid.limit_a;
-    measured_[0] = in_.grid.measured_a ? &*in_.grid.measured_a : nullptr;
-    node_index_.emplace(kGridId, 0);
-    for (size_t i = 0; i < in_.circuits.size(); ++i) {
-      node_index_.emplace(in_.circuits[i].id, static_cast<int>(i + 1));
+    limits_[0] = in.grid.limit_a;
+    node_index.emplace(kGridId, 0);
+    for (size_t i = 0; i < in.circuits.size(); ++i) {
+      node_index.emplace(in.circuits[i].id, static_cast<int>(i + 1));
     }
-    for (size_t i = 0; i < in_.circuits.size(); ++i) {
-      const Circuit& c = in_.circuits[i];
-      parent_[i + 1] = node_index_.at(c.parent);
+    for (size_t i = 0; i < in.circuits.size(); ++i) {
+      const Circuit& c = in.circuits[i];
+      parent_[i + 1] = node_index.at(c.parent);
       limits_[i + 1] = c.limit_a;
-      measured_[i + 1] = c.measured_a ? &*c.measured_a : nullptr;
+    }
+    evse_node_.resize(in.evses.size());
+    for (size_t i = 0; i < in.evses.size(); ++i) {
+      evse_node_[i] = node_index.at(in.evses[i].circuit);
     }
   }
+
+  // Constraints without their per-snapshot rooms, in the order BuildConstraints() fills them.
+  void BuildConstraintTemplate(const AllocationInput& in) {
+    template_.clear();
+    node_phase_.assign(limits_.size(), {-1, -1, -1});
+    for (size_t node = 0; node < limits_.size(); ++node) {
+      for (int p = 0; p < kPhaseCount; ++p) {
+        if (!limits_[node][p]) continue;
+        Constraint c;
+        c.kind = Kind::kNodePhase;
+        c.node = static_cast<int>(node);
+        c.phase = p;
+        node_phase_[node][p] = static_cast<int>(template_.size());
+        template_.push_back(c);
+      }
+    }
+    contract_ = -1;
+    if (in.grid.contract_power_w || in.grid.export_limit_w) {
+      Constraint c;
+      c.kind = Kind::kContract;
+      contract_ = static_cast<int>(template_.size());
+      template_.push_back(c);
+    }
+    std::unordered_map<std::string_view, int> station_index;
+    station_constraint_.clear();
+    for (size_t i = 0; i < in.stations.size(); ++i) {
+      Constraint c;
+      c.kind = Kind::kStation;
+      c.station = static_cast<int>(i);
+      station_index.emplace(in.stations[i].id, static_cast<int>(template_.size()));
+      station_constraint_.push_back(static_cast<int>(template_.size()));
+      template_.push_back(c);
+    }
+    evse_station_.assign(in.evses.size(), -1);
+    for (size_t i = 0; i < in.evses.size(); ++i) {
+      if (!in.evses[i].station.empty()) evse_station_[i] = station_index.at(in.evses[i].station);
+    }
+  }
+
+  // The parts of each EVSE's item that depend only on its structure, in input order.
+  void BuildStaticItems(const AllocationInput& in) {
+    static_items_.assign(in.evses.size(), Item{});
+    for (size_t i = 0; i < in.evses.size(); ++i) {
+      const Evse& e = in.evses[i];
+      Item& it = static_items_[i];
+      it.input = static_cast<int>(i);
+      it.evse = &e;
+      it.node = evse_node_[i];
+      it.n = static_cast<int>(e.phases.size());
+      it.volts_per_level = it.n * volts_;
+      if (e.type == EvseType::kAc) {
+        it.step = e.step_a;
+        it.q_min = StepsCeil(e.min_a, e.step_a);
+        it.q_max = StepsFloor(e.max_a, e.step_a);
+      } else {
+        it.dc_w_per_level = it.n * volts_ * e.efficiency;
+        it.step = e.step_w;
+        it.q_min = StepsCeil(e.min_w, e.step_w);
+        it.q_max = StepsFloor(e.max_w, e.step_w);
+      }
+      it.min_level = Level(it, it.q_min);
+      it.max_level = Level(it, it.q_max);
+    }
+  }
+
+  // Each EVSE's constraints: its circuit and every ancestor on each wired phase, then the
+  // contract power, then its station.
+  void BuildPaths(const AllocationInput& in) {
+    size_t total = 0;
+    for (const Item& it : static_items_) {
+      int depth = 0;
+      for (int node = it.node; node >= 0; node = parent_[node]) ++depth;
+      total += depth * it.n + 2;
+    }
+    paths_.clear();
+    paths_.reserve(total);  // no reallocation below: the ranges point into it
+    for (Item& it : static_items_) {
+      const Evse& e = in.evses[it.input];
+      const size_t first = paths_.size();
+      for (int node = it.node; node >= 0; node = parent_[node]) {
+        for (Phase ph : e.phases) paths_.emplace_back(node_phase_[node][static_cast<int>(ph)], 1.0);
+      }
+      if (contract_ >= 0) paths_.emplace_back(contract_, it.volts_per_level);
+      if (evse_station_[it.input] >= 0) {
+        paths_.emplace_back(evse_station_[it.input],
+                            e.type == EvseType::kAc ? it.volts_per_level : it.dc_w_per_level);
+      }
+      it.path = PathRange{paths_.data() + first, paths_.data() + paths_.size()};
+    }
+  }
+
+  // --- One snapshot (Run). ---
 
   // Base load per node and site phase. Sums run in rank order so that the result does not depend
   // on the input order of the EVSEs, not even in the last bit.
   void ComputeBaseLoads() {
     const size_t n = limits_.size();
-    std::vector<PhaseValues> ev(n, PhaseValues{0, 0, 0});
+    ev_.assign(n, PhaseValues{0, 0, 0});
     for (const Item& it : items_) {
       const PhaseValues m = MeasuredEvCurrent(*it.evse);
       for (int node = it.node; node >= 0; node = parent_[node]) {
-        for (int p = 0; p < kPhaseCount; ++p) ev[node][p] += m[p];
+        for (int p = 0; p < kPhaseCount; ++p) ev_[node][p] += m[p];
       }
     }
     base_raw_.assign(n, PhaseValues{0, 0, 0});
     for (size_t node = 0; node < n; ++node) {
-      if (measured_[node] == nullptr) continue;
-      for (int p = 0; p < kPhaseCount; ++p)
-        base_raw_[node][p] = (*measured_[node])[p] - ev[node][p];
+      const std::optional<PhaseValues>& measured =
+          node == 0 ? in_->grid.measured_a : in_->circuits[node - 1].measured_a;
+      if (!measured) continue;
+      for (int p = 0; p < kPhaseCount; ++p) base_raw_[node][p] = (*measured)[p] - ev_[node][p];
     }
   }
 
@@ -568,88 +699,75 @@ class Engine {
   }
 
   void BuildConstraints() {
-    const double margin = in_.margin_a;
-    node_phase_.assign(limits_.size(), {-1, -1, -1});
-    for (size_t node = 0; node < limits_.size(); ++node) {
-      for (int p = 0; p < kPhaseCount; ++p) {
-        if (!limits_[node][p]) continue;
-        Constraint c;
-        c.kind = Kind::kNodePhase;
-        c.node = static_cast<int>(node);
-        c.phase = p;
-        const double usable = *limits_[node][p] - margin;
-        c.room = usable - std::max(0.0, base_raw_[node][p]);
-        c.deficit = std::max(0.0, -c.room);
-        c.discharge_room = std::max(0.0, usable + base_raw_[node][p]);
-        node_phase_[node][p] = static_cast<int>(cons_.size());
-        cons_.push_back(std::move(c));
+    const AllocationInput& in = *in_;
+    const double margin = in.margin_a;
+    cons_.assign(template_.begin(), template_.end());
+    for (Constraint& c : cons_) {
+      switch (c.kind) {
+        case Kind::kNodePhase: {
+          const double base = base_raw_[c.node][c.phase];
+          const double usable = *limits_[c.node][c.phase] - margin;
+          c.room = usable - std::max(0.0, base);
+          c.deficit = std::max(0.0, -c.room);
+          c.discharge_room = std::max(0.0, usable + base);
+          break;
+        }
+        case Kind::kContract: {
+          double base_w = 0, raw_w = 0;
+          for (int p = 0; p < kPhaseCount; ++p) {
+            base_w += std::max(0.0, base_raw_[0][p]) * volts_;
+            raw_w += base_raw_[0][p] * volts_;
+          }
+          if (in.grid.contract_power_w) {
+            c.room = *in.grid.contract_power_w - base_w;
+            c.deficit = std::max(0.0, -c.room);
+          } else {
+            // Export limit without a contract limit: unlimited room for charging.
+            c.room = kInf;
+          }
+          if (in.grid.export_limit_w) {
+            c.discharge_room = std::max(0.0, *in.grid.export_limit_w + raw_w);
+          }
+          break;
+        }
+        case Kind::kStation:
+          c.room = in.stations[c.station].max_power_w;
+          break;
       }
     }
-    if (in_.grid.contract_power_w) {
-      Constraint c;
-      c.kind = Kind::kContract;
-      double base_w = 0, raw_w = 0;
-      for (int p = 0; p < kPhaseCount; ++p) {
-        base_w += std::max(0.0, base_raw_[0][p]) * volts_;
-        raw_w += base_raw_[0][p] * volts_;
-      }
-      c.room = *in_.grid.contract_power_w - base_w;
-      c.deficit = std::max(0.0, -c.room);
-      if (in_.grid.export_limit_w)
-        c.discharge_room = std::max(0.0, *in_.grid.export_limit_w + raw_w);
-      contract_ = static_cast<int>(cons_.size());
-      cons_.push_back(std::move(c));
-    } else if (in_.grid.export_limit_w) {
-      // Export limit without a contract limit: a contract constraint with unlimited room.
-      Constraint c;
-      c.kind = Kind::kContract;
-      double raw_w = 0;
-      for (int p = 0; p < kPhaseCount; ++p) raw_w += base_raw_[0][p] * volts_;
-      c.room = kInf;
-      c.discharge_room = std::max(0.0, *in_.grid.export_limit_w + raw_w);
-      contract_ = static_cast<int>(cons_.size());
-      cons_.push_back(std::move(c));
-    }
-    std::unordered_map<std::string_view, int> station_index;
-    for (size_t i = 0; i < in_.stations.size(); ++i) {
-      Constraint c;
-      c.kind = Kind::kStation;
-      c.station = static_cast<int>(i);
-      c.room = in_.stations[i].max_power_w;
-      station_index.emplace(in_.stations[i].id, static_cast<int>(cons_.size()));
-      cons_.push_back(std::move(c));
-    }
-    station_constraint_ = std::move(station_index);
   }
 
   void BuildItems() {
-    items_.resize(in_.evses.size());
-    const double min_run = in_.min_run_s.value_or(in_.min_pause_s);
-    for (size_t i = 0; i < in_.evses.size(); ++i) {
-      const Evse& e = in_.evses[i];
-      Item& it = items_[i];
-      it.input = static_cast<int>(i);
+    const AllocationInput& in = *in_;
+    const double min_run = in.min_run_s.value_or(in.min_pause_s);
+    // Canonical rank order: makes the result independent of the input order. (Sorting compact
+    // keys moves and touches less memory than sorting the items.)
+    keys_.clear();
+    for (size_t i = 0; i < in.evses.size(); ++i) {
+      const Evse& e = in.evses[i];
+      int tier = 1;
+      if (e.running_since_s && in.now_s - *e.running_since_s < min_run) {
+        tier = 0;
+      } else if (e.paused_since_s && in.now_s - *e.paused_since_s < in.min_pause_s) {
+        tier = 2;
+      }
+      keys_.push_back({e.priority, tier, e.session_energy_wh, e.plugged_at_s.value_or(kInf),
+                       e.connector, &e.id, static_cast<int>(i)});
+    }
+    std::sort(keys_.begin(), keys_.end(), [](const Key& a, const Key& b) {
+      if (a.priority != b.priority) return a.priority > b.priority;
+      if (a.tier != b.tier) return a.tier < b.tier;
+      if (a.energy != b.energy) return a.energy < b.energy;
+      if (a.plugged != b.plugged) return a.plugged < b.plugged;
+      if (a.connector != b.connector) return a.connector < b.connector;
+      return *a.id < *b.id;
+    });
+    items_.clear();
+    for (const Key& k : keys_) {
+      const Evse& e = in.evses[k.index];
+      Item& it = items_.emplace_back(static_items_[k.index]);
       it.evse = &e;
-      it.node = node_index_.at(e.circuit);
-      it.n = static_cast<int>(e.phases.size());
-      it.volts_per_level = it.n * volts_;
-      if (e.running_since_s && in_.now_s - *e.running_since_s < min_run) {
-        it.tier = 0;
-      } else if (e.paused_since_s && in_.now_s - *e.paused_since_s < in_.min_pause_s) {
-        it.tier = 2;
-      }
-      if (e.type == EvseType::kAc) {
-        it.step = e.step_a;
-        it.q_min = StepsCeil(e.min_a, e.step_a);
-        it.q_max = StepsFloor(e.max_a, e.step_a);
-      } else {
-        it.dc_w_per_level = it.n * volts_ * e.efficiency;
-        it.step = e.step_w;
-        it.q_min = StepsCeil(e.min_w, e.step_w);
-        it.q_max = StepsFloor(e.max_w, e.step_w);
-      }
-      it.min_level = Level(it, it.q_min);
-      it.max_level = Level(it, it.q_max);
+      it.tier = k.tier;
       if (!e.active) {
         it.reason = PauseReason::kInactive;
       } else if (e.type == EvseType::kDc && e.soc_pct && *e.soc_pct >= e.soc_max_pct) {
@@ -659,62 +777,6 @@ class Engine {
       } else {
         it.chargeable = true;
       }
-    }
-    // Canonical rank order: makes the result independent of the input order. (Sorting compact
-    // keys moves and touches less memory than sorting the items.)
-    struct Key {
-      int priority, tier;
-      double energy, plugged;
-      int connector;
-      const std::string* id;
-      int index;
-    };
-    std::vector<Key> keys;
-    keys.reserve(items_.size());
-    for (size_t i = 0; i < items_.size(); ++i) {
-      const Evse& e = *items_[i].evse;
-      keys.push_back({e.priority, items_[i].tier, e.session_energy_wh,
-                      e.plugged_at_s.value_or(kInf), e.connector, &e.id, static_cast<int>(i)});
-    }
-    std::sort(keys.begin(), keys.end(), [](const Key& a, const Key& b) {
-      if (a.priority != b.priority) return a.priority > b.priority;
-      if (a.tier != b.tier) return a.tier < b.tier;
-      if (a.energy != b.energy) return a.energy < b.energy;
-      if (a.plugged != b.plugged) return a.plugged < b.plugged;
-      if (a.connector != b.connector) return a.connector < b.connector;
-      return *a.id < *b.id;
-    });
-    std::vector<int> order;
-    order.reserve(keys.size());
-    for (const Key& k : keys) order.push_back(k.index);
-    std::vector<Item> sorted;
-    sorted.reserve(items_.size());
-    for (int i : order) sorted.push_back(std::move(items_[i]));
-    items_ = std::move(sorted);
-  }
-
-  // Each EVSE's constraints: its circuit and every ancestor on each wired phase, then the
-  // contract power, then its station.
-  void BuildPaths() {
-    size_t total = 0;
-    for (const Item& it : items_) {
-      int depth = 0;
-      for (int node = it.node; node >= 0; node = parent_[node]) ++depth;
-      total += depth * it.evse->phases.size() + 2;
-    }
-    paths_.reserve(total);  // no reallocation below: the ranges point into it
-    for (Item& it : items_) {
-      const Evse& e = *it.evse;
-      const size_t first = paths_.size();
-      for (int node = it.node; node >= 0; node = parent_[node]) {
-        for (Phase ph : e.phases) paths_.emplace_back(node_phase_[node][static_cast<int>(ph)], 1.0);
-      }
-      if (contract_ >= 0) paths_.emplace_back(contract_, it.volts_per_level);
-      if (!e.station.empty()) {
-        paths_.emplace_back(station_constraint_.at(e.station),
-                            e.type == EvseType::kAc ? it.volts_per_level : it.dc_w_per_level);
-      }
-      it.path = PathRange{paths_.data() + first, paths_.data() + paths_.size()};
     }
   }
 
@@ -801,7 +863,8 @@ class Engine {
   }
 
   void AllocateClass(size_t begin, size_t end) {
-    std::vector<int> admitted;
+    std::vector<int>& admitted = admitted_;
+    admitted.clear();
     for (size_t i = begin; i < end; ++i) {
       Item& it = items_[i];
       if (!it.chargeable) continue;
@@ -850,11 +913,12 @@ class Engine {
     for (int i : admitted) {
       for (const auto& [c, coef] : items_[i].path) member_list_[member_fill_[c]++] = i;
     }
-    std::vector<int> joins = admitted;
+    std::vector<int>& joins = joins_;
+    joins.assign(admitted.begin(), admitted.end());
     std::stable_sort(joins.begin(), joins.end(),
                      [&](int a, int b) { return items_[a].min_level < items_[b].min_level; });
     using MaxEntry = std::pair<double, int>;
-    std::priority_queue<MaxEntry, std::vector<MaxEntry>, std::greater<MaxEntry>> maxq;
+    MinHeap<MaxEntry> maxq(heap_);
     tight_.Reset(cons_.size());
     double t = 0;
     // Heap keys may be earlier than a constraint's true fill level (never later): an early key
@@ -930,7 +994,7 @@ class Engine {
   // take one more step on every constraint of its path (Pareto efficiency).
   void TopUp(const std::vector<int>& admitted) {
     using Entry = std::pair<double, int>;
-    std::priority_queue<Entry, std::vector<Entry>, std::greater<Entry>> queue;
+    MinHeap<Entry> queue(heap_);
     for (int i : admitted) {
       if (items_[i].q < items_[i].q_max) queue.emplace(items_[i].level, i);
     }
@@ -973,12 +1037,12 @@ class Engine {
     switch (k.kind) {
       case Kind::kNodePhase:
         return absl::StrCat(
-            k.node == 0 ? "grid" : absl::StrCat("circuit ", in_.circuits[k.node - 1].id), " ",
+            k.node == 0 ? "grid" : absl::StrCat("circuit ", in_->circuits[k.node - 1].id), " ",
             PhaseName(static_cast<Phase>(k.phase)));
       case Kind::kContract:
         return "grid contract power";
       case Kind::kStation:
-        return absl::StrCat("station ", in_.stations[k.station].id);
+        return absl::StrCat("station ", in_->stations[k.station].id);
     }
     return "";
   }
@@ -1035,34 +1099,51 @@ class Engine {
     }
     for (size_t node = 0; node < limits_.size(); ++node) {
       CircuitLoad load;
-      load.id = node == 0 ? std::string(kGridId) : in_.circuits[node - 1].id;
+      load.id = node == 0 ? std::string(kGridId) : in_->circuits[node - 1].id;
       for (int p = 0; p < kPhaseCount; ++p) {
         const int c = node_phase_[node][p];
         if (c < 0) continue;
         const double value =
             std::max(0.0, base_raw_[node][p]) + cons_[c].used - cons_[c].discharged;
         load.load_a[p] = CeilScaled(value, 100);
-        load.headroom_a[p] = FloorScaled(*limits_[node][p] - in_.margin_a - value, 100);
+        load.headroom_a[p] = FloorScaled(*limits_[node][p] - in_->margin_a - value, 100);
       }
       out.circuits.push_back(std::move(load));
     }
     return out;
   }
 
-  const AllocationInput& in_;
-  const double volts_;
-  std::unordered_map<std::string_view, int> node_index_;
+  struct Key {
+    int priority, tier;
+    double energy, plugged;
+    int connector;
+    const std::string* id;
+    int index;
+  };
+
+  const AllocationInput* in_ = nullptr;  // the snapshot being allocated
+  double volts_ = kDefaultNominalVoltageV;
+  // Structure (Prepare).
   std::vector<int> parent_;
   std::vector<PhaseLimits> limits_;
-  std::vector<const PhaseValues*> measured_;
-  std::vector<PhaseValues> base_raw_;
+  std::vector<int> evse_node_;     // by input index
+  std::vector<int> evse_station_;  // station constraint by input index, or -1
   std::vector<std::array<int, kPhaseCount>> node_phase_;
-  std::vector<Constraint> cons_;
+  std::vector<Constraint> template_;
   int contract_ = -1;
-  std::unordered_map<std::string_view, int> station_constraint_;
-  std::vector<Item> items_;
-  TightHeap tight_;
+  std::vector<int> station_constraint_;
+  std::vector<Item> static_items_;  // input order
   std::vector<PathEntry> paths_;
+  // Per snapshot (Run); kept to reuse their memory.
+  std::vector<Key> keys_;
+  std::vector<PhaseValues> ev_;
+  std::vector<PhaseValues> base_raw_;
+  std::vector<Constraint> cons_;
+  std::vector<Item> items_;  // rank order
+  std::vector<int> admitted_;
+  std::vector<int> joins_;
+  std::vector<std::pair<double, int>> heap_;
+  TightHeap tight_;
   std::vector<int> member_start_, member_fill_, member_list_;
   mutable std::vector<std::string> names_;
 };
@@ -1096,20 +1177,132 @@ Allocation Failsafe(const AllocationInput& in, std::string reason) {
   return out;
 }
 
+}  // namespace internal
+
+namespace {
+
+// The failsafe rule: a metered grid without a fresh reading.
+std::optional<Allocation> MeterFailsafe(const AllocationInput& input) {
+  const Grid& g = input.grid;
+  if (!g.measured_a && !g.meter_timeout_s) return std::nullopt;
+  const double timeout = g.meter_timeout_s.value_or(kDefaultMeterTimeoutS);
+  if (!g.measured_a) return internal::Failsafe(input, "grid meter reading missing");
+  if (g.meter_age_s > timeout) {
+    return internal::Failsafe(
+        input,
+        absl::StrFormat("grid meter reading is %g s old (timeout %g s)", g.meter_age_s, timeout));
+  }
+  return std::nullopt;
+}
+
+bool Finite(const std::optional<double>& v) { return !v || std::isfinite(*v); }
+
+// True when every field that PreparedSite::Allocate accepts as changed passes ValidateInput's
+// checks. Boolean only and allocation-free; the caller asks ValidateInput for the messages.
+bool SnapshotFieldsValid(const AllocationInput& in) {
+  const Grid& g = in.grid;
+  bool ok = std::isfinite(in.now_s) && std::isfinite(in.margin_a) && in.margin_a >= 0 &&
+            std::isfinite(in.min_pause_s) && in.min_pause_s >= 0 &&
+            (!in.min_run_s || (std::isfinite(*in.min_run_s) && *in.min_run_s >= 0)) &&
+            std::isfinite(g.meter_age_s) && g.meter_age_s >= 0;
+  auto values_ok = [](const std::optional<PhaseValues>& m) {
+    return !m || (std::isfinite((*m)[0]) && std::isfinite((*m)[1]) && std::isfinite((*m)[2]));
+  };
+  ok = ok && values_ok(g.measured_a);
+  for (const Circuit& c : in.circuits) ok = ok && values_ok(c.measured_a);
+  for (const Evse& e : in.evses) {
+    ok = ok && std::isfinite(e.session_energy_wh) && e.session_energy_wh >= 0 &&
+         Finite(e.plugged_at_s) && Finite(e.running_since_s) && Finite(e.paused_since_s) &&
+         !(e.running_since_s && e.paused_since_s);
+    if (e.type == EvseType::kAc) {
+      if (e.measured_a) {
+        ok = ok && e.measured_a->size() == e.phases.size();
+        for (double a : *e.measured_a) ok = ok && std::isfinite(a);
+      }
+      ok = ok && (!e.setpoint_a || (std::isfinite(*e.setpoint_a) && *e.setpoint_a >= 0));
+    } else {
+      ok = ok && Finite(e.measured_w) && Finite(e.setpoint_w) &&
+           (!e.soc_pct || (*e.soc_pct >= 0 && *e.soc_pct <= 100));
+    }
+    if (!ok) return false;
+  }
+  return ok;
+}
+
 }  // namespace
 
 absl::StatusOr<Allocation> Allocate(const AllocationInput& input) {
   if (absl::Status status = ValidateInput(input); !status.ok()) return status;
-  const Grid& g = input.grid;
-  if (g.measured_a || g.meter_timeout_s) {
-    const double timeout = g.meter_timeout_s.value_or(kDefaultMeterTimeoutS);
-    if (!g.measured_a) return Failsafe(input, "grid meter reading missing");
-    if (g.meter_age_s > timeout) {
-      return Failsafe(input, absl::StrFormat("grid meter reading is %g s old (timeout %g s)",
-                                             g.meter_age_s, timeout));
+  if (std::optional<Allocation> failsafe = MeterFailsafe(input)) return *std::move(failsafe);
+  internal::Engine engine;
+  engine.Prepare(input);
+  return engine.Run(input);
+}
+
+PreparedSite::PreparedSite() = default;
+PreparedSite::~PreparedSite() = default;
+PreparedSite::PreparedSite(PreparedSite&&) noexcept = default;
+PreparedSite& PreparedSite::operator=(PreparedSite&&) noexcept = default;
+
+absl::StatusOr<PreparedSite> PreparedSite::Create(const AllocationInput& structure) {
+  if (absl::Status status = ValidateInput(structure); !status.ok()) return status;
+  PreparedSite site;
+  site.structure_ = std::make_unique<AllocationInput>(structure);
+  site.engine_ = std::make_unique<internal::Engine>();
+  site.engine_->Prepare(*site.structure_);
+  return site;
+}
+
+bool PreparedSite::SameStructure(const AllocationInput& input) const {
+  const AllocationInput& s = *structure_;
+  if (input.circuits.size() != s.circuits.size() || input.stations.size() != s.stations.size() ||
+      input.evses.size() != s.evses.size() || input.grid.limit_a != s.grid.limit_a ||
+      input.grid.contract_power_w != s.grid.contract_power_w ||
+      input.grid.export_limit_w != s.grid.export_limit_w ||
+      input.grid.nominal_voltage_v != s.grid.nominal_voltage_v) {
+    return false;
+  }
+  for (size_t i = 0; i < s.circuits.size(); ++i) {
+    const Circuit& a = input.circuits[i];
+    const Circuit& b = s.circuits[i];
+    if (a.id != b.id || a.parent != b.parent || a.limit_a != b.limit_a) return false;
+  }
+  for (size_t i = 0; i < s.stations.size(); ++i) {
+    const Station& a = input.stations[i];
+    const Station& b = s.stations[i];
+    if (a.id != b.id || a.max_power_w != b.max_power_w) return false;
+  }
+  for (size_t i = 0; i < s.evses.size(); ++i) {
+    const Evse& a = input.evses[i];
+    const Evse& b = s.evses[i];
+    if (a.id != b.id || a.circuit != b.circuit || a.type != b.type || a.phases != b.phases ||
+        a.connector != b.connector || a.station != b.station || a.min_a != b.min_a ||
+        a.max_a != b.max_a || a.step_a != b.step_a || a.failsafe_a != b.failsafe_a ||
+        a.min_w != b.min_w || a.max_w != b.max_w || a.step_w != b.step_w ||
+        a.efficiency != b.efficiency || a.failsafe_w != b.failsafe_w ||
+        a.bidirectional != b.bidirectional || a.max_discharge_w != b.max_discharge_w ||
+        a.soc_min_pct != b.soc_min_pct || a.soc_max_pct != b.soc_max_pct) {
+      return false;
     }
   }
-  return Engine(input).Run();
+  return true;
+}
+
+absl::StatusOr<Allocation> PreparedSite::Allocate(const AllocationInput& snapshot) {
+  if (engine_ == nullptr) return absl::FailedPreconditionError("PreparedSite is not prepared");
+  if (snapshot.evses.size() != structure_->evses.size() ||
+      snapshot.circuits.size() != structure_->circuits.size() ||
+      snapshot.stations.size() != structure_->stations.size()) {
+    return absl::InvalidArgumentError(
+        "snapshot does not have the structure of the prepared site (counts differ)");
+  }
+  if (!SnapshotFieldsValid(snapshot)) {
+    absl::Status status = ValidateInput(snapshot);
+    return status.ok() ? absl::InternalError("snapshot rejected without a validation error")
+                       : status;
+  }
+  if (std::optional<Allocation> failsafe = MeterFailsafe(snapshot)) return *std::move(failsafe);
+  return engine_->Run(snapshot);
 }
 
 }  // namespace evgate::allocation

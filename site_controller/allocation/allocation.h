@@ -30,6 +30,7 @@
 #define EVGATE_SITE_CONTROLLER_ALLOCATION_ALLOCATION_H_
 
 #include <array>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -183,6 +184,52 @@ absl::Status ValidateInput(const AllocationInput& input);
 // Outputs are rounded down: AC setpoints to 0.001 A, DC powers to whole `step_w` multiples;
 // loads are rounded up and headrooms down to 0.01 A.
 absl::StatusOr<Allocation> Allocate(const AllocationInput& input);
+
+namespace internal {
+class Engine;
+}  // namespace internal
+
+// A site whose structure has been validated and compiled once, for a control loop that
+// allocates again on every meter sample, device event and tick.
+//
+// Structure = grid limits, contract/export limits, nominal voltage; circuits (order, ids,
+// parents, limits); stations; EVSEs (order, ids, circuits, types, phases, connector, station,
+// min/max/step, efficiency, failsafe values, V2X limits). Everything else is a snapshot value
+// that may differ from call to call: meter readings and age, margin, now_s, min_pause_s,
+// min_run_s, and per EVSE active, priority, rotation state, session energy, plug-in time,
+// measurements, setpoints in force and SOC.
+//
+// `Allocate(snapshot)` gives exactly (bit for bit) what `evgate::allocation::Allocate(snapshot)`
+// gives, provided `snapshot` has the prepared structure; it validates only the snapshot values
+// (which it reports with the same messages) and reuses its buffers, so it does no string lookups
+// and, once warm, few heap allocations. A snapshot with a different structure is a caller error
+// that is only partly detected (counts); use `SameStructure()` where that cannot be ruled out,
+// or prepare a new site when the configuration changes.
+//
+// Thread-compatible: `Allocate` mutates internal buffers; use one PreparedSite per thread.
+class PreparedSite {
+ public:
+  // Validates `structure` completely (as ValidateInput) and prepares it. Its snapshot values
+  // are irrelevant.
+  static absl::StatusOr<PreparedSite> Create(const AllocationInput& structure);
+
+  PreparedSite(PreparedSite&&) noexcept;
+  PreparedSite& operator=(PreparedSite&&) noexcept;
+  ~PreparedSite();
+
+  absl::StatusOr<Allocation> Allocate(const AllocationInput& snapshot);
+
+  // True when `input` has the structure this site was prepared with (O(EVSEs), compares ids).
+  bool SameStructure(const AllocationInput& input) const;
+
+  // The input given to Create().
+  const AllocationInput& structure() const { return *structure_; }
+
+ private:
+  PreparedSite();
+  std::unique_ptr<AllocationInput> structure_;  // stable address: engine_ points into it
+  std::unique_ptr<internal::Engine> engine_;
+};
 
 }  // namespace evgate::allocation
 

@@ -519,6 +519,29 @@ std::vector<std::string> CheckInvariants(const AllocationInput& in, const Alloca
   return bad;
 }
 
+// Exact equality of every field, doubles compared with == (not through JSON formatting).
+bool BitIdentical(const Allocation& a, const Allocation& b) {
+  if (a.failsafe != b.failsafe || a.failsafe_reason != b.failsafe_reason ||
+      a.evses.size() != b.evses.size() || a.circuits.size() != b.circuits.size()) {
+    return false;
+  }
+  for (size_t i = 0; i < a.evses.size(); ++i) {
+    const EvseAllocation& x = a.evses[i];
+    const EvseAllocation& y = b.evses[i];
+    if (x.id != y.id || x.type != y.type || x.current_a != y.current_a || x.power_w != y.power_w ||
+        x.paused != y.paused || x.limited_by != y.limited_by || x.pause_reason != y.pause_reason) {
+      return false;
+    }
+  }
+  for (size_t i = 0; i < a.circuits.size(); ++i) {
+    if (a.circuits[i].id != b.circuits[i].id || a.circuits[i].load_a != b.circuits[i].load_a ||
+        a.circuits[i].headroom_a != b.circuits[i].headroom_a) {
+      return false;
+    }
+  }
+  return true;
+}
+
 class AllocationProperty : public ::testing::TestWithParam<int> {};
 
 TEST_P(AllocationProperty, InvariantsHoldOnRandomSites) {
@@ -535,10 +558,23 @@ TEST_P(AllocationProperty, InvariantsHoldOnRandomSites) {
     ASSERT_TRUE(bad.empty()) << absl::StrJoin(bad, "\n") << "\n"
                              << context << "\nallocation: " << AllocationToJson(*out);
 
-    // Determinism: the same input again, and the EVSEs in a shuffled order.
-    absl::StatusOr<Allocation> again = Allocate(in);
-    ASSERT_TRUE(again.ok());
-    ASSERT_EQ(AllocationToJson(*again), AllocationToJson(*out)) << context;
+    // Determinism and the prepared path: a PreparedSite, prepared and warmed up on a different
+    // snapshot of the same structure, must give the plain path's result bit for bit.
+    AllocationInput other = in;
+    other.now_s += 400;
+    if (other.grid.measured_a) {
+      for (double& a : *other.grid.measured_a) a += 7.5;
+    }
+    for (size_t i = 0; i < other.evses.size(); i += 3) other.evses[i].active ^= true;
+    absl::StatusOr<PreparedSite> prepared = PreparedSite::Create(other);
+    ASSERT_TRUE(prepared.ok()) << prepared.status() << "\n" << context;
+    ASSERT_TRUE(prepared->SameStructure(in));
+    ASSERT_TRUE(prepared->Allocate(other).ok()) << context;
+    absl::StatusOr<Allocation> again = prepared->Allocate(in);
+    ASSERT_TRUE(again.ok()) << again.status() << "\n" << context;
+    ASSERT_TRUE(BitIdentical(*again, *out))
+        << "prepared: " << AllocationToJson(*again) << "\nplain: " << AllocationToJson(*out) << "\n"
+        << context;
     AllocationInput shuffled = in;
     std::mt19937_64 rng(seed);
     std::shuffle(shuffled.evses.begin(), shuffled.evses.end(), rng);

@@ -4,6 +4,7 @@
 
 #include "site_controller/allocation/allocation.h"
 
+#include <limits>
 #include <string>
 
 #include "gmock/gmock.h"
@@ -563,6 +564,58 @@ TEST(Validation, RejectsCircuitCycles) {
   in.grid.limit_a = {63, 63, 63};
   in.circuits = {{"a", "b", {16, 16, 16}, std::nullopt}, {"b", "a", {16, 16, 16}, std::nullopt}};
   EXPECT_THAT(ValidateInput(in).message(), HasSubstr("circuits form a cycle"));
+}
+
+// ----- PreparedSite: the control loop's fast path. -----
+
+TEST(PreparedSite, FollowsNewMeasurementsLikeThePlainPath) {
+  absl::StatusOr<AllocationInput> in = ParseScenario(Ds60("0", true, true));
+  ASSERT_TRUE(in.ok()) << in.status();
+  absl::StatusOr<PreparedSite> site = PreparedSite::Create(*in);
+  ASSERT_TRUE(site.ok()) << site.status();
+  for (bool right : {true, false, true}) {
+    in->evses[0].active = right;
+    absl::StatusOr<Allocation> fast = site->Allocate(*in);
+    absl::StatusOr<Allocation> plain = Allocate(*in);
+    ASSERT_TRUE(fast.ok() && plain.ok());
+    EXPECT_EQ(AllocationToJson(*fast), AllocationToJson(*plain));
+    EXPECT_EQ(FindEvse(*fast, "left").power_w, right ? 30000 : 60000);
+  }
+}
+
+TEST(PreparedSite, RejectsBadSnapshotValuesWithTheFieldPath) {
+  absl::StatusOr<AllocationInput> in = ParseScenario(Ds60("0", true, true));
+  ASSERT_TRUE(in.ok());
+  absl::StatusOr<PreparedSite> site = PreparedSite::Create(*in);
+  ASSERT_TRUE(site.ok());
+  in->evses[1].measured_w = std::numeric_limits<double>::quiet_NaN();
+  absl::StatusOr<Allocation> out = site->Allocate(*in);
+  ASSERT_FALSE(out.ok());
+  EXPECT_THAT(out.status().message(), HasSubstr("evses[1].measured_w"));
+}
+
+TEST(PreparedSite, DetectsAChangedStructure) {
+  absl::StatusOr<AllocationInput> in = ParseScenario(Ds60("0", true, true));
+  ASSERT_TRUE(in.ok());
+  absl::StatusOr<PreparedSite> site = PreparedSite::Create(*in);
+  ASSERT_TRUE(site.ok());
+  EXPECT_TRUE(site->SameStructure(*in));
+  in->stations[0].max_power_w = 50000;
+  EXPECT_FALSE(site->SameStructure(*in));
+  in->evses.pop_back();
+  EXPECT_FALSE(site->Allocate(*in).ok());
+}
+
+TEST(PreparedSite, CreateValidatesTheStructure) {
+  AllocationInput in;
+  in.grid.limit_a = {16.0, std::nullopt, std::nullopt};
+  Evse e;
+  e.id = "wb";
+  e.phases = {Phase::kL2};
+  in.evses.push_back(e);
+  absl::StatusOr<PreparedSite> site = PreparedSite::Create(in);
+  ASSERT_FALSE(site.ok());
+  EXPECT_THAT(site.status().message(), HasSubstr("evses[0].phases[0]"));
 }
 
 }  // namespace
