@@ -1,0 +1,312 @@
+#include "site_controller/control/control_policy.h"
+
+#include <algorithm>
+#include <cmath>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace evgate::control {
+namespace {
+
+using allocation::AllocationInput;
+using allocation::Evse;
+using allocation::EvseType;
+using allocation::kPhaseCount;
+
+// Slack for comparing setpoints computed through different float paths.
+constexpr double kEps = 1e-9;
+
+double FloorToStep(double value, double step) { return std::floor(value / step + kEps) * step; }
+
+// AC W (or DC W at the vehicle) per per-phase ampere of an EVSE.
+double WattsPerAmp(const Evse& e, double volts) {
+  const double w = static_cast<double>(e.phases.size()) * volts;
+  return e.type == EvseType::kAc ? w : w * e.efficiency;
+}
+
+}  // namespace
+
+absl::StatusOr<ControlPolicy> ControlPolicy::FromConfig(const site::SiteConfig& config) {
+  absl::StatusOr<AllocationInput> structure = AllocationInputFromConfig(config);
+  if (!structure.ok()) return structure.status();
+  return Create(*structure, ControlParamsFromConfig(config.controller));
+}
+
+absl::StatusOr<ControlPolicy> ControlPolicy::Create(const AllocationInput& structure,
+                                                    const ControlParams& params) {
+  if (!(params.ramp_up_a_per_s > 0) || !(params.hysteresis_a >= 0) ||
+      !(params.meter_timeout_s > 0)) {
+    return absl::InvalidArgumentError(
+        "controller: ramp_up_a_per_s and meter_timeout must be > 0, hysteresis_a >= 0");
+  }
+  AllocationInput in = structure;
+  in.margin_a = params.margin_a;
+  in.min_pause_s = params.min_pause_s;
+  if (in.grid.meter_timeout_s || in.grid.measured_a)
+    in.grid.meter_timeout_s = params.meter_timeout_s;
+  in.grid.measured_a.reset();
+  in.grid.meter_age_s = 0;
+  for (allocation::Circuit& c : in.circuits) c.measured_a.reset();
+  for (Evse& e : in.evses) {
+    e.active = false;
+    e.measured_a.reset();
+    e.measured_w.reset();
+    e.setpoint_a.reset();
+    e.setpoint_w.reset();
+    e.running_since_s.reset();
+    e.paused_since_s.reset();
+    e.plugged_at_s.reset();
+    e.session_energy_wh = 0;
+  }
+  absl::StatusOr<allocation::PreparedSite> site = allocation::PreparedSite::Create(in);
+  if (!site.ok()) return site.status();
+  return ControlPolicy(std::move(in), params, *std::move(site));
+}
+
+ControlPolicy::ControlPolicy(AllocationInput structure, ControlParams params,
+                             allocation::PreparedSite site)
+    : configured_(structure),
+      input_(std::move(structure)),
+      params_(params),
+      site_(std::move(site)) {
+  evse_rt_.resize(input_.evses.size());
+  sent_.resize(input_.evses.size());
+  for (size_t i = 0; i < input_.evses.size(); ++i) {
+    evse_rt_[i].base_priority = input_.evses[i].priority;
+    sent_[i].evse = input_.evses[i].id;
+    sent_[i].type = input_.evses[i].type;
+  }
+}
+
+absl::StatusOr<int> ControlPolicy::EvseIndex(const std::string& id) const {
+  for (size_t i = 0; i < input_.evses.size(); ++i) {
+    if (input_.evses[i].id == id) return static_cast<int>(i);
+  }
+  return absl::NotFoundError(absl::StrCat("unknown EVSE \"", id, "\""));
+}
+
+absl::StatusOr<int> ControlPolicy::NodeIndex(const std::string& id) const {
+  if (id == allocation::kGridId) return 0;
+  for (size_t i = 0; i < input_.circuits.size(); ++i) {
+    if (input_.circuits[i].id == id) return static_cast<int>(i + 1);
+  }
+  return absl::NotFoundError(absl::StrCat("unknown circuit \"", id, "\""));
+}
+
+void ControlPolicy::Advance(absl::Time t) { now_ = std::max(now_, t); }
+
+absl::StatusOr<Decision> ControlPolicy::OnMeterSample(const MeterSample& sample) {
+  absl::StatusOr<int> node = NodeIndex(sample.node);
+  if (!node.ok()) return node.status();
+  for (double a : sample.current_a) {
+    if (!std::isfinite(a)) {
+      return absl::InvalidArgumentError(absl::StrCat("meter of ", sample.node, ": non-finite"));
+    }
+  }
+  Advance(sample.at);
+  if (*node == 0) {
+    if (!grid_sample_at_ || sample.at >= *grid_sample_at_) {
+      input_.grid.measured_a = sample.current_a;
+      grid_sample_at_ = sample.at;
+    }
+  } else {
+    input_.circuits[*node - 1].measured_a = sample.current_a;
+  }
+  return Recompute();
+}
+
+absl::StatusOr<Decision> ControlPolicy::OnEvseUpdate(const EvseUpdate& update) {
+  absl::StatusOr<int> index = EvseIndex(update.evse);
+  if (!index.ok()) return index.status();
+  Advance(update.at);
+  Evse& e = input_.evses[*index];
+  if (update.active && !e.active) e.plugged_at_s = Seconds(now_);
+  if (!update.active) {
+    e.plugged_at_s.reset();
+    e.session_energy_wh = 0;
+  }
+  e.active = update.active;
+  if (update.measured_a) {
+    if (e.type != EvseType::kAc || update.measured_a->size() != e.phases.size()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "EVSE ", e.id, ": measured_a needs one value per wired phase (", e.phases.size(), ")"));
+    }
+    e.measured_a = update.measured_a;
+  }
+  if (update.measured_w) e.measured_w = update.measured_w;
+  if (update.soc_pct) e.soc_pct = update.soc_pct;
+  if (update.session_energy_wh) e.session_energy_wh = *update.session_energy_wh;
+  return Recompute();
+}
+
+absl::StatusOr<Decision> ControlPolicy::OnDynamicLimit(const DynamicLimit& limit, absl::Time now) {
+  absl::StatusOr<int> node = NodeIndex(limit.node);
+  if (!node.ok()) return node.status();
+  for (const std::optional<double>& a : limit.limit_a) {
+    if (a && !(*a >= 0)) return absl::InvalidArgumentError("dynamic limit_a must be >= 0");
+  }
+  if (limit.power_w && !(*limit.power_w >= 0)) {
+    return absl::InvalidArgumentError("dynamic power_w must be >= 0");
+  }
+  Advance(now);
+  dynamic_[*node].by_source[limit.source] = limit;
+  if (absl::Status status = RebuildStructure(); !status.ok()) return status;
+  return Recompute();
+}
+
+absl::StatusOr<Decision> ControlPolicy::OnPriorityOverride(const std::string& evse, int priority,
+                                                           absl::Time expires_at, absl::Time now) {
+  absl::StatusOr<int> index = EvseIndex(evse);
+  if (!index.ok()) return index.status();
+  Advance(now);
+  evse_rt_[*index].priority_override = priority;
+  evse_rt_[*index].override_expires = expires_at;
+  return Recompute();
+}
+
+absl::StatusOr<Decision> ControlPolicy::OnTick(absl::Time now) {
+  Advance(now);
+  return Recompute();
+}
+
+absl::Status ControlPolicy::Expire() {
+  for (EvseRuntime& rt : evse_rt_) {
+    if (rt.priority_override && rt.override_expires <= now_) rt.priority_override.reset();
+  }
+  bool changed = false;
+  for (auto node = dynamic_.begin(); node != dynamic_.end();) {
+    auto& by_source = node->second.by_source;
+    for (auto it = by_source.begin(); it != by_source.end();) {
+      if (it->second.expires_at <= now_) {
+        it = by_source.erase(it);
+        changed = true;
+      } else {
+        ++it;
+      }
+    }
+    node = by_source.empty() ? dynamic_.erase(node) : std::next(node);
+  }
+  return changed ? RebuildStructure() : absl::OkStatus();
+}
+
+absl::Status ControlPolicy::RebuildStructure() {
+  const double volts = configured_.grid.nominal_voltage_v;
+  input_.grid.limit_a = configured_.grid.limit_a;
+  input_.grid.contract_power_w = configured_.grid.contract_power_w;
+  for (size_t i = 0; i < input_.circuits.size(); ++i) {
+    input_.circuits[i].limit_a = configured_.circuits[i].limit_a;
+  }
+  for (const auto& [node, limits] : dynamic_) {
+    allocation::PhaseLimits& target =
+        node == 0 ? input_.grid.limit_a : input_.circuits[node - 1].limit_a;
+    int phases = 0;
+    for (const auto& l : target) phases += l.has_value();
+    for (const auto& [source, limit] : limits.by_source) {
+      for (int p = 0; p < kPhaseCount; ++p) {
+        if (!target[p]) continue;
+        if (limit.limit_a[p]) target[p] = std::min(*target[p], *limit.limit_a[p]);
+        if (limit.power_w && node != 0) {
+          target[p] = std::min(*target[p], *limit.power_w / (phases * volts));
+        }
+      }
+      if (limit.power_w && node == 0) {
+        input_.grid.contract_power_w =
+            std::min(input_.grid.contract_power_w.value_or(*limit.power_w), *limit.power_w);
+      }
+    }
+  }
+  absl::StatusOr<allocation::PreparedSite> site = allocation::PreparedSite::Create(input_);
+  if (!site.ok()) return site.status();
+  site_ = *std::move(site);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Decision> ControlPolicy::Recompute() {
+  if (absl::Status status = Expire(); !status.ok()) return status;
+  const double now_s = Seconds(now_);
+  input_.now_s = now_s;
+  input_.grid.meter_age_s = grid_sample_at_ ? Seconds(now_) - Seconds(*grid_sample_at_) : 0.0;
+  for (size_t i = 0; i < input_.evses.size(); ++i) {
+    Evse& e = input_.evses[i];
+    const EvseRuntime& rt = evse_rt_[i];
+    e.priority = rt.priority_override.value_or(rt.base_priority);
+    e.running_since_s = rt.running_since_s;
+    e.paused_since_s = rt.paused_since_s;
+    if (e.type == EvseType::kAc) {
+      e.setpoint_a = sent_[i].current_a;
+    } else {
+      e.setpoint_w = sent_[i].power_w;
+    }
+  }
+  absl::StatusOr<allocation::Allocation> out = site_.Allocate(input_);
+  if (!out.ok()) return out.status();
+
+  Decision d;
+  d.at = now_;
+  d.failsafe = out->failsafe;
+  d.failsafe_reason = out->failsafe_reason;
+  const double volts = input_.grid.nominal_voltage_v;
+  for (size_t i = 0; i < input_.evses.size(); ++i) {
+    const Evse& e = input_.evses[i];
+    EvseRuntime& rt = evse_rt_[i];
+    const allocation::EvseAllocation& a = out->evses[i];
+    const Setpoint prev_sp = sent_[i];
+    const bool ac = e.type == EvseType::kAc;
+    const double prev = ac ? prev_sp.current_a : prev_sp.power_w;
+    const double target = ac ? (a.paused ? 0.0 : a.current_a) : (a.paused ? 0.0 : a.power_w);
+    const double unit = ac ? 1.0 : WattsPerAmp(e, volts);  // setpoint units per A
+    double next = target;
+    if (!out->failsafe && target > prev + kEps) {
+      // An increase: ramp from when it became pending, send only steps ≥ the hysteresis.
+      if (rt.ramp_anchor == absl::InfinitePast()) rt.ramp_anchor = now_;
+      const double ramp =
+          params_.ramp_up_a_per_s * unit * absl::ToDoubleSeconds(now_ - rt.ramp_anchor);
+      next = std::min(target, prev + ramp);
+      if (ac) {
+        if (prev <= 0) next = std::max(next, e.min_a);  // resume: nothing between 0 and min
+        next = std::min(target, std::max(prev, FloorToStep(next, e.step_a)));
+      } else if (prev <= 0 && next < e.min_w) {
+        next = std::min(target, e.min_w);
+      }
+      const bool resume = prev <= 0 && next > 0;
+      if (!resume && next - prev < params_.hysteresis_a * unit - kEps) next = prev;
+      if (next > prev + kEps) rt.ramp_anchor = now_;  // the next step ramps from here
+    } else {
+      rt.ramp_anchor = absl::InfinitePast();  // at or above target: nothing pending
+    }
+    // Rotation bookkeeping for the engine's ranking.
+    if (!e.active) {
+      rt.running_since_s.reset();
+      rt.paused_since_s.reset();
+    } else if (next != 0 && prev == 0) {
+      rt.running_since_s = now_s;
+      rt.paused_since_s.reset();
+    } else if (next == 0 && prev != 0) {
+      rt.paused_since_s = now_s;
+      rt.running_since_s.reset();
+    }
+    Setpoint sp;
+    sp.evse = e.id;
+    sp.type = e.type;
+    if (ac) {
+      sp.current_a = next;
+      sp.power_w = next * WattsPerAmp(e, volts);
+    } else {
+      sp.power_w = next;
+      const double n_v = static_cast<double>(e.phases.size()) * volts;
+      sp.current_a = next >= 0 ? next / (n_v * e.efficiency) : next * e.efficiency / n_v;
+    }
+    sp.paused = next == 0;
+    sp.changed = !dispatched_once_ || next != prev || sp.paused != prev_sp.paused;
+    d.any_changed |= sp.changed;
+    d.setpoints.push_back(sp);
+  }
+  dispatched_once_ = true;
+  sent_ = d.setpoints;
+  failsafe_ = d.failsafe;
+  d.target = *std::move(out);
+  return d;
+}
+
+}  // namespace evgate::control

@@ -1,0 +1,151 @@
+// The load balancer's decision logic, without I/O, threads or clocks: the control loop feeds it
+// timestamped inputs (meter samples, EVSE state, dynamic limits, priority overrides, ticks) and
+// dispatches the setpoints it returns. Every input triggers a recomputation with the allocation
+// engine (PreparedSite), followed by the dynamics of ARCHITECTURE.md "Control semantics":
+//  - decreases (towards less grid import, pauses included) are dispatched at once;
+//  - increases are rate-limited to ramp_up_a_per_s (per-phase A; DC in the equivalent AC
+//    power), counted from when the increase became pending, and hysteretic: an increase smaller
+//    than hysteresis_a is not sent (a paused AC EVSE resumes at its minimum at once, since no
+//    value between 0 and the minimum exists);
+//  - a grid meter sample older than meter_timeout_s (or none yet) gives the failsafe setpoints at
+//    once, flagged; the next fresh sample recovers (increases ramp from the failsafe values);
+//  - pause rotation: per EVSE the time it started running or was paused by the load balancer is
+//    kept and fed back to the engine, which keeps pauses at least min_pause_s long.
+// Dynamic limits (utility, building EMS) on the grid or a circuit tighten the configured limits
+// until they expire; priority overrides replace an EVSE's priority until they expire.
+//
+// Times are absl::Time passed in by the caller; inputs must not go back in time (an older time
+// is treated as the latest one seen).
+//
+// Thread-compatible: one control loop owns it.
+
+#ifndef EVGATE_SITE_CONTROLLER_CONTROL_CONTROL_POLICY_H_
+#define EVGATE_SITE_CONTROLLER_CONTROL_CONTROL_POLICY_H_
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "site_controller/allocation/allocation.h"
+#include "site_controller/config/site_config.h"
+#include "site_controller/control/site_model.h"
+
+namespace evgate::control {
+
+// A meter reading of the grid connection ("grid") or of a metered circuit.
+struct MeterSample {
+  std::string node;                   // "grid" or a circuit id
+  absl::Time at;                      // when the meter measured it
+  allocation::PhaseValues current_a;  // per site phase (0 for phases the node lacks)
+};
+
+// What a driver reports about an EVSE. Unset optionals keep their previous value.
+struct EvseUpdate {
+  std::string evse;
+  absl::Time at;
+  bool active = false;                            // a vehicle is connected and wants energy
+  std::optional<std::vector<double>> measured_a;  // AC, in EVSE phase order
+  std::optional<double> measured_w;               // DC
+  std::optional<double> soc_pct;
+  std::optional<double> session_energy_wh;
+};
+
+// A limit from outside (utility, building EMS) on the grid or a circuit, until `expires_at`.
+// Per-phase amperes and/or power; a circuit power limit is applied as power / (phases × V) A on
+// each of its phases. A new limit from the same `source` on the same node replaces the old one;
+// several sources on one node all apply (the tightest wins).
+struct DynamicLimit {
+  std::string source;
+  std::string node = std::string(allocation::kGridId);
+  allocation::PhaseLimits limit_a;  // nullopt entries: no limit on that phase
+  std::optional<double> power_w;
+  absl::Time expires_at = absl::InfiniteFuture();
+};
+
+struct Setpoint {
+  std::string evse;
+  allocation::EvseType type = allocation::EvseType::kAc;
+  double current_a = 0;  // AC: per phase
+  double power_w = 0;    // DC: at the vehicle, negative = discharge
+  bool paused = true;
+  bool changed = false;  // differs from the previous decision: dispatch it
+};
+
+struct Decision {
+  absl::Time at;
+  bool failsafe = false;
+  std::string failsafe_reason;
+  std::vector<Setpoint> setpoints;  // every EVSE, in configuration order
+  bool any_changed = false;
+  // The engine's unramped allocation behind these setpoints.
+  allocation::Allocation target;
+};
+
+class ControlPolicy {
+ public:
+  static absl::StatusOr<ControlPolicy> FromConfig(const site::SiteConfig& config);
+  // `structure`: as from AllocationInputFromConfig (snapshot values are ignored).
+  static absl::StatusOr<ControlPolicy> Create(const allocation::AllocationInput& structure,
+                                              const ControlParams& params);
+
+  ControlPolicy(ControlPolicy&&) = default;
+  ControlPolicy& operator=(ControlPolicy&&) = default;
+
+  absl::StatusOr<Decision> OnMeterSample(const MeterSample& sample);
+  absl::StatusOr<Decision> OnEvseUpdate(const EvseUpdate& update);
+  absl::StatusOr<Decision> OnDynamicLimit(const DynamicLimit& limit, absl::Time now);
+  absl::StatusOr<Decision> OnPriorityOverride(const std::string& evse, int priority,
+                                              absl::Time expires_at, absl::Time now);
+  // Periodic recomputation: expiries, meter staleness, pending ramps.
+  absl::StatusOr<Decision> OnTick(absl::Time now);
+
+  // The setpoints last returned.
+  const std::vector<Setpoint>& setpoints() const { return sent_; }
+  const ControlParams& params() const { return params_; }
+
+ private:
+  struct EvseRuntime {
+    int base_priority = 0;
+    std::optional<int> priority_override;
+    absl::Time override_expires = absl::InfinitePast();
+    absl::Time ramp_anchor = absl::InfinitePast();  // since when an increase is pending
+    std::optional<double> running_since_s;
+    std::optional<double> paused_since_s;
+  };
+  struct NodeLimits {
+    std::map<std::string, DynamicLimit> by_source;
+  };
+
+  ControlPolicy(allocation::AllocationInput structure, ControlParams params,
+                allocation::PreparedSite site);
+
+  absl::StatusOr<int> EvseIndex(const std::string& id) const;
+  absl::StatusOr<int> NodeIndex(const std::string& id) const;  // 0 grid, 1 + circuit
+  double Seconds(absl::Time t) const { return absl::ToDoubleSeconds(t - epoch_); }
+  void Advance(absl::Time t);
+  // Drops expired limits and overrides; re-prepares the site when the limits changed.
+  absl::Status Expire();
+  absl::Status RebuildStructure();
+  absl::StatusOr<Decision> Recompute();
+
+  allocation::AllocationInput configured_;  // structure as configured
+  allocation::AllocationInput input_;       // structure with dynamic limits + current snapshot
+  ControlParams params_;
+  allocation::PreparedSite site_;
+  absl::Time epoch_ = absl::UnixEpoch();
+  absl::Time now_ = absl::InfinitePast();
+  std::optional<absl::Time> grid_sample_at_;
+  std::vector<EvseRuntime> evse_rt_;
+  std::map<int, NodeLimits> dynamic_;  // by node index
+  std::vector<Setpoint> sent_;
+  bool failsafe_ = false;
+  bool dispatched_once_ = false;  // the first decision sends every setpoint
+};
+
+}  // namespace evgate::control
+
+#endif  // EVGATE_SITE_CONTROLLER_CONTROL_CONTROL_POLICY_H_

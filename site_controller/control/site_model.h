@@ -1,0 +1,44 @@
+// The bridge from the typed site configuration (site.yaml) to the allocation engine: the
+// structure of the site (grid, circuit tree, stations, EVSEs and their wiring, limits,
+// priorities, failsafe values) as an `allocation::AllocationInput` whose snapshot values
+// (measurements, activity, rotation state) are still empty, plus the control loop's tuning.
+//
+// Thread-safety: pure functions of their arguments; thread-safe.
+
+#ifndef EVGATE_SITE_CONTROLLER_CONTROL_SITE_MODEL_H_
+#define EVGATE_SITE_CONTROLLER_CONTROL_SITE_MODEL_H_
+
+#include "absl/status/statusor.h"
+#include "site_controller/allocation/allocation.h"
+#include "site_controller/config/site_config.h"
+
+namespace evgate::control {
+
+// Tuning of the control loop (site.yaml `controller:`), in the engine's units.
+struct ControlParams {
+  double margin_a = site::defaults::kMarginA;
+  double ramp_up_a_per_s = site::defaults::kRampUpAPerS;
+  double hysteresis_a = site::defaults::kHysteresisA;
+  double meter_timeout_s = site::defaults::kMeterTimeoutMs / 1000.0;
+  double min_pause_s = site::defaults::kMinPauseS;
+};
+
+ControlParams ControlParamsFromConfig(const site::ControllerConfig& controller);
+
+// The engine input for `config`'s structure:
+//  - grid: limits on grid.phases, contract and export limits, nominal voltage; metered (with
+//    controller.meter_timeout_ms) when grid.meter is set, so that the engine is in failsafe
+//    until the first reading arrives;
+//  - circuits in config order, each metered iff it has a meter (measurements start missing,
+//    i.e. base load 0, until the first reading);
+//  - a station constraint for every station with a positive max_power_w;
+//  - EVSEs in config order (stations, then connectors); an EVSE without `phases` (DC chargers)
+//    loads every phase of its circuit; all start inactive.
+// A loaded SiteConfig is valid, so an error here means an inconsistent hand-built config; the
+// message names the config path.
+absl::StatusOr<allocation::AllocationInput> AllocationInputFromConfig(
+    const site::SiteConfig& config);
+
+}  // namespace evgate::control
+
+#endif  // EVGATE_SITE_CONTROLLER_CONTROL_SITE_MODEL_H_
