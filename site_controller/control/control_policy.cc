@@ -97,6 +97,29 @@ absl::StatusOr<int> ControlPolicy::NodeIndex(const std::string& id) const {
 void ControlPolicy::Advance(absl::Time t) { now_ = std::max(now_, t); }
 
 absl::StatusOr<Decision> ControlPolicy::OnMeterSample(const MeterSample& sample) {
+  if (absl::Status status = ApplyMeterSample(sample); !status.ok()) return status;
+  return Recompute();
+}
+
+absl::StatusOr<Decision> ControlPolicy::OnEvseUpdate(const EvseUpdate& update) {
+  if (absl::Status status = ApplyEvseUpdate(update); !status.ok()) return status;
+  return Recompute();
+}
+
+absl::StatusOr<Decision> ControlPolicy::OnSamples(const std::vector<MeterSample>& meters,
+                                                  const std::vector<EvseUpdate>& evses,
+                                                  absl::Time now) {
+  for (const EvseUpdate& u : evses) {
+    if (absl::Status status = ApplyEvseUpdate(u); !status.ok()) return status;
+  }
+  for (const MeterSample& m : meters) {
+    if (absl::Status status = ApplyMeterSample(m); !status.ok()) return status;
+  }
+  Advance(now);
+  return Recompute();
+}
+
+absl::Status ControlPolicy::ApplyMeterSample(const MeterSample& sample) {
   absl::StatusOr<int> node = NodeIndex(sample.node);
   if (!node.ok()) return node.status();
   for (double a : sample.current_a) {
@@ -113,10 +136,10 @@ absl::StatusOr<Decision> ControlPolicy::OnMeterSample(const MeterSample& sample)
   } else {
     input_.circuits[*node - 1].measured_a = sample.current_a;
   }
-  return Recompute();
+  return absl::OkStatus();
 }
 
-absl::StatusOr<Decision> ControlPolicy::OnEvseUpdate(const EvseUpdate& update) {
+absl::Status ControlPolicy::ApplyEvseUpdate(const EvseUpdate& update) {
   absl::StatusOr<int> index = EvseIndex(update.evse);
   if (!index.ok()) return index.status();
   Advance(update.at);
@@ -132,12 +155,14 @@ absl::StatusOr<Decision> ControlPolicy::OnEvseUpdate(const EvseUpdate& update) {
       return absl::InvalidArgumentError(absl::StrCat(
           "EVSE ", e.id, ": measured_a needs one value per wired phase (", e.phases.size(), ")"));
     }
-    e.measured_a = update.measured_a;
   }
-  if (update.measured_w) e.measured_w = update.measured_w;
+  // Measurements are replaced, never kept: a reading from before (say, of the vehicle that
+  // just left) would be subtracted from the meter as EV load that is no longer there.
+  e.measured_a = update.measured_a;
+  e.measured_w = update.measured_w;
   if (update.soc_pct) e.soc_pct = update.soc_pct;
   if (update.session_energy_wh) e.session_energy_wh = *update.session_energy_wh;
-  return Recompute();
+  return absl::OkStatus();
 }
 
 absl::StatusOr<Decision> ControlPolicy::OnDynamicLimit(const DynamicLimit& limit, absl::Time now) {

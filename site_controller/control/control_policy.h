@@ -43,7 +43,9 @@ struct MeterSample {
   allocation::PhaseValues current_a;  // per site phase (0 for phases the node lacks)
 };
 
-// What a driver reports about an EVSE. Unset optionals keep their previous value.
+// What a driver reports about an EVSE. The measurements are as of `at` and replace the previous
+// ones (unset: not measured, the EVSE counts at its setpoint in force); unset soc_pct and
+// session_energy_wh keep their previous values.
 struct EvseUpdate {
   std::string evse;
   absl::Time at;
@@ -100,6 +102,11 @@ class ControlPolicy {
   absl::StatusOr<Decision> OnDynamicLimit(const DynamicLimit& limit, absl::Time now);
   absl::StatusOr<Decision> OnPriorityOverride(const std::string& evse, int priority,
                                               absl::Time expires_at, absl::Time now);
+  // One poll cycle's readings, applied together with a single recomputation: EVSE currents and
+  // the meters that include them must be used as of the same moment, or the derived non-EV
+  // load is off by the difference for one recomputation (and can pause EVSEs needlessly).
+  absl::StatusOr<Decision> OnSamples(const std::vector<MeterSample>& meters,
+                                     const std::vector<EvseUpdate>& evses, absl::Time now);
   // Periodic recomputation: expiries, meter staleness, pending ramps.
   absl::StatusOr<Decision> OnTick(absl::Time now);
 
@@ -131,6 +138,8 @@ class ControlPolicy {
   absl::Status Expire();
   absl::Status RebuildStructure();
   absl::StatusOr<Decision> Recompute();
+  absl::Status ApplyMeterSample(const MeterSample& sample);
+  absl::Status ApplyEvseUpdate(const EvseUpdate& update);
 
   allocation::AllocationInput configured_;  // structure as configured
   allocation::AllocationInput input_;       // structure with dynamic limits + current snapshot
