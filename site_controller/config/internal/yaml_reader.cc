@@ -301,16 +301,7 @@ std::optional<Value> MapReader::Field(absl::string_view key, Need need) {
 }
 
 bool MapReader::Number(absl::string_view key, double* out, Need need) {
-  std::optional<Value> v = Field(key, need);
-  if (!v) {
-    return false;
-  }
-  std::optional<double> number = ToNumber(*v, errors_);
-  if (!number) {
-    return false;
-  }
-  *out = *number;
-  return true;
+  return Read(key, out, need, ToNumber);
 }
 
 bool MapReader::Number(absl::string_view key, std::optional<double>* out, Need need) {
@@ -323,33 +314,19 @@ bool MapReader::Number(absl::string_view key, std::optional<double>* out, Need n
 }
 
 bool MapReader::Integer(absl::string_view key, int64_t* out, Need need) {
-  std::optional<Value> v = Field(key, need);
-  if (!v) {
-    return false;
-  }
-  std::optional<int64_t> number = ToInteger(*v, errors_);
-  if (!number) {
-    return false;
-  }
-  *out = *number;
-  return true;
+  return Read(key, out, need, ToInteger);
 }
 
 bool MapReader::Integer(absl::string_view key, int* out, Need need) {
-  std::optional<Value> v = Field(key, need);
-  if (!v) {
-    return false;
-  }
-  std::optional<int64_t> number = ToInteger(*v, errors_);
-  if (!number) {
-    return false;
-  }
-  if (*number < std::numeric_limits<int>::min() || *number > std::numeric_limits<int>::max()) {
-    errors_->Add(v->line, v->path, absl::StrCat(*number, " is far too large for this field"));
-    return false;
-  }
-  *out = static_cast<int>(*number);
-  return true;
+  return Read(key, out, need, [](const Value& v, ErrorList* errors) -> std::optional<int> {
+    std::optional<int64_t> number = ToInteger(v, errors);
+    if (!number) return std::nullopt;
+    if (*number < std::numeric_limits<int>::min() || *number > std::numeric_limits<int>::max()) {
+      errors->Add(v.line, v.path, absl::StrCat(*number, " is far too large for this field"));
+      return std::nullopt;
+    }
+    return static_cast<int>(*number);
+  });
 }
 
 bool MapReader::Integer(absl::string_view key, std::optional<int>* out, Need need) {
@@ -362,29 +339,11 @@ bool MapReader::Integer(absl::string_view key, std::optional<int>* out, Need nee
 }
 
 bool MapReader::Bool(absl::string_view key, bool* out, Need need) {
-  std::optional<Value> v = Field(key, need);
-  if (!v) {
-    return false;
-  }
-  std::optional<bool> value = ToBool(*v, errors_);
-  if (!value) {
-    return false;
-  }
-  *out = *value;
-  return true;
+  return Read(key, out, need, ToBool);
 }
 
 bool MapReader::String(absl::string_view key, std::string* out, Need need) {
-  std::optional<Value> v = Field(key, need);
-  if (!v) {
-    return false;
-  }
-  std::optional<std::string> text = ToString(*v, errors_);
-  if (!text) {
-    return false;
-  }
-  *out = std::move(*text);
-  return true;
+  return Read(key, out, need, ToString);
 }
 
 bool MapReader::String(absl::string_view key, std::optional<std::string>* out, Need need) {
@@ -397,16 +356,7 @@ bool MapReader::String(absl::string_view key, std::optional<std::string>* out, N
 }
 
 bool MapReader::Id(absl::string_view key, std::string* out, Need need) {
-  std::optional<Value> v = Field(key, need);
-  if (!v) {
-    return false;
-  }
-  std::optional<std::string> id = ToId(*v, errors_);
-  if (!id) {
-    return false;
-  }
-  *out = std::move(*id);
-  return true;
+  return Read(key, out, need, ToId);
 }
 
 bool MapReader::Id(absl::string_view key, std::optional<std::string>* out, Need need) {

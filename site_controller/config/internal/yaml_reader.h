@@ -159,12 +159,8 @@ class MapReader {
   template <typename E>
   bool Enum(absl::string_view key, const EnumTable<E>& table, absl::string_view what, E* out,
             Need need = {}) {
-    std::optional<Value> v = Field(key, need);
-    if (!v) return false;
-    std::optional<E> e = ToEnum(*v, table, what, errors_);
-    if (!e) return false;
-    *out = *e;
-    return true;
+    return Read(key, out, need,
+                [&](const Value& v, ErrorList* errors) { return ToEnum(v, table, what, errors); });
   }
   // A nested mapping (null = empty) or sequence (null = empty).
   std::optional<Value> Mapping(absl::string_view key, Need need = {});
@@ -174,6 +170,20 @@ class MapReader {
   // "allowed" list, e.g. "for a modbus_tcp bus".
   void Finish(absl::string_view what = {});
 
+ private:
+  // The shape of every scalar getter: find the field, convert it (the
+  // converter records its own errors and returns nullopt), store it.
+  template <typename T, typename Convert>
+  bool Read(absl::string_view key, T* out, Need need, Convert convert) {
+    std::optional<Value> v = Field(key, need);
+    if (!v) return false;
+    auto converted = convert(*v, errors_);
+    if (!converted) return false;
+    *out = std::move(*converted);
+    return true;
+  }
+
+ public:
  private:
   struct Entry {
     std::string key;
