@@ -1,7 +1,5 @@
 #include "services/load_balancer/load_balancer_service.h"
 
-#include "absl/strings/match.h"
-#include "absl/strings/str_split.h"
 #include "google/protobuf/util/time_util.h"
 #include "site_controller/allocation/scenario.h"
 
@@ -63,39 +61,30 @@ v1::PauseReason ToProto(allocation::PauseReason reason) {
   return v1::PAUSE_REASON_UNSPECIFIED;
 }
 
-// The engine names the binding constraint in words ("circuit garage L2",
-// "grid L1", "grid contract power", "station ds60", "failsafe").
-v1::LimitingConstraint ParseConstraint(const std::string& text) {
+v1::LimitingConstraint ToProto(const allocation::Limit& limit) {
   v1::LimitingConstraint constraint;
-  std::vector<std::string> words = absl::StrSplit(text, ' ', absl::SkipEmpty());
-  auto phase = [](const std::string& word) {
-    if (word == "L1") return v1::PHASE_L1;
-    if (word == "L2") return v1::PHASE_L2;
-    if (word == "L3") return v1::PHASE_L3;
-    return v1::PHASE_UNSPECIFIED;
-  };
-  if (words.empty()) return constraint;
-  if (text == "failsafe") {
-    constraint.set_kind(v1::CONSTRAINT_KIND_FAILSAFE);
-  } else if (absl::StrContains(text, "contract")) {
-    constraint.set_kind(v1::CONSTRAINT_KIND_CONTRACT_POWER);
-    constraint.set_circuit_id("grid");
-  } else if (absl::StrContains(text, "export")) {
-    constraint.set_kind(v1::CONSTRAINT_KIND_EXPORT_LIMIT);
-    constraint.set_circuit_id("grid");
-  } else if (words[0] == "station" && words.size() >= 2) {
-    constraint.set_kind(v1::CONSTRAINT_KIND_STATION_POWER);
-    constraint.set_station_id(words[1]);
-  } else if (words[0] == "grid" && words.size() == 2) {
-    constraint.set_kind(v1::CONSTRAINT_KIND_CIRCUIT_PHASE);
-    constraint.set_circuit_id("grid");
-    constraint.set_phase(phase(words[1]));
-  } else if (words[0] == "circuit" && words.size() == 3) {
-    constraint.set_kind(v1::CONSTRAINT_KIND_CIRCUIT_PHASE);
-    constraint.set_circuit_id(words[1]);
-    constraint.set_phase(phase(words[2]));
-  } else if (absl::StrContains(text, "soc")) {
-    constraint.set_kind(v1::CONSTRAINT_KIND_SOC_LIMIT);
+  switch (limit.kind) {
+    case allocation::Limit::Kind::kNone:
+      break;
+    case allocation::Limit::Kind::kCircuitPhase:
+      constraint.set_kind(v1::CONSTRAINT_KIND_CIRCUIT_PHASE);
+      break;
+    case allocation::Limit::Kind::kContractPower:
+      constraint.set_kind(v1::CONSTRAINT_KIND_CONTRACT_POWER);
+      break;
+    case allocation::Limit::Kind::kStationPower:
+      constraint.set_kind(v1::CONSTRAINT_KIND_STATION_POWER);
+      break;
+    case allocation::Limit::Kind::kFailsafe:
+      constraint.set_kind(v1::CONSTRAINT_KIND_FAILSAFE);
+      break;
+  }
+  constraint.set_circuit_id(limit.circuit);
+  constraint.set_station_id(limit.station);
+  if (limit.phase) {
+    constraint.set_phase(*limit.phase == allocation::Phase::kL1   ? v1::PHASE_L1
+                         : *limit.phase == allocation::Phase::kL2 ? v1::PHASE_L2
+                                                                  : v1::PHASE_L3);
   }
   return constraint;
 }
@@ -123,7 +112,8 @@ v1::Allocation ToProto(const allocation::Allocation& result) {
     }
     out->set_paused(e.paused);
     out->set_pause_reason(ToProto(e.pause_reason));
-    if (!e.limited_by.empty()) *out->mutable_limited_by() = ParseConstraint(e.limited_by);
+    if (e.limit.kind != allocation::Limit::Kind::kNone)
+      *out->mutable_limited_by() = ToProto(e.limit);
   }
   for (const allocation::CircuitLoad& c : result.circuits) {
     v1::CircuitLoad* out = proto.add_circuits();

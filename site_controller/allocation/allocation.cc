@@ -1032,6 +1032,29 @@ class Engine {
     return names_[c];
   }
 
+  // Names the binding constraint `c` (-1: none) on `a`, in words and structured.
+  void SetLimit(EvseAllocation& a, int c) const {
+    a.limited_by = ConstraintName(c);
+    a.limit = Limit{};
+    if (c < 0) return;
+    const Constraint& k = cons_[c];
+    switch (k.kind) {
+      case Kind::kNodePhase:
+        a.limit.kind = Limit::Kind::kCircuitPhase;
+        a.limit.circuit = k.node == 0 ? std::string(kGridId) : in_->circuits[k.node - 1].id;
+        a.limit.phase = static_cast<Phase>(k.phase);
+        break;
+      case Kind::kContract:
+        a.limit.kind = Limit::Kind::kContractPower;
+        a.limit.circuit = std::string(kGridId);
+        break;
+      case Kind::kStation:
+        a.limit.kind = Limit::Kind::kStationPower;
+        a.limit.station = in_->stations[k.station].id;
+        break;
+    }
+  }
+
   std::string BuildConstraintName(int c) const {
     const Constraint& k = cons_[c];
     switch (k.kind) {
@@ -1073,7 +1096,7 @@ class Engine {
         a.power_w = -it.discharge_w;
         a.current_a = -it.discharge_w * e.efficiency / it.volts_per_level;
         a.paused = false;
-        a.limited_by = ConstraintName(it.limit_constraint);
+        SetLimit(a, it.limit_constraint);
         continue;
       }
       if (it.admitted && it.q > 0) {
@@ -1086,14 +1109,14 @@ class Engine {
           a.power_w = FloorScaled(static_cast<double>(it.q) * it.step, 1000);
           a.current_a = it.level;
         }
-        if (it.q < it.q_max) a.limited_by = ConstraintName(Tightest(it));
+        if (it.q < it.q_max) SetLimit(a, Tightest(it));
       } else {
         a.paused = true;
         if (it.admitted) {  // DC with min_w 0 that got nothing
           a.pause_reason = PauseReason::kCapacity;
-          a.limited_by = ConstraintName(Tightest(it));
+          SetLimit(a, Tightest(it));
         } else if (it.reason == PauseReason::kCapacity) {
-          a.limited_by = ConstraintName(it.limit_constraint);
+          SetLimit(a, it.limit_constraint);
         }
       }
     }
@@ -1170,6 +1193,7 @@ Allocation Failsafe(const AllocationInput& in, std::string reason) {
       a.pause_reason = PauseReason::kInactive;
     } else {
       a.limited_by = "failsafe";
+      a.limit.kind = Limit::Kind::kFailsafe;
       if (a.paused) a.pause_reason = PauseReason::kFailsafe;
     }
     out.evses.push_back(std::move(a));

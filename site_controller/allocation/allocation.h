@@ -144,6 +144,16 @@ enum class PauseReason {
 };
 const char* PauseReasonName(PauseReason reason);  // "capacity", ...
 
+// The constraint that keeps an EVSE below its maximum, in structured form
+// (EvseAllocation::limited_by is the same in words).
+struct Limit {
+  enum class Kind { kNone, kCircuitPhase, kContractPower, kStationPower, kFailsafe };
+  Kind kind = Kind::kNone;
+  std::string circuit;         // kCircuitPhase, kContractPower: "grid" or a circuit id
+  std::optional<Phase> phase;  // kCircuitPhase
+  std::string station;         // kStationPower
+};
+
 struct EvseAllocation {
   std::string id;
   EvseType type = EvseType::kAc;
@@ -153,6 +163,7 @@ struct EvseAllocation {
   // Why the EVSE is not at its maximum: "grid L1", "circuit garage L2", "grid contract power",
   // "station ds60"; for a discharging EVSE the limit it is relieving. Empty when at maximum.
   std::string limited_by;
+  Limit limit;  // the same, structured, for the API
   PauseReason pause_reason = PauseReason::kNone;
 };
 

@@ -70,6 +70,8 @@ TEST(Ds60, BothConnectorsChargingShareFiftyFifty) {
   EXPECT_EQ(FindEvse(a, "left").power_w, 30000);
   EXPECT_EQ(FindEvse(a, "right").power_w, 30000);
   EXPECT_EQ(FindEvse(a, "left").limited_by, "station ds60");
+  EXPECT_EQ(FindEvse(a, "left").limit.kind, Limit::Kind::kStationPower);
+  EXPECT_EQ(FindEvse(a, "left").limit.station, "ds60");
 }
 
 TEST(Ds60, OneConnectorLeftGetsAllOfIt) {
@@ -112,6 +114,9 @@ TEST(Cabur, BuildingLoadsFirstWorkedExample) {
   EXPECT_DOUBLE_EQ(FindEvse(a, "cabur").current_a, 7.3);
   EXPECT_LE(FindEvse(a, "cabur").current_a * 230, 1700);
   EXPECT_EQ(FindEvse(a, "cabur").limited_by, "grid L1");
+  EXPECT_EQ(FindEvse(a, "cabur").limit.kind, Limit::Kind::kCircuitPhase);
+  EXPECT_EQ(FindEvse(a, "cabur").limit.circuit, "grid");
+  EXPECT_EQ(FindEvse(a, "cabur").limit.phase, Phase::kL1);
 }
 
 TEST(Cabur, BuildingLoadsFirstWithContractPowerAndChargingEv) {
@@ -125,6 +130,7 @@ TEST(Cabur, BuildingLoadsFirstWithContractPowerAndChargingEv) {
   // (3700 − 2000) / 230 = 7.391 A → 7.3 A.
   EXPECT_DOUBLE_EQ(FindEvse(a, "cabur").current_a, 7.3);
   EXPECT_EQ(FindEvse(a, "cabur").limited_by, "grid contract power");
+  EXPECT_EQ(FindEvse(a, "cabur").limit.kind, Limit::Kind::kContractPower);
 }
 
 TEST(Cabur, PausesWhenOtherLoadsLeaveLessThanTheMinimum) {
