@@ -21,10 +21,10 @@ namespace evgate::can {
 
 // One classic CAN frame.
 struct CanFrame {
-  uint32_t id = 0;         // 11-bit standard or 29-bit extended identifier
-  bool extended = false;   // 29-bit identifier
-  bool remote = false;     // RTR frame
-  uint8_t dlc = 0;         // 0..8
+  uint32_t id = 0;        // 11-bit standard or 29-bit extended identifier
+  bool extended = false;  // 29-bit identifier
+  bool remote = false;    // RTR frame
+  uint8_t dlc = 0;        // 0..8
   std::array<uint8_t, 8> data{};
   // Reception time (set by the bus on Receive; ignored on Send).
   absl::Time received_at;
@@ -38,14 +38,14 @@ struct CanFrame {
 // What Receive() returns besides frames: bus errors reported by the
 // controller (SocketCAN error frames) and interface state changes.
 enum class BusEventKind {
-  kFrame,         // `frame` is set
-  kTimeout,       // nothing arrived within the timeout
-  kErrorPassive,  // controller error-passive
-  kErrorWarning,  // controller error counters above the warning level
-  kBusOff,        // controller went bus-off (the bus restarts it)
-  kRestarted,     // controller recovered / interface came back up
-  kInterfaceDown, // interface down or gone; Receive keeps trying to reopen
-  kOtherError,    // any other error frame (protocol, ACK, transceiver)
+  kFrame,          // `frame` is set
+  kTimeout,        // nothing arrived within the timeout
+  kErrorPassive,   // controller error-passive
+  kErrorWarning,   // controller error counters above the warning level
+  kBusOff,         // controller went bus-off (the bus restarts it)
+  kRestarted,      // controller recovered / interface came back up
+  kInterfaceDown,  // interface down or gone; Receive keeps trying to reopen
+  kOtherError,     // any other error frame (protocol, ACK, transceiver)
 };
 
 struct BusEvent {
