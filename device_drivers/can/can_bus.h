@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -35,6 +36,14 @@ struct CanFrame {
   }
 };
 
+// OK when `frame` can go on a classic CAN bus: identifier within 11 bits
+// (standard) or 29 bits (extended), dlc at most 8. Both transports check this
+// in Send(), so a bad frame never reaches the wire.
+absl::Status CheckFrame(const CanFrame& frame);
+
+// "0x18FF0101 [8] 01 02 03 04 05 06 07 08", "0x123 [0] RTR" — for logs.
+std::string FrameToString(const CanFrame& frame);
+
 // What Receive() returns besides frames: bus errors reported by the
 // controller (SocketCAN error frames) and interface state changes.
 enum class BusEventKind {
@@ -47,6 +56,29 @@ enum class BusEventKind {
   kInterfaceDown,  // interface down or gone; Receive keeps trying to reopen
   kOtherError,     // any other error frame (protocol, ACK, transceiver)
 };
+
+// A receive filter, with SocketCAN's CAN_RAW_FILTER meaning: a frame passes
+// when (frame id & mask) == (id & mask) and its format (standard / extended)
+// equals `extended`. A bus given several filters passes a frame that matches
+// any of them; an empty list passes everything.
+struct CanFilter {
+  uint32_t id = 0;
+  uint32_t mask = 0;
+  bool extended = false;
+
+  bool Matches(const CanFrame& frame) const {
+    return frame.extended == extended && (frame.id & mask) == (id & mask);
+  }
+};
+
+// True when `filters` is empty or one of them matches `frame`.
+inline bool PassesFilters(const std::vector<CanFilter>& filters, const CanFrame& frame) {
+  if (filters.empty()) return true;
+  for (const CanFilter& filter : filters) {
+    if (filter.Matches(frame)) return true;
+  }
+  return false;
+}
 
 struct BusEvent {
   BusEventKind kind = BusEventKind::kTimeout;
