@@ -1,10 +1,13 @@
 // The owner of one Modbus bus (an RS-485 port or a Modbus TCP link): the only
 // code that talks on it.
 //
-// It polls the meters on the bus from their register maps and serialises
-// every transaction: one request at a time, at least `inter_frame_gap` between
-// the end of one and the start of the next. Scheduling, per device:
-//   - fast registers every `poll_period`, slow ones (energy) every
+// It polls the devices on the bus from their register maps, writes their
+// holding registers on request, and serialises every transaction: one
+// request at a time, at least `inter_frame_gap` between the end of one and
+// the start of the next.
+//
+// Polling, per device:
+//   - fast blocks every `poll_period`, slow ones (energy, settings) every
 //     `slow_poll_period`; when several polls are due, the device with the
 //     higher `priority` goes first (the grid meter feeds the control loop),
 //     then fast before slow, then the longest overdue;
@@ -19,17 +22,29 @@
 // discards the whole read: it counts as an error with device and register in
 // `last_error`, and is never passed on.
 //
+// Writes (Write()) may come from any thread. They go ahead of every pending
+// poll: a setpoint never waits behind energy polls, only behind the one
+// transaction already on the wire. A write is retried like a poll (except
+// after an exception reply, the device's considered answer), counted in the
+// same counters, and a write whose retries are used up backs the device off
+// like a missed poll. Devices with `read_back_writes` read the
+// registers back after writing them; a value that does not read back fails
+// the write (and is retried).
+//
 // Time and the transport are injected: PollOnce() does at most one
 // transaction and says when the next one is due, so tests drive the owner
 // with a FakeClock and a fake transport; Start() runs the same loop on a
-// thread with the real clock.
+// thread with the real clock. A Write() is carried out by the thread that
+// calls it as soon as the bus is free (or by the polling thread, whichever
+// gets the bus first), so it works with or without Start().
 //
-// Thread-safety: Devices(), Device() and SetListener() are thread-safe.
-// PollOnce() must not be called concurrently with itself or while started.
+// Thread-safety: thread-safe. The listener is called without locks held and
+// may call Write() and the accessors, but not PollOnce().
 #ifndef EVGATE_DEVICE_DRIVERS_MODBUS_BUS_OWNER_H_
 #define EVGATE_DEVICE_DRIVERS_MODBUS_BUS_OWNER_H_
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -47,7 +62,7 @@
 
 namespace evgate::modbus {
 
-// One meter on the bus.
+// One device on the bus.
 struct PolledDevice {
   std::string id;  // site.yaml device id
   int unit_id = 1;
@@ -57,6 +72,8 @@ struct PolledDevice {
   absl::Duration slow_poll_period = absl::Seconds(10);
   int priority = 0;  // higher is polled first when several polls are due
   int stale_after_missed_polls = 3;
+  // Read written holding registers back (function 03) and compare.
+  bool read_back_writes = false;
 };
 
 struct BusOptions {
@@ -66,6 +83,9 @@ struct BusOptions {
   absl::Duration inter_frame_gap = absl::ZeroDuration();
   int retries = 2;  // extra attempts of a failed request within one poll
   absl::Duration max_backoff = absl::Seconds(10);
+  // How a Write() waits out the inter-frame gap; default absl::SleepFor.
+  // Tests pass a function that advances their FakeClock.
+  std::function<void(absl::Duration)> sleep;
 };
 
 // 3.5 character times of an 11-bit RTU character at `baud`, at least 1.75 ms
@@ -74,11 +94,13 @@ absl::Duration RtuInterFrameGap(int baud);
 
 // Counters since the owner started (never reset).
 struct DeviceCounters {
-  uint64_t requests_total = 0;
+  uint64_t requests_total = 0;  // reads and writes, every attempt
   uint64_t errors_total = 0;    // exception replies, malformed answers, link errors, bad values
   uint64_t timeouts_total = 0;  // no answer in time
   uint64_t rejected_values_total = 0;  // values that failed the map's checks
   uint64_t missed_polls_total = 0;     // polls that failed after all retries
+  uint64_t writes_total = 0;           // Write() calls carried out
+  uint64_t failed_writes_total = 0;    // ... that failed after all retries
   absl::Duration latency_last;         // of the last answered request
   absl::Duration latency_max;
   absl::Duration latency_sum;  // over `latency_count` answered requests
@@ -91,14 +113,37 @@ struct DeviceStatus {
   std::string bus_id;
   int unit_id = 0;
   std::string profile;                    // register map name
-  MeterValues values;                     // last valid values (all blocks merged)
+  RegisterValues values;                  // last valid values (all blocks merged)
   std::optional<absl::Time> measured_at;  // of the last valid fast read
   std::optional<absl::Time> last_seen;    // last time the device answered at all
   bool stale = true;
-  uint32_t consecutive_failures = 0;  // missed polls in a row
+  uint32_t consecutive_failures = 0;  // missed polls and failed writes in a row
   std::string last_error;
   std::optional<absl::Time> last_error_at;
   DeviceCounters counters;
+};
+
+// Why the listener is called.
+enum class BusEvent {
+  kPolled,      // a block was read and decoded; `values` has its fresh values
+  kPollFailed,  // a poll attempt failed (see last_error); it may be retried
+  kStale,       // the device just turned stale
+};
+
+// Holding registers to write, starting at `address`: one register is sent
+// with function 06, more with function 16.
+struct RegisterWrite {
+  uint16_t address = 0;
+  std::vector<uint16_t> values;
+};
+
+struct WriteResult {
+  absl::Status status;
+  // The registers as read back (devices with read_back_writes; also on a
+  // mismatch).
+  std::vector<uint16_t> read_back;
+  // When the device confirmed the write (success only).
+  std::optional<absl::Time> confirmed_at;
 };
 
 class ModbusBusOwner {
@@ -111,22 +156,33 @@ class ModbusBusOwner {
   ModbusBusOwner(const ModbusBusOwner&) = delete;
   ModbusBusOwner& operator=(const ModbusBusOwner&) = delete;
 
-  // Does at most one Modbus transaction (the most urgent due poll) and
-  // returns the time the next one is due.
+  // Does at most one Modbus transaction (a queued write, else the most
+  // urgent due poll) and returns the time the next one is due.
   absl::Time PollOnce();
 
   // Runs PollOnce() on a background thread, sleeping in between, until
   // Stop(). Stop() returns after the current transaction (at most one
-  // transport timeout) and closes the transport.
+  // transport timeout per retry) and closes the transport.
   void Start();
   void Stop();
+
+  // Writes holding registers of `device_id` ahead of all pending polls and
+  // returns when the device confirmed them or all retries failed. Errors:
+  // kNotFound (no such device), kUnavailable (the owner was stopped), else
+  // the transport's (modbus_transport.h) or kDataLoss for a read-back
+  // mismatch.
+  WriteResult Write(const std::string& device_id, const RegisterWrite& write);
+
+  // Makes every poll of `device_id` due now (an operator's "report now").
+  // False if there is no such device.
+  bool PollNow(const std::string& device_id);
 
   std::vector<DeviceStatus> Devices() const;
   std::optional<DeviceStatus> Device(const std::string& id) const;
 
-  // Called on the polling thread after every poll of a device and when a
-  // device turns stale, with its new status. Must not call PollOnce().
-  using Listener = std::function<void(const DeviceStatus&)>;
+  // Called after every poll attempt of a device and when a device turns
+  // stale, with its new status, from the thread that polled.
+  using Listener = std::function<void(const DeviceStatus&, BusEvent)>;
   void SetListener(Listener listener);
 
   const std::string& bus_id() const { return options_.bus_id; }
@@ -144,11 +200,34 @@ class ModbusBusOwner {
     absl::Time backoff_until;
     absl::Time last_valid;  // start time until the first valid read
   };
+  struct PendingWrite {
+    int device;
+    const RegisterWrite* write;
+    WriteResult result;
+    bool done = false;
+  };
+  struct Notification {
+    int device;
+    BusEvent event;
+  };
 
-  // Marks devices stale whose data is too old; returns their indices.
-  std::vector<int> UpdateStaleLocked(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  int IndexOf(const std::string& device_id) const;
+  // Marks devices stale whose data is too old; appends them to `out`.
+  void UpdateStaleLocked(absl::Time now, std::vector<Notification>* out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Duration StaleTimeout(const PolledDevice& device) const;
-  void Notify(const std::vector<int>& devices);
+  void Notify(const std::vector<Notification>& notifications) ABSL_LOCKS_EXCLUDED(mu_, bus_mu_);
+  // Selects the unit of `device` on the transport if it is not selected.
+  absl::Status SelectUnitLocked(int device) ABSL_EXCLUSIVE_LOCKS_REQUIRED(bus_mu_);
+  // Sleeps until the inter-frame gap after the last frame has passed.
+  void WaitForGapLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(bus_mu_);
+  // Counts one transaction of `device` that took [start, end].
+  void RecordLocked(int device, const absl::Status& status, absl::Time start, absl::Time end)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Backs `device` off after a poll or write failed all its retries.
+  void BackOffLocked(int device, absl::Time end) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Carries out the oldest queued write, all its attempts.
+  void ExecuteNextWriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(bus_mu_);
   void Run();
 
   const BusOptions options_;
@@ -156,13 +235,16 @@ class ModbusBusOwner {
   const std::unique_ptr<ModbusTransport> transport_;
   const Clock& clock_;
 
-  // Touched only by the polling thread.
-  std::vector<Task> tasks_;
-  std::optional<absl::Time> last_frame_end_;
-  int current_unit_ = -1;
+  // The bus: held for the whole of a transaction (and a write's retries).
+  mutable absl::Mutex bus_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+  std::vector<Task> tasks_ ABSL_GUARDED_BY(bus_mu_);
+  std::optional<absl::Time> last_frame_end_ ABSL_GUARDED_BY(bus_mu_);
+  int current_unit_ ABSL_GUARDED_BY(bus_mu_) = -1;
+  bool closed_ ABSL_GUARDED_BY(bus_mu_) = false;
 
   mutable absl::Mutex mu_;
   std::vector<DeviceState> state_ ABSL_GUARDED_BY(mu_);
+  std::deque<PendingWrite*> writes_ ABSL_GUARDED_BY(mu_);
   Listener listener_ ABSL_GUARDED_BY(mu_);
 
   absl::Mutex run_mu_;

@@ -1,7 +1,10 @@
 #include "device_drivers/modbus/bus_owner.h"
 
+#include <algorithm>
+#include <atomic>
 #include <limits>
 #include <memory>
+#include <thread>
 #include <vector>
 
 #include "device_drivers/modbus/builtin_profiles.h"
@@ -62,7 +65,8 @@ class BusOwnerTest : public ::testing::Test {
   void Build(std::vector<PolledDevice> devices) {
     owner_ = std::make_unique<ModbusBusOwner>(options_, std::move(devices), std::move(transport_),
                                               clock_);
-    owner_->SetListener([this](const DeviceStatus& status) {
+    owner_->SetListener([this](const DeviceStatus& status, BusEvent event) {
+      events_.push_back(event);
       if (status.stale && !stale_at_.count(status.id)) stale_at_[status.id] = clock_.Now();
     });
   }
@@ -83,6 +87,7 @@ class BusOwnerTest : public ::testing::Test {
   BusOptions options_;
   std::unique_ptr<ModbusBusOwner> owner_;
   std::map<std::string, absl::Time> stale_at_;
+  std::vector<BusEvent> events_;
 };
 
 TEST_F(BusOwnerTest, ReadsMeterValuesAndCountsRequests) {
@@ -91,12 +96,12 @@ TEST_F(BusOwnerTest, ReadsMeterValuesAndCountsRequests) {
   RunFor(absl::Milliseconds(50));
   DeviceStatus s = *owner_->Device("grid-meter");
   EXPECT_FALSE(s.stale);
-  EXPECT_EQ(s.values.current_a[0], 10);
-  EXPECT_EQ(s.values.voltage_v[2], 230);
-  EXPECT_EQ(s.values.total_power_w, 230 * 15);
-  EXPECT_EQ(s.values.frequency_hz, 50);
-  EXPECT_EQ(s.values.energy_import_wh, 1000500);
-  EXPECT_EQ(s.values.energy_total_wh, 1002500);
+  EXPECT_EQ(s.values.Get(Quantity::kCurrentL1), 10);
+  EXPECT_EQ(s.values.Get(Quantity::kVoltageL3), 230);
+  EXPECT_EQ(s.values.Get(Quantity::kTotalPower), 230 * 15);
+  EXPECT_EQ(s.values.Get(Quantity::kFrequency), 50);
+  EXPECT_EQ(s.values.Get(Quantity::kEnergyImport), 1000500);
+  EXPECT_EQ(s.values.Get(Quantity::kEnergyTotal), 1002500);
   // fast block + two slow blocks, once each in the first 50 ms.
   EXPECT_EQ(s.counters.requests_total, 3u);
   EXPECT_EQ(s.counters.errors_total, 0u);
@@ -155,7 +160,7 @@ TEST_F(BusOwnerTest, SilentMeterTurnsStaleWithinItsTimeout) {
   EXPECT_GT(s.counters.timeouts_total, 0u);
   EXPECT_THAT(s.last_error, HasSubstr("timeout"));
   // Last known values are kept for display, flagged stale.
-  EXPECT_EQ(s.values.current_a[0], 10);
+  EXPECT_EQ(s.values.Get(Quantity::kCurrentL1), 10);
 
   fake_->SetSilent(kGridUnit, false);
   RunFor(absl::Seconds(2));  // within max_backoff
@@ -208,10 +213,163 @@ TEST_F(BusOwnerTest, NanValueIsRejectedCountedAndNeverPassedOn) {
   EXPECT_GE(s.counters.rejected_values_total, 1u);
   EXPECT_GE(s.counters.errors_total, 1u);
   EXPECT_THAT(s.last_error, HasSubstr("device grid-meter input 0x0006 current_l1: NaN rejected"));
-  EXPECT_EQ(s.values.current_a[0], 10);  // the old value, not NaN
-  EXPECT_EQ(s.values.current_a[1], 2);   // nothing from the bad answer
+  EXPECT_EQ(s.values.Get(Quantity::kCurrentL1), 10);  // the old value, not NaN
+  EXPECT_EQ(s.values.Get(Quantity::kCurrentL2), 2);   // nothing from the bad answer
   RunFor(absl::Milliseconds(500));
   EXPECT_TRUE(owner_->Device("grid-meter")->stale);
+}
+
+TEST_F(BusOwnerTest, ListenerHearsPollsFailuresAndStale) {
+  Build({Meter("grid-meter", kGridUnit, 10)});
+  RunFor(absl::Milliseconds(50));
+  ASSERT_FALSE(events_.empty());
+  EXPECT_EQ(events_.front(), BusEvent::kPolled);
+  events_.clear();
+  fake_->SetSilent(kGridUnit, true);
+  RunFor(absl::Milliseconds(500));
+  EXPECT_EQ(std::count(events_.begin(), events_.end(), BusEvent::kPolled), 0);
+  EXPECT_GE(std::count(events_.begin(), events_.end(), BusEvent::kPollFailed), 3);
+  EXPECT_EQ(std::count(events_.begin(), events_.end(), BusEvent::kStale), 1);
+}
+
+// The write path: a wallbox-like device with holding registers.
+class BusOwnerWriteTest : public BusOwnerTest {
+ protected:
+  void SetUp() override {
+    options_.sleep = [this](absl::Duration d) { clock_.Advance(d); };
+    PolledDevice wallbox = Meter("wallbox", kSubUnit, 0);
+    wallbox.read_back_writes = true;
+    Build({Meter("grid-meter", kGridUnit, 10), wallbox});
+  }
+};
+
+TEST_F(BusOwnerWriteTest, WriteGoesOutBeforeEveryDuePoll) {
+  // Every poll of both devices is due now; the write still goes first.
+  WriteResult r = owner_->Write("wallbox", {261, {160}});
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  const auto requests = fake_->requests();
+  ASSERT_EQ(requests.size(), 2u);
+  EXPECT_EQ(requests[0].function, 6);  // one register: write single register
+  EXPECT_EQ(requests[0].unit, kSubUnit);
+  EXPECT_EQ(requests[0].address, 261);
+  EXPECT_EQ(requests[0].values, std::vector<uint16_t>{160});
+  EXPECT_EQ(requests[1].function, 3);  // read-back
+  EXPECT_EQ(r.read_back, std::vector<uint16_t>{160});
+  EXPECT_EQ(r.confirmed_at, clock_.Now());
+  EXPECT_EQ(fake_->GetRegister(kSubUnit, RegisterTable::kHolding, 261), 160);
+  // The inter-frame gap holds between the write and its read-back too.
+  EXPECT_GE(requests[1].at - requests[0].at, absl::Milliseconds(5 + 2));
+  DeviceStatus s = *owner_->Device("wallbox");
+  EXPECT_EQ(s.counters.writes_total, 1u);
+  EXPECT_EQ(s.counters.requests_total, 2u);
+  EXPECT_EQ(s.counters.failed_writes_total, 0u);
+}
+
+TEST_F(BusOwnerWriteTest, SeveralRegistersUseFunction16) {
+  ASSERT_TRUE(owner_->Write("wallbox", {257, {15000, 4}}).status.ok());
+  EXPECT_EQ(fake_->requests()[0].function, 16);
+  EXPECT_EQ(fake_->requests()[0].values, (std::vector<uint16_t>{15000, 4}));
+}
+
+TEST_F(BusOwnerWriteTest, WriteQueuedFromAnotherThreadOvertakesPolls) {
+  // Fake time runs fast in the background, so the polling thread polls back
+  // to back.
+  std::atomic<bool> done{false};
+  std::thread time([&] {
+    while (!done) {
+      clock_.Advance(absl::Milliseconds(1));
+      std::this_thread::yield();
+    }
+  });
+  owner_->Start();
+  while (fake_->requests().size() < 20) std::this_thread::yield();
+  const size_t before = fake_->requests().size();
+  WriteResult r = owner_->Write("wallbox", {262, {60}});
+  owner_->Stop();
+  done = true;
+  time.join();
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  const auto requests = fake_->requests();
+  size_t write_index = 0;
+  for (size_t i = before; i < requests.size(); ++i) {
+    if (requests[i].function == 6) write_index = i;
+  }
+  ASSERT_GT(write_index, 0u);
+  // At most the transaction on the wire when Write() was called (and one
+  // that started while the request was being queued) went before it.
+  EXPECT_LE(write_index - before, 2u);
+}
+
+TEST_F(BusOwnerWriteTest, SilentDeviceWriteIsRetriedThenFailsAndBacksOff) {
+  fake_->SetSilent(kSubUnit, true);
+  WriteResult r = owner_->Write("wallbox", {261, {100}});
+  EXPECT_EQ(r.status.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_FALSE(r.confirmed_at.has_value());
+  DeviceStatus s = *owner_->Device("wallbox");
+  EXPECT_EQ(s.counters.requests_total, 3u);  // 1 + 2 retries
+  EXPECT_EQ(s.counters.timeouts_total, 3u);
+  EXPECT_EQ(s.counters.writes_total, 1u);
+  EXPECT_EQ(s.counters.failed_writes_total, 1u);
+  EXPECT_EQ(s.consecutive_failures, 1u);
+  // Backed off: its polls wait while the grid meter's go on.
+  fake_->ClearRequests();
+  RunFor(absl::Milliseconds(90));
+  for (const auto& request : fake_->requests()) EXPECT_EQ(request.unit, kGridUnit);
+}
+
+TEST_F(BusOwnerWriteTest, ValueThatDoesNotReadBackFailsTheWrite) {
+  fake_->SetIgnoresWrites(kSubUnit, 261);
+  fake_->SetRegister(kSubUnit, RegisterTable::kHolding, 261, 60);
+  WriteResult r = owner_->Write("wallbox", {261, {160}});
+  EXPECT_EQ(r.status.code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(r.status.message(),
+              HasSubstr("device wallbox holding 0x0105+1: wrote 160 but reads back 60"));
+  EXPECT_EQ(r.read_back, std::vector<uint16_t>{60});
+  DeviceStatus s = *owner_->Device("wallbox");
+  EXPECT_EQ(s.counters.requests_total, 6u);  // 3 x (write + read-back)
+  EXPECT_EQ(s.counters.errors_total, 3u);
+  EXPECT_EQ(s.counters.failed_writes_total, 1u);
+  EXPECT_THAT(s.last_error, HasSubstr("reads back 60"));
+}
+
+TEST_F(BusOwnerWriteTest, ExceptionReplyIsNotRetried) {
+  fake_->SetRejectsWrites(kSubUnit, 261);
+  WriteResult r = owner_->Write("wallbox", {261, {999}});
+  EXPECT_EQ(r.status.code(), absl::StatusCode::kFailedPrecondition);
+  DeviceStatus s = *owner_->Device("wallbox");
+  EXPECT_EQ(s.counters.requests_total, 1u);
+  EXPECT_EQ(s.consecutive_failures, 0u);  // it answered: no backoff
+  EXPECT_TRUE(s.last_seen.has_value());
+}
+
+TEST_F(BusOwnerWriteTest, UnknownDeviceAndStoppedBusAreErrors) {
+  EXPECT_EQ(owner_->Write("nope", {1, {1}}).status.code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(owner_->Write("wallbox", {1, {}}).status.code(), absl::StatusCode::kInvalidArgument);
+  owner_->Start();
+  owner_->Stop();
+  WriteResult r = owner_->Write("wallbox", {261, {60}});
+  EXPECT_EQ(r.status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(r.status.message(), HasSubstr("bus rs485-1 is stopped"));
+}
+
+TEST_F(BusOwnerWriteTest, PollNowMakesABackedOffDeviceDueAtOnce) {
+  fake_->SetSilent(kSubUnit, true);
+  RunFor(absl::Milliseconds(600));  // missed polls: backed off for 400 ms
+  fake_->SetSilent(kSubUnit, false);
+  const auto polled_wallbox = [&] {
+    bool polled = false;
+    for (const auto& request : fake_->requests()) polled |= request.unit == kSubUnit;
+    fake_->ClearRequests();
+    return polled;
+  };
+  polled_wallbox();
+  RunFor(absl::Milliseconds(30));
+  EXPECT_FALSE(polled_wallbox()) << "still backed off";
+  ASSERT_TRUE(owner_->PollNow("wallbox"));
+  EXPECT_FALSE(owner_->PollNow("nope"));
+  RunFor(absl::Milliseconds(30));
+  EXPECT_TRUE(polled_wallbox());
+  EXPECT_FALSE(owner_->Device("wallbox")->stale);
 }
 
 TEST(RtuInterFrameGap, ThreeAndAHalfCharacters) {

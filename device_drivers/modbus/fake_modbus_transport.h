@@ -8,6 +8,7 @@
 
 #include <cstring>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <utility>
@@ -24,10 +25,12 @@ class FakeModbusTransport final : public ModbusTransport {
  public:
   struct Request {
     int unit;
-    RegisterTable table;
+    RegisterTable table;  // kHolding for writes
     uint16_t address;
     int count;
     absl::Time at;
+    int function = 0;              // 3, 4, 6 or 16
+    std::vector<uint16_t> values;  // written values (writes only)
   };
 
   // `clock` may be null (no time passes).
@@ -38,6 +41,14 @@ class FakeModbusTransport final : public ModbusTransport {
   void SetRegister(int unit, RegisterTable table, uint16_t address, uint16_t value) {
     absl::MutexLock lock(&mu_);
     tables_[{unit, table}][address] = value;
+  }
+  std::optional<uint16_t> GetRegister(int unit, RegisterTable table, uint16_t address) const {
+    absl::MutexLock lock(&mu_);
+    auto t = tables_.find({unit, table});
+    if (t == tables_.end()) return std::nullopt;
+    auto r = t->second.find(address);
+    if (r == t->second.end()) return std::nullopt;
+    return r->second;
   }
   void SetFloat(int unit, RegisterTable table, uint16_t address, float value) {
     uint32_t bits;
@@ -54,6 +65,17 @@ class FakeModbusTransport final : public ModbusTransport {
     } else {
       silent_.erase(unit);
     }
+  }
+  // Writes to this register are confirmed but ignored (a device that clamps
+  // or refuses a value silently; read-back catches it).
+  void SetIgnoresWrites(int unit, uint16_t address) {
+    absl::MutexLock lock(&mu_);
+    ignored_writes_.insert({unit, address});
+  }
+  // Writes to this register get a Modbus exception (illegal data value).
+  void SetRejectsWrites(int unit, uint16_t address) {
+    absl::MutexLock lock(&mu_);
+    rejected_writes_.insert({unit, address});
   }
   std::vector<Request> requests() const {
     absl::MutexLock lock(&mu_);
@@ -75,14 +97,11 @@ class FakeModbusTransport final : public ModbusTransport {
   absl::StatusOr<std::vector<uint16_t>> ReadRegisters(RegisterTable table, uint16_t address,
                                                       int count) override {
     absl::MutexLock lock(&mu_);
-    requests_.push_back({unit_, table, address, count, clock_ ? clock_->Now() : absl::Time()});
+    requests_.push_back(
+        {unit_, table, address, count, Now(), table == RegisterTable::kInput ? 4 : 3, {}});
     const std::string what = absl::StrFormat("fake unit %d %s 0x%04X+%d", unit_,
                                              RegisterTableName(table), address, count);
-    if (silent_.count(unit_)) {
-      if (clock_) clock_->Advance(timeout_);
-      return absl::DeadlineExceededError(what + ": timeout");
-    }
-    if (clock_) clock_->Advance(latency_);
+    if (absl::Status silent = PassTimeLocked(what); !silent.ok()) return silent;
     auto it = tables_.find({unit_, table});
     if (it == tables_.end()) return absl::FailedPreconditionError(what + ": illegal address");
     std::vector<uint16_t> values(count, 0);
@@ -92,16 +111,45 @@ class FakeModbusTransport final : public ModbusTransport {
     }
     return values;
   }
+  absl::Status WriteRegister(uint16_t address, uint16_t value) override {
+    return Write(6, address, {value});
+  }
   absl::Status WriteRegisters(uint16_t address, absl::Span<const uint16_t> values) override {
-    absl::MutexLock lock(&mu_);
-    for (size_t i = 0; i < values.size(); ++i) {
-      tables_[{unit_, RegisterTable::kHolding}][address + i] = values[i];
-    }
-    return absl::OkStatus();
+    return Write(16, address, std::vector<uint16_t>(values.begin(), values.end()));
   }
   std::string Describe() const override { return "fake"; }
 
  private:
+  absl::Time Now() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return clock_ ? clock_->Now() : absl::Time();
+  }
+  absl::Status PassTimeLocked(const std::string& what) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (silent_.count(unit_)) {
+      if (clock_) clock_->Advance(timeout_);
+      return absl::DeadlineExceededError(what + ": timeout");
+    }
+    if (clock_) clock_->Advance(latency_);
+    return absl::OkStatus();
+  }
+  absl::Status Write(int function, uint16_t address, std::vector<uint16_t> values) {
+    absl::MutexLock lock(&mu_);
+    requests_.push_back({unit_, RegisterTable::kHolding, address, static_cast<int>(values.size()),
+                         Now(), function, values});
+    const std::string what =
+        absl::StrFormat("fake unit %d holding 0x%04X+%d (write)", unit_, address, values.size());
+    if (absl::Status silent = PassTimeLocked(what); !silent.ok()) return silent;
+    for (size_t i = 0; i < values.size(); ++i) {
+      if (rejected_writes_.count({unit_, address + i})) {
+        return absl::FailedPreconditionError(what + ": device exception: illegal data value");
+      }
+    }
+    for (size_t i = 0; i < values.size(); ++i) {
+      if (ignored_writes_.count({unit_, address + i})) continue;
+      tables_[{unit_, RegisterTable::kHolding}][address + i] = values[i];
+    }
+    return absl::OkStatus();
+  }
+
   FakeClock* const clock_;
   const absl::Duration latency_;
   const absl::Duration timeout_;
@@ -110,6 +158,8 @@ class FakeModbusTransport final : public ModbusTransport {
   std::map<std::pair<int, RegisterTable>, std::map<uint16_t, uint16_t>> tables_
       ABSL_GUARDED_BY(mu_);
   std::set<int> silent_ ABSL_GUARDED_BY(mu_);
+  std::set<std::pair<int, int>> ignored_writes_ ABSL_GUARDED_BY(mu_);
+  std::set<std::pair<int, int>> rejected_writes_ ABSL_GUARDED_BY(mu_);
   std::vector<Request> requests_ ABSL_GUARDED_BY(mu_);
 };
 

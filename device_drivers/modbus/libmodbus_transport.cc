@@ -160,6 +160,15 @@ absl::StatusOr<std::vector<uint16_t>> LibmodbusTransport::ReadRegisters(Register
   return values;
 }
 
+absl::Status LibmodbusTransport::WriteRegister(uint16_t address, uint16_t value) {
+  const std::string what = absl::StrFormat("holding 0x%04X (write single)", address);
+  if (!connected_) {
+    if (absl::Status status = Connect(); !status.ok()) return status;
+  }
+  if (modbus_write_register(ctx_, address, value) < 0) return Failure(errno, what);
+  return absl::OkStatus();
+}
+
 absl::Status LibmodbusTransport::WriteRegisters(uint16_t address,
                                                 absl::Span<const uint16_t> values) {
   const int count = static_cast<int>(values.size());

@@ -57,6 +57,7 @@ class LibmodbusTransport final : public ModbusTransport {
   absl::Status SetSlave(int unit_id) override;
   absl::StatusOr<std::vector<uint16_t>> ReadRegisters(RegisterTable table, uint16_t address,
                                                       int count) override;
+  absl::Status WriteRegister(uint16_t address, uint16_t value) override;
   absl::Status WriteRegisters(uint16_t address, absl::Span<const uint16_t> values) override;
   std::string Describe() const override { return description_; }
 

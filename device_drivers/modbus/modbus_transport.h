@@ -29,7 +29,8 @@
 
 namespace evgate::modbus {
 
-// Which register table a read addresses.
+// Which register table a read addresses (writes always go to holding
+// registers).
 enum class RegisterTable {
   kInput,    // function 04
   kHolding,  // function 03
@@ -60,6 +61,9 @@ class ModbusTransport {
   // address). On success the result has exactly `count` values.
   virtual absl::StatusOr<std::vector<uint16_t>> ReadRegisters(RegisterTable table, uint16_t address,
                                                               int count) = 0;
+
+  // Writes one holding register (function 06).
+  virtual absl::Status WriteRegister(uint16_t address, uint16_t value) = 0;
 
   // Writes holding registers starting at `address` (function 16).
   virtual absl::Status WriteRegisters(uint16_t address, absl::Span<const uint16_t> values) = 0;

@@ -49,24 +49,24 @@ TEST(PymodbusPeer, BusOwnerReadsSdm630ServedByPymodbus) {
   DeviceStatus s;
   for (int i = 0; i < 100; ++i) {
     s = *owner.Device("grid-meter");
-    if (!s.stale && s.values.energy_total_wh) break;
+    if (!s.stale && s.values.Get(Quantity::kEnergyTotal)) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   owner.Stop();
   ASSERT_FALSE(s.stale) << s.last_error;
-  EXPECT_EQ(s.values.voltage_v[0], 229.5);
-  EXPECT_EQ(s.values.voltage_v[1], 230.25);
-  EXPECT_EQ(s.values.voltage_v[2], 231.0);
-  EXPECT_EQ(s.values.current_a[0], 12.5);
-  EXPECT_EQ(s.values.current_a[1], 7.25);
-  EXPECT_EQ(s.values.current_a[2], 0.5);
-  EXPECT_EQ(s.values.power_w[0], 2868.75);
-  EXPECT_EQ(s.values.power_w[2], 115.5);
-  EXPECT_EQ(s.values.total_power_w, 4653.5625);
-  EXPECT_NEAR(*s.values.frequency_hz, 49.98, 1e-5);  // float32
-  EXPECT_EQ(s.values.energy_import_wh, 12345500);
-  EXPECT_EQ(s.values.energy_export_wh, 6250);
-  EXPECT_EQ(s.values.energy_total_wh, 12351750);
+  EXPECT_EQ(s.values.Get(Quantity::kVoltageL1), 229.5);
+  EXPECT_EQ(s.values.Get(Quantity::kVoltageL2), 230.25);
+  EXPECT_EQ(s.values.Get(Quantity::kVoltageL3), 231.0);
+  EXPECT_EQ(s.values.Get(Quantity::kCurrentL1), 12.5);
+  EXPECT_EQ(s.values.Get(Quantity::kCurrentL2), 7.25);
+  EXPECT_EQ(s.values.Get(Quantity::kCurrentL3), 0.5);
+  EXPECT_EQ(s.values.Get(Quantity::kPowerL1), 2868.75);
+  EXPECT_EQ(s.values.Get(Quantity::kPowerL3), 115.5);
+  EXPECT_EQ(s.values.Get(Quantity::kTotalPower), 4653.5625);
+  EXPECT_NEAR(*s.values.Get(Quantity::kFrequency), 49.98, 1e-5);  // float32
+  EXPECT_EQ(s.values.Get(Quantity::kEnergyImport), 12345500);
+  EXPECT_EQ(s.values.Get(Quantity::kEnergyExport), 6250);
+  EXPECT_EQ(s.values.Get(Quantity::kEnergyTotal), 12351750);
   EXPECT_EQ(s.counters.errors_total, 0u) << s.last_error;
   EXPECT_EQ(s.counters.timeouts_total, 0u) << s.last_error;
 }

@@ -22,13 +22,16 @@ struct QuantityInfo {
   Quantity quantity;
   absl::string_view name;
   // Accepted `unit:` values and their factor to the canonical unit (first).
+  // Empty for codes and flags, which have no unit.
   std::vector<std::pair<absl::string_view, double>> units;
   double min;
   double max;
+  PollClass default_poll = PollClass::kFast;
 };
 
 // Plausible ranges: wide enough for any real installation, narrow enough to
 // catch garbage (a float read with the wrong word order lands far outside).
+// Indexed by Quantity: the order of the enum.
 const std::vector<QuantityInfo>& Quantities() {
   static const auto* table = new std::vector<QuantityInfo>{
       {Quantity::kVoltageL1, "voltage_l1", {{"V", 1}}, 0, 1000},
@@ -42,14 +45,45 @@ const std::vector<QuantityInfo>& Quantities() {
       {Quantity::kPowerL3, "power_l3", {{"W", 1}, {"kW", 1000}}, -1e7, 1e7},
       {Quantity::kTotalPower, "total_power", {{"W", 1}, {"kW", 1000}}, -3e7, 3e7},
       {Quantity::kFrequency, "frequency", {{"Hz", 1}}, 0, 100},
-      {Quantity::kEnergyImport, "energy_import", {{"Wh", 1}, {"kWh", 1000}}, 0, 1e13},
-      {Quantity::kEnergyExport, "energy_export", {{"Wh", 1}, {"kWh", 1000}}, 0, 1e13},
-      {Quantity::kEnergyTotal, "energy_total", {{"Wh", 1}, {"kWh", 1000}}, 0, 1e13},
+      {Quantity::kEnergyImport,
+       "energy_import",
+       {{"Wh", 1}, {"kWh", 1000}},
+       0,
+       1e13,
+       PollClass::kSlow},
+      {Quantity::kEnergyExport,
+       "energy_export",
+       {{"Wh", 1}, {"kWh", 1000}},
+       0,
+       1e13,
+       PollClass::kSlow},
+      {Quantity::kEnergyTotal,
+       "energy_total",
+       {{"Wh", 1}, {"kWh", 1000}},
+       0,
+       1e13,
+       PollClass::kSlow},
+      {Quantity::kChargingState, "charging_state", {}, 0, 65535},
+      {Quantity::kTemperature, "temperature", {{"C", 1}}, -60, 200},
+      {Quantity::kMaxCurrent, "max_current", {{"A", 1}, {"mA", 0.001}}, 0, 1000},
+      {Quantity::kFailsafeCurrent, "failsafe_current", {{"A", 1}, {"mA", 0.001}}, 0, 1000},
+      {Quantity::kWatchdogTimeout, "watchdog_timeout", {{"s", 1}, {"ms", 0.001}}, 0, 86400},
+      {Quantity::kStandbyMode, "standby_mode", {}, 0, 65535},
+      {Quantity::kRemoteLock, "remote_lock", {}, 0, 65535},
+      {Quantity::kGridPresent, "grid_present", {}, 0, 1},
+      {Quantity::kTransferSwitch, "transfer_switch", {}, 0, 65535},
+      {Quantity::kQf1Closed, "qf1_closed", {}, 0, 1},
+      {Quantity::kQf2Closed, "qf2_closed", {}, 0, 1},
+      {Quantity::kBackupBatteryVoltage, "backup_battery_voltage", {{"V", 1}}, 0, 100},
+      {Quantity::kBackupBatteryOutput, "backup_battery_output", {}, 0, 1},
+      {Quantity::kPnPullInActive, "pn_pull_in_active", {}, 0, 1},
+      {Quantity::kPnPullInEnable, "pn_pull_in_enable", {}, 0, 1},
+      {Quantity::kStandbyCountdown, "standby_countdown", {{"s", 1}, {"ms", 0.001}}, 0, 86400},
+      {Quantity::kStandbyRemaining, "standby_remaining", {{"s", 1}, {"ms", 0.001}}, 0, 86400},
+      {Quantity::kTransferCommand, "transfer_command", {}, 0, 65535},
   };
   return *table;
 }
-
-const QuantityInfo& InfoOf(Quantity quantity) { return Quantities()[static_cast<int>(quantity)]; }
 
 const QuantityInfo* FindQuantity(absl::string_view name) {
   for (const QuantityInfo& info : Quantities()) {
@@ -92,33 +126,77 @@ int LineOf(const YAML::Node& node) { return node.Mark().line + 1; }
 
 void PlanBlocks(int max_gap, RegisterMap* map) {
   for (PollClass poll : {PollClass::kFast, PollClass::kSlow}) {
-    std::vector<int> order;
-    for (int i = 0; i < static_cast<int>(map->fields.size()); ++i) {
-      if (map->fields[i].poll == poll) order.push_back(i);
-    }
-    std::sort(order.begin(), order.end(),
-              [&](int a, int b) { return map->fields[a].address < map->fields[b].address; });
-    ReadBlock block;
-    for (int index : order) {
-      const FieldSpec& field = map->fields[index];
-      const int end = field.address + RegisterCount(field.type);
-      const int block_end = block.address + block.count;
-      if (!block.fields.empty() && field.address - block_end <= max_gap &&
-          std::max(end, block_end) - block.address <= kMaxReadRegisters) {
-        block.count = std::max(end, block_end) - block.address;
-        block.fields.push_back(index);
-        continue;
+    for (RegisterTable table : {RegisterTable::kInput, RegisterTable::kHolding}) {
+      std::vector<int> order;
+      for (int i = 0; i < static_cast<int>(map->fields.size()); ++i) {
+        if (map->fields[i].poll == poll && map->fields[i].table == table) order.push_back(i);
+      }
+      std::sort(order.begin(), order.end(),
+                [&](int a, int b) { return map->fields[a].address < map->fields[b].address; });
+      ReadBlock block;
+      for (int index : order) {
+        const FieldSpec& field = map->fields[index];
+        const int end = field.address + RegisterCount(field.type);
+        const int block_end = block.address + block.count;
+        if (!block.fields.empty() && field.address - block_end <= max_gap &&
+            std::max(end, block_end) - block.address <= kMaxReadRegisters) {
+          block.count = std::max(end, block_end) - block.address;
+          block.fields.push_back(index);
+          continue;
+        }
+        if (!block.fields.empty()) map->blocks.push_back(block);
+        block = ReadBlock{poll, table, field.address, RegisterCount(field.type), {index}};
       }
       if (!block.fields.empty()) map->blocks.push_back(block);
-      block = ReadBlock{poll, field.address, RegisterCount(field.type), {index}};
     }
-    if (!block.fields.empty()) map->blocks.push_back(block);
   }
+}
+
+// "device grid-meter input 0x0034 total_power".
+std::string Where(const FieldSpec& field, absl::string_view device_id) {
+  return absl::StrFormat("device %s %s 0x%04X %s", device_id, RegisterTableName(field.table),
+                         field.address, QuantityName(field.quantity));
+}
+
+// The raw register value(s) of `field` as a number, before scaling.
+double RawValue(const RegisterMap& map, const FieldSpec& field, uint16_t first, uint16_t second) {
+  const uint32_t word32 =
+      map.high_word_first ? (uint32_t{first} << 16) | second : (uint32_t{second} << 16) | first;
+  switch (field.type) {
+    case ValueType::kFloat32: {
+      float f;
+      std::memcpy(&f, &word32, sizeof f);
+      return f;
+    }
+    case ValueType::kInt16:
+      return static_cast<int16_t>(first);
+    case ValueType::kUint16:
+      return first;
+    case ValueType::kInt32:
+      return static_cast<int32_t>(word32);
+    case ValueType::kUint32:
+      return word32;
+  }
+  return 0;
+}
+
+// Empty when `value` is acceptable for `field`, else why not.
+std::string CheckValue(const FieldSpec& field, double value) {
+  if (!std::isfinite(value)) return std::isnan(value) ? "NaN rejected" : "infinity rejected";
+  if (value < field.min || value > field.max) {
+    return absl::StrCat(value, " outside plausible range [", field.min, ", ", field.max,
+                        "], rejected");
+  }
+  return "";
 }
 
 }  // namespace
 
-absl::string_view QuantityName(Quantity quantity) { return InfoOf(quantity).name; }
+absl::string_view QuantityName(Quantity quantity) {
+  const int index = static_cast<int>(quantity);
+  if (index < 0 || index >= kQuantityCount) return "invalid_quantity";
+  return Quantities()[index].name;
+}
 
 int RegisterCount(ValueType type) {
   return type == ValueType::kInt16 || type == ValueType::kUint16 ? 1 : 2;
@@ -129,6 +207,26 @@ bool RegisterMap::HasPollClass(PollClass poll) const {
     if (block.poll == poll) return true;
   }
   return false;
+}
+
+const FieldSpec* RegisterMap::Find(Quantity quantity) const {
+  for (const FieldSpec& field : fields) {
+    if (field.quantity == quantity) return &field;
+  }
+  return nullptr;
+}
+
+void RegisterValues::MergeFrom(const RegisterValues& from) {
+  for (int i = 0; i < kQuantityCount; ++i) {
+    if (from.values_[i]) values_[i] = from.values_[i];
+  }
+}
+
+bool RegisterValues::empty() const {
+  for (const auto& value : values_) {
+    if (value) return false;
+  }
+  return true;
 }
 
 absl::StatusOr<RegisterMap> ParseRegisterMap(absl::string_view yaml_text,
@@ -153,7 +251,7 @@ absl::StatusOr<RegisterMap> ParseRegisterMap(absl::string_view yaml_text,
   static const std::vector<std::string> kTopKeys = {"name",       "description",       "function",
                                                     "word_order", "max_gap_registers", "fields"};
   for (const auto& entry : root) {
-    const std::string key = entry.first.Scalar();
+    const std::string key = entry.first.IsScalar() ? entry.first.Scalar() : "";
     if (std::find(kTopKeys.begin(), kTopKeys.end(), key) == kTopKeys.end()) {
       error(entry.first,
             absl::StrCat("unknown key '", key, "'; allowed: ", absl::StrJoin(kTopKeys, ", ")));
@@ -200,8 +298,8 @@ absl::StatusOr<RegisterMap> ParseRegisterMap(absl::string_view yaml_text,
   if (!fields || !fields.IsSequence() || fields.size() == 0) {
     error(fields ? fields : root, "fields: required, a list of at least one field");
   } else {
-    static const std::vector<std::string> kFieldKeys = {"quantity", "address", "type", "unit",
-                                                        "scale",    "min",     "max",  "poll"};
+    static const std::vector<std::string> kFieldKeys = {
+        "quantity", "address", "table", "type", "unit", "scale", "min", "max", "poll", "writable"};
     for (size_t i = 0; i < fields.size(); ++i) {
       const YAML::Node node = fields[i];
       const std::string where = absl::StrCat("fields[", i, "]");
@@ -210,7 +308,7 @@ absl::StatusOr<RegisterMap> ParseRegisterMap(absl::string_view yaml_text,
         continue;
       }
       for (const auto& entry : node) {
-        const std::string key = entry.first.Scalar();
+        const std::string key = entry.first.IsScalar() ? entry.first.Scalar() : "";
         if (std::find(kFieldKeys.begin(), kFieldKeys.end(), key) == kFieldKeys.end()) {
           error(entry.first, absl::StrCat(where, ": unknown key '", key,
                                           "'; allowed: ", absl::StrJoin(kFieldKeys, ", ")));
@@ -235,6 +333,17 @@ absl::StatusOr<RegisterMap> ParseRegisterMap(absl::string_view yaml_text,
                                    other.source_line));
         }
       }
+      field.table = map.table;
+      if (const YAML::Node table = node["table"]) {
+        const std::string text = table.IsScalar() ? table.Scalar() : "";
+        if (text == "input") {
+          field.table = RegisterTable::kInput;
+        } else if (text == "holding") {
+          field.table = RegisterTable::kHolding;
+        } else {
+          error(table, absl::StrCat(where, ".table: input or holding"));
+        }
+      }
       const std::optional<int64_t> address =
           node["address"] ? ParseInteger(node["address"]) : std::nullopt;
       if (!address || *address < 0 || *address > 0xFFFE) {
@@ -252,6 +361,9 @@ absl::StatusOr<RegisterMap> ParseRegisterMap(absl::string_view yaml_text,
           field.type = *parsed;
         }
       }
+      if (address && field.address + RegisterCount(field.type) > 0x10000) {
+        error(node["address"], absl::StrCat(where, ".address: the value runs past 0xFFFF"));
+      }
       double unit_factor = 1;
       if (const YAML::Node unit = node["unit"]) {
         bool found = false;
@@ -263,7 +375,9 @@ absl::StatusOr<RegisterMap> ParseRegisterMap(absl::string_view yaml_text,
             found = true;
           }
         }
-        if (!found) {
+        if (allowed.empty()) {
+          error(unit, absl::StrCat(where, ".unit: ", info->name, " is a code and has no unit"));
+        } else if (!found) {
           error(unit, absl::StrCat(where, ".unit: for ", info->name, " one of ",
                                    absl::StrJoin(allowed, ", ")));
         }
@@ -293,23 +407,48 @@ absl::StatusOr<RegisterMap> ParseRegisterMap(absl::string_view yaml_text,
       if (field.min >= field.max) {
         error(node, absl::StrCat(where, ": min ", field.min, " must be below max ", field.max));
       }
+      field.poll = info->default_poll;
       if (const YAML::Node poll = node["poll"]) {
         const std::string text = poll.IsScalar() ? poll.Scalar() : "";
         if (text == "fast") {
           field.poll = PollClass::kFast;
         } else if (text == "slow") {
           field.poll = PollClass::kSlow;
+        } else if (text == "never") {
+          field.poll = PollClass::kNever;
         } else {
-          error(poll, absl::StrCat(where, ".poll: fast or slow"));
+          error(poll, absl::StrCat(where, ".poll: fast, slow or never"));
         }
-      } else {
-        const bool energy = info->quantity == Quantity::kEnergyImport ||
-                            info->quantity == Quantity::kEnergyExport ||
-                            info->quantity == Quantity::kEnergyTotal;
-        field.poll = energy ? PollClass::kSlow : PollClass::kFast;
+      }
+      if (const YAML::Node writable = node["writable"]) {
+        const std::string text = writable.IsScalar() ? writable.Scalar() : "";
+        if (text == "true") {
+          field.writable = true;
+        } else if (text != "false") {
+          error(writable, absl::StrCat(where, ".writable: true or false"));
+        }
+      }
+      if (field.writable && field.table != RegisterTable::kHolding) {
+        error(node, absl::StrCat(where,
+                                 ": writable needs table: holding (input registers are "
+                                 "read-only)"));
+      }
+      for (const FieldSpec& other : map.fields) {
+        if (other.table == field.table &&
+            field.address < other.address + RegisterCount(other.type) &&
+            other.address < field.address + RegisterCount(field.type)) {
+          error(node, absl::StrCat(where, ": ", RegisterTableName(field.table), " registers ",
+                                   field.address, "+", RegisterCount(field.type), " overlap ",
+                                   QuantityName(other.quantity), " at line ", other.source_line));
+        }
       }
       map.fields.push_back(field);
     }
+  }
+  if (!map.fields.empty()) {
+    bool polled = false;
+    for (const FieldSpec& field : map.fields) polled |= field.poll != PollClass::kNever;
+    if (!polled) error(fields, "fields: at least one field must be polled (poll: fast or slow)");
   }
   if (!errors.empty()) return absl::InvalidArgumentError(absl::StrJoin(errors, "\n"));
   PlanBlocks(max_gap, &map);
@@ -333,7 +472,7 @@ absl::StatusOr<DecodeResult> DecodeBlock(const RegisterMap& map, const ReadBlock
   if (static_cast<int>(registers.size()) != block.count) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "device %s %s 0x%04X: %d registers, the block has %d", device_id,
-        RegisterTableName(map.table), block.address, registers.size(), block.count));
+        RegisterTableName(block.table), block.address, registers.size(), block.count));
   }
   DecodeResult result;
   for (int index : block.fields) {
@@ -341,96 +480,75 @@ absl::StatusOr<DecodeResult> DecodeBlock(const RegisterMap& map, const ReadBlock
     const int offset = field.address - block.address;
     const uint16_t first = registers[offset];
     const uint16_t second = RegisterCount(field.type) == 2 ? registers[offset + 1] : 0;
-    const uint32_t word32 =
-        map.high_word_first ? (uint32_t{first} << 16) | second : (uint32_t{second} << 16) | first;
-    double raw = 0;
-    switch (field.type) {
-      case ValueType::kFloat32: {
-        float f;
-        std::memcpy(&f, &word32, sizeof f);
-        raw = f;
-        break;
-      }
-      case ValueType::kInt16:
-        raw = static_cast<int16_t>(first);
-        break;
-      case ValueType::kUint16:
-        raw = first;
-        break;
-      case ValueType::kInt32:
-        raw = static_cast<int32_t>(word32);
-        break;
-      case ValueType::kUint32:
-        raw = word32;
-        break;
-    }
-    const double value = raw * field.scale;
-    const std::string where =
-        absl::StrFormat("device %s %s 0x%04X %s", device_id, RegisterTableName(map.table),
-                        field.address, QuantityName(field.quantity));
-    if (!std::isfinite(value)) {
-      result.rejected.push_back(
-          absl::StrCat(where, ": ", std::isnan(value) ? "NaN" : "infinity", " rejected"));
+    const double value = RawValue(map, field, first, second) * field.scale;
+    if (std::string problem = CheckValue(field, value); !problem.empty()) {
+      result.rejected.push_back(absl::StrCat(Where(field, device_id), ": ", problem));
       continue;
     }
-    if (value < field.min || value > field.max) {
-      result.rejected.push_back(absl::StrCat(where, ": ", value, " outside plausible range [",
-                                             field.min, ", ", field.max, "], rejected"));
-      continue;
-    }
-    MeterValues& v = result.values;
-    switch (field.quantity) {
-      case Quantity::kVoltageL1:
-      case Quantity::kVoltageL2:
-      case Quantity::kVoltageL3:
-        v.voltage_v[static_cast<int>(field.quantity) - static_cast<int>(Quantity::kVoltageL1)] =
-            value;
-        break;
-      case Quantity::kCurrentL1:
-      case Quantity::kCurrentL2:
-      case Quantity::kCurrentL3:
-        v.current_a[static_cast<int>(field.quantity) - static_cast<int>(Quantity::kCurrentL1)] =
-            value;
-        break;
-      case Quantity::kPowerL1:
-      case Quantity::kPowerL2:
-      case Quantity::kPowerL3:
-        v.power_w[static_cast<int>(field.quantity) - static_cast<int>(Quantity::kPowerL1)] = value;
-        break;
-      case Quantity::kTotalPower:
-        v.total_power_w = value;
-        break;
-      case Quantity::kFrequency:
-        v.frequency_hz = value;
-        break;
-      case Quantity::kEnergyImport:
-        v.energy_import_wh = value;
-        break;
-      case Quantity::kEnergyExport:
-        v.energy_export_wh = value;
-        break;
-      case Quantity::kEnergyTotal:
-        v.energy_total_wh = value;
-        break;
-    }
+    result.values.Set(field.quantity, value);
   }
   return result;
 }
 
-void MergeMeterValues(const MeterValues& from, MeterValues* into) {
-  auto merge = [](const std::optional<double>& f, std::optional<double>* i) {
-    if (f) *i = f;
-  };
-  for (int p = 0; p < 3; ++p) {
-    merge(from.voltage_v[p], &into->voltage_v[p]);
-    merge(from.current_a[p], &into->current_a[p]);
-    merge(from.power_w[p], &into->power_w[p]);
+absl::StatusOr<double> DecodeField(const RegisterMap& map, const FieldSpec& field,
+                                   absl::Span<const uint16_t> registers,
+                                   absl::string_view device_id) {
+  if (static_cast<int>(registers.size()) != RegisterCount(field.type)) {
+    return absl::InvalidArgumentError(absl::StrCat(Where(field, device_id), ": ", registers.size(),
+                                                   " registers, the field has ",
+                                                   RegisterCount(field.type)));
   }
-  merge(from.total_power_w, &into->total_power_w);
-  merge(from.frequency_hz, &into->frequency_hz);
-  merge(from.energy_import_wh, &into->energy_import_wh);
-  merge(from.energy_export_wh, &into->energy_export_wh);
-  merge(from.energy_total_wh, &into->energy_total_wh);
+  const double value =
+      RawValue(map, field, registers[0], registers.size() > 1 ? registers[1] : 0) * field.scale;
+  if (std::string problem = CheckValue(field, value); !problem.empty()) {
+    return absl::OutOfRangeError(absl::StrCat(Where(field, device_id), ": ", problem));
+  }
+  return value;
+}
+
+absl::StatusOr<std::vector<uint16_t>> EncodeField(const RegisterMap& map, const FieldSpec& field,
+                                                  double value, absl::string_view device_id) {
+  if (!field.writable) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(Where(field, device_id), ": not writable in register map ", map.name));
+  }
+  if (!std::isfinite(value) || value < field.min || value > field.max) {
+    return absl::OutOfRangeError(absl::StrCat(Where(field, device_id), ": ", value,
+                                              " outside the writable range [", field.min, ", ",
+                                              field.max, "]"));
+  }
+  const double raw = value / field.scale;
+  if (field.type == ValueType::kFloat32) {
+    const auto words = EncodeFloat32(static_cast<float>(raw), map.high_word_first);
+    return std::vector<uint16_t>{words[0], words[1]};
+  }
+  const double rounded = std::round(raw);
+  double low = 0, high = 0;
+  switch (field.type) {
+    case ValueType::kInt16:
+      low = -32768, high = 32767;
+      break;
+    case ValueType::kUint16:
+      low = 0, high = 65535;
+      break;
+    case ValueType::kInt32:
+      low = -2147483648.0, high = 2147483647.0;
+      break;
+    default:
+      low = 0, high = 4294967295.0;
+      break;
+  }
+  if (rounded < low || rounded > high) {
+    return absl::OutOfRangeError(absl::StrCat(Where(field, device_id), ": raw value ", rounded,
+                                              " does not fit the register type"));
+  }
+  if (RegisterCount(field.type) == 1) {
+    return std::vector<uint16_t>{static_cast<uint16_t>(static_cast<int32_t>(rounded) & 0xFFFF)};
+  }
+  const uint32_t word32 = static_cast<uint32_t>(static_cast<int64_t>(rounded));
+  const uint16_t hi = static_cast<uint16_t>(word32 >> 16);
+  const uint16_t lo = static_cast<uint16_t>(word32 & 0xFFFF);
+  return map.high_word_first ? std::vector<uint16_t>{hi, lo} : std::vector<uint16_t>{lo, hi};
 }
 
 std::array<uint16_t, 2> EncodeFloat32(float value, bool high_word_first) {

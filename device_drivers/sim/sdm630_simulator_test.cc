@@ -19,6 +19,7 @@ using modbus::BusOptions;
 using modbus::DeviceStatus;
 using modbus::ModbusBusOwner;
 using modbus::PolledDevice;
+using modbus::Quantity;
 using ::testing::HasSubstr;
 
 float FloatAt(const std::vector<uint16_t>& regs, int address) {
@@ -89,12 +90,13 @@ TEST_F(SimOverTcp, BusOwnerReadsTheSimulatedPhysics) {
   WaitFor(absl::Seconds(5), [](const DeviceStatus& s) { return !s.stale; });
   DeviceStatus s = *owner_->Device("grid-meter");
   ASSERT_FALSE(s.stale) << s.last_error;
-  EXPECT_EQ(s.values.current_a[0], 8);
-  EXPECT_EQ(s.values.current_a[2], 12);
-  EXPECT_EQ(s.values.total_power_w, 230 * 30);
+  EXPECT_EQ(s.values.Get(Quantity::kCurrentL1), 8);
+  EXPECT_EQ(s.values.Get(Quantity::kCurrentL3), 12);
+  EXPECT_EQ(s.values.Get(Quantity::kTotalPower), 230 * 30);
   sim_.SetPhase(0, {230, 20, 1});
-  WaitFor(absl::Seconds(5), [](const DeviceStatus& s) { return s.values.current_a[0] == 20; });
-  EXPECT_EQ(owner_->Device("grid-meter")->values.current_a[0], 20);
+  WaitFor(absl::Seconds(5),
+          [](const DeviceStatus& s) { return s.values.Get(Quantity::kCurrentL1) == 20; });
+  EXPECT_EQ(owner_->Device("grid-meter")->values.Get(Quantity::kCurrentL1), 20);
 }
 
 TEST_F(SimOverTcp, StoppedMeterTurnsStaleWithinItsTimeout) {
@@ -135,7 +137,7 @@ TEST_F(SimOverTcp, NanFromTheMeterIsRejectedAndCounted) {
   DeviceStatus s = *owner_->Device("grid-meter");
   EXPECT_GT(s.counters.rejected_values_total, 0u);
   EXPECT_THAT(s.last_error, HasSubstr("device grid-meter input 0x0008 current_l2: NaN rejected"));
-  EXPECT_EQ(s.values.current_a[1], 10);  // the last valid value, never NaN
+  EXPECT_EQ(s.values.Get(Quantity::kCurrentL2), 10);  // the last valid value, never NaN
 }
 
 }  // namespace
