@@ -1,0 +1,393 @@
+#include "device_drivers/driver/device_driver_service.h"
+
+#include <algorithm>
+#include <deque>
+#include <optional>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "google/protobuf/util/time_util.h"
+#include "runtime/log.h"
+
+namespace evgate::devices {
+namespace {
+
+using ::google::protobuf::util::TimeUtil;
+
+log::Logger kLog("device_drivers");
+
+constexpr int kDefaultPageSize = 100;
+constexpr int kMaxPageSize = 1000;
+constexpr absl::Duration kMinTelemetryInterval = absl::Milliseconds(100);
+constexpr absl::Duration kMaxTelemetryInterval = absl::Hours(1);
+// How often a waiting stream looks at cancellation and held-back telemetry.
+constexpr absl::Duration kStreamPoll = absl::Milliseconds(50);
+
+google::protobuf::Timestamp ToProtoTime(absl::Time t) {
+  return TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(t));
+}
+
+absl::Duration FromProto(const google::protobuf::Duration& d) {
+  return absl::Nanoseconds(TimeUtil::DurationToNanoseconds(d));
+}
+
+}  // namespace
+
+// One WatchDevices call: its filter, its queue and its telemetry throttle.
+class DeviceDriverService::Stream {
+ public:
+  Stream(std::set<std::string> devices, absl::Duration telemetry_interval, size_t max_queued)
+      : devices_(std::move(devices)),
+        telemetry_interval_(telemetry_interval),
+        max_queued_(max_queued) {}
+
+  bool Selects(const std::string& device_id) const {
+    return devices_.empty() || devices_.count(device_id) > 0;
+  }
+
+  // Called from any thread with each published event.
+  void Offer(const v1::WatchDevicesResponse& event, absl::Time now) {
+    if (!Selects(event.device_id())) return;
+    absl::MutexLock lock(&mu_);
+    if (ended_.has_value()) return;
+    if (event.has_telemetry()) {
+      if (telemetry_interval_ == absl::ZeroDuration()) return;
+      auto last = last_telemetry_.find(event.device_id());
+      if (last != last_telemetry_.end() && now - last->second < telemetry_interval_) {
+        held_[event.device_id()] = event;  // the latest sample wins
+        return;
+      }
+      last_telemetry_[event.device_id()] = now;
+      held_.erase(event.device_id());
+    }
+    if (queue_.size() >= max_queued_) {
+      ended_ = grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                            absl::StrFormat("the client fell more than %d events behind; reconnect "
+                                            "for fresh snapshots",
+                                            max_queued_));
+      return;
+    }
+    queue_.push_back(event);
+  }
+
+  void End(grpc::Status status) {
+    absl::MutexLock lock(&mu_);
+    if (!ended_.has_value()) ended_ = std::move(status);
+  }
+
+  // Waits up to `wait` for the next event. Returns the event, or nullopt when
+  // there is none yet; sets `*ended` when the stream must end.
+  std::optional<v1::WatchDevicesResponse> Take(absl::Time now, absl::Duration wait,
+                                               std::optional<grpc::Status>* ended) {
+    absl::MutexLock lock(&mu_);
+    ReleaseHeldLocked(now);
+    if (queue_.empty() && !ended_.has_value()) {
+      mu_.AwaitWithTimeout(absl::Condition(
+                               +[](Stream* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu_) {
+                                 return !s->queue_.empty() || s->ended_.has_value();
+                               },
+                               this),
+                           wait);
+    }
+    if (ended_.has_value()) {
+      *ended = ended_;
+      return std::nullopt;
+    }
+    if (queue_.empty()) return std::nullopt;
+    v1::WatchDevicesResponse event = std::move(queue_.front());
+    queue_.pop_front();
+    return event;
+  }
+
+ private:
+  void ReleaseHeldLocked(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    for (auto it = held_.begin(); it != held_.end();) {
+      absl::Time& last = last_telemetry_[it->first];
+      if (now - last >= telemetry_interval_) {
+        last = now;
+        queue_.push_back(std::move(it->second));
+        it = held_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+
+  const std::set<std::string> devices_;  // empty = all
+  const absl::Duration telemetry_interval_;
+  const size_t max_queued_;
+
+  absl::Mutex mu_;
+  std::deque<v1::WatchDevicesResponse> queue_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, absl::Time> last_telemetry_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, v1::WatchDevicesResponse> held_ ABSL_GUARDED_BY(mu_);
+  std::optional<grpc::Status> ended_ ABSL_GUARDED_BY(mu_);
+};
+
+DeviceDriverService::DeviceDriverService(std::vector<std::unique_ptr<DeviceBackend>> backends,
+                                         const Clock& clock, DeviceDriverOptions options)
+    : backends_(std::move(backends)), clock_(clock), options_(options) {
+  for (const auto& backend : backends_) {
+    for (const std::string& id : backend->DeviceIds()) device_owner_[id] = backend.get();
+    for (const std::string& id : backend->EvseIds()) evse_owner_[id] = backend.get();
+  }
+}
+
+DeviceDriverService::~DeviceDriverService() { Stop(); }
+
+absl::Status DeviceDriverService::Start() {
+  for (const auto& backend : backends_) {
+    backend->SetSink(this);
+    absl::Status status = backend->Start();
+    if (!status.ok()) {
+      Stop();
+      return absl::Status(status.code(),
+                          absl::StrCat("bus ", backend->bus_id(), ": ", status.message()));
+    }
+    ++started_;
+    kLog.Info("bus %s: %d devices", backend->bus_id(), backend->DeviceIds().size());
+  }
+  return absl::OkStatus();
+}
+
+void DeviceDriverService::Stop() {
+  {
+    absl::MutexLock lock(&streams_mu_);
+    stopping_ = true;
+    for (Stream* stream : streams_) {
+      stream->End(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the device driver is stopping"));
+    }
+  }
+  while (started_ > 0) {
+    backends_[--started_]->Stop();
+  }
+}
+
+void DeviceDriverService::Publish(v1::WatchDevicesResponse event) {
+  const absl::Time now = clock_.Now();
+  absl::MutexLock lock(&streams_mu_);
+  for (Stream* stream : streams_) stream->Offer(event, now);
+}
+
+DeviceBackend* DeviceDriverService::BackendOfDevice(const std::string& device_id) const {
+  auto it = device_owner_.find(device_id);
+  return it == device_owner_.end() ? nullptr : it->second;
+}
+
+DeviceBackend* DeviceDriverService::BackendOfEvse(const std::string& evse_id) const {
+  auto it = evse_owner_.find(evse_id);
+  return it == evse_owner_.end() ? nullptr : it->second;
+}
+
+grpc::Status DeviceDriverService::ListDevices(grpc::ServerContext*,
+                                              const v1::ListDevicesRequest* request,
+                                              v1::ListDevicesResponse* response) {
+  if (request->page_size() < 0) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "page_size must not be negative");
+  }
+  const int page_size =
+      request->page_size() == 0 ? kDefaultPageSize : std::min(request->page_size(), kMaxPageSize);
+  // The page token is the last device id of the previous page: device ids are
+  // stable, so paging survives devices going stale or coming back.
+  auto it = request->page_token().empty() ? device_owner_.begin()
+                                          : device_owner_.upper_bound(request->page_token());
+  for (; it != device_owner_.end(); ++it) {
+    std::optional<v1::DeviceState> state = it->second->GetDevice(it->first);
+    if (!state.has_value()) continue;
+    if (request->kind() != v1::DEVICE_KIND_UNSPECIFIED && state->kind() != request->kind()) {
+      continue;
+    }
+    if (response->devices_size() == page_size) {
+      response->set_next_page_token(response->devices(page_size - 1).device_id());
+      break;
+    }
+    *response->add_devices() = std::move(*state);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status DeviceDriverService::GetDevice(grpc::ServerContext*,
+                                            const v1::GetDeviceRequest* request,
+                                            v1::GetDeviceResponse* response) {
+  DeviceBackend* backend = BackendOfDevice(request->device_id());
+  std::optional<v1::DeviceState> state;
+  if (backend != nullptr) state = backend->GetDevice(request->device_id());
+  if (!state.has_value()) {
+    return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                        absl::StrCat("no device \"", request->device_id(),
+                                     "\" on this driver; `evgatectl devices list` shows them"));
+  }
+  *response->mutable_device() = std::move(*state);
+  return grpc::Status::OK;
+}
+
+grpc::Status DeviceDriverService::WatchDevices(
+    grpc::ServerContext* context, const v1::WatchDevicesRequest* request,
+    grpc::ServerWriter<v1::WatchDevicesResponse>* writer) {
+  std::set<std::string> selected(request->device_ids().begin(), request->device_ids().end());
+  for (const std::string& id : selected) {
+    if (BackendOfDevice(id) == nullptr) {
+      return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                          absl::StrCat("no device \"", id, "\" on this driver"));
+    }
+  }
+  absl::Duration interval = options_.default_telemetry_interval;
+  if (request->has_telemetry_interval()) {
+    interval = FromProto(request->telemetry_interval());
+    if (interval < absl::ZeroDuration()) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          "telemetry_interval must not be negative");
+    }
+    if (interval != absl::ZeroDuration()) {
+      interval = std::clamp(interval, kMinTelemetryInterval, kMaxTelemetryInterval);
+    }
+  }
+
+  // Registered before the snapshots are read, so that no change between the
+  // snapshot and the first event can be lost (it may arrive twice).
+  Stream stream(selected, interval, options_.max_queued_events);
+  {
+    absl::MutexLock lock(&streams_mu_);
+    if (stopping_) {
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the device driver is stopping");
+    }
+    streams_.insert(&stream);
+  }
+  struct Unregister {
+    DeviceDriverService* service;
+    Stream* stream;
+    ~Unregister() {
+      absl::MutexLock lock(&service->streams_mu_);
+      service->streams_.erase(stream);
+    }
+  } unregister{this, &stream};
+
+  uint64_t sequence = 0;
+  auto write = [&](v1::WatchDevicesResponse& event) {
+    event.set_sequence(++sequence);
+    return writer->Write(event);
+  };
+  for (const auto& [id, backend] : device_owner_) {
+    if (!stream.Selects(id)) continue;
+    std::optional<v1::DeviceState> state = backend->GetDevice(id);
+    if (!state.has_value()) continue;
+    v1::WatchDevicesResponse event;
+    *event.mutable_at() = ToProtoTime(clock_.Now());
+    event.set_device_id(id);
+    *event.mutable_snapshot() = std::move(*state);
+    if (!write(event)) return grpc::Status::OK;  // the client went away
+  }
+  v1::WatchDevicesResponse complete;
+  *complete.mutable_at() = ToProtoTime(clock_.Now());
+  complete.mutable_initial_snapshot_complete();
+  if (!write(complete)) return grpc::Status::OK;
+
+  while (!context->IsCancelled()) {
+    std::optional<grpc::Status> ended;
+    std::optional<v1::WatchDevicesResponse> event = stream.Take(clock_.Now(), kStreamPoll, &ended);
+    if (ended.has_value()) return *ended;
+    if (event.has_value() && !write(*event)) break;
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status DeviceDriverService::ApplySetpoints(grpc::ServerContext*,
+                                                 const v1::ApplySetpointsRequest* request,
+                                                 v1::ApplySetpointsResponse* response) {
+  std::set<std::string> seen;
+  for (int i = 0; i < request->setpoints_size(); ++i) {
+    const v1::Setpoint& setpoint = request->setpoints(i);
+    if (setpoint.evse_id().empty()) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          absl::StrFormat("setpoints[%d].evse_id is empty", i));
+    }
+    if (!seen.insert(setpoint.evse_id()).second) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          absl::StrFormat("setpoints[%d]: EVSE \"%s\" appears more than once", i,
+                                          setpoint.evse_id()));
+    }
+    if (setpoint.value().kind_case() == v1::SetpointValue::KIND_NOT_SET) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          absl::StrFormat("setpoints[%d].value: set exactly one of "
+                                          "current_limit_a, power_limit_w, pause",
+                                          i));
+    }
+  }
+  absl::Duration ttl = options_.default_setpoint_ttl;
+  if (request->has_ttl()) {
+    ttl = FromProto(request->ttl());
+    if (ttl <= absl::ZeroDuration()) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          "ttl must be positive (leave it out for the site default)");
+    }
+  }
+
+  // Held for the whole batch: a batch that passed the sequence check is
+  // applied before any later one from the same caller can be.
+  absl::MutexLock lock(&sequence_mu_);
+  if (request->sequence() != 0) {
+    auto last = last_sequence_.find(request->controller_id());
+    if (last != last_sequence_.end() && request->sequence() <= last->second) {
+      return grpc::Status(
+          grpc::StatusCode::ABORTED,
+          absl::StrFormat("sequence %d of controller \"%s\" is not newer than the last applied %d",
+                          request->sequence(), request->controller_id(), last->second));
+    }
+    last_sequence_[request->controller_id()] = request->sequence();
+  }
+
+  // One call per backend, then the results back in request order.
+  std::map<DeviceBackend*, std::vector<int>> by_backend;
+  std::vector<v1::SetpointResult> results(request->setpoints_size());
+  for (int i = 0; i < request->setpoints_size(); ++i) {
+    const std::string& evse_id = request->setpoints(i).evse_id();
+    DeviceBackend* backend = BackendOfEvse(evse_id);
+    if (backend == nullptr) {
+      results[i].set_evse_id(evse_id);
+      results[i].set_status(v1::SETPOINT_STATUS_REJECTED);
+      results[i].set_reason(v1::SETPOINT_REJECT_REASON_UNKNOWN_EVSE);
+      results[i].set_message(absl::StrCat("EVSE \"", evse_id, "\" is not on this driver"));
+      continue;
+    }
+    by_backend[backend].push_back(i);
+  }
+  for (const auto& [backend, indices] : by_backend) {
+    std::vector<v1::Setpoint> batch;
+    batch.reserve(indices.size());
+    for (int i : indices) batch.push_back(request->setpoints(i));
+    std::vector<v1::SetpointResult> answers =
+        backend->ApplySetpoints(batch, ttl, request->batch_id());
+    for (size_t k = 0; k < indices.size(); ++k) {
+      v1::SetpointResult& result = results[indices[k]];
+      if (k < answers.size()) {
+        result = std::move(answers[k]);
+      } else {  // a backend bug; say so rather than pretend
+        result.set_evse_id(batch[k].evse_id());
+        result.set_status(v1::SETPOINT_STATUS_REJECTED);
+        result.set_reason(v1::SETPOINT_REJECT_REASON_DEVICE_REJECTED);
+        result.set_message(absl::StrCat("bus ", backend->bus_id(), " returned no result"));
+      }
+    }
+  }
+  response->set_batch_id(request->batch_id());
+  response->set_sequence(request->sequence());
+  for (v1::SetpointResult& result : results) *response->add_results() = std::move(result);
+  return grpc::Status::OK;
+}
+
+grpc::Status DeviceDriverService::Command(grpc::ServerContext*, const v1::CommandRequest* request,
+                                          v1::CommandResponse* response) {
+  DeviceBackend* backend = BackendOfDevice(request->device_id());
+  if (backend == nullptr) {
+    return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                        absl::StrCat("no device \"", request->device_id(), "\" on this driver"));
+  }
+  if (request->command_case() == v1::CommandRequest::COMMAND_NOT_SET) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "no command set");
+  }
+  *response = backend->Command(*request);
+  return grpc::Status::OK;
+}
+
+}  // namespace evgate::devices

@@ -1,0 +1,348 @@
+#include "device_drivers/driver/device_driver_service.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "device_drivers/driver/fake_backend.h"
+#include "gmock/gmock.h"
+#include "google/protobuf/util/time_util.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
+#include "gtest/gtest.h"
+#include "runtime/server_host.h"
+
+namespace evgate::devices {
+namespace {
+
+using ::google::protobuf::util::TimeUtil;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+v1::DeviceState Meter(const std::string& id) {
+  v1::DeviceState state;
+  state.set_device_id(id);
+  state.set_kind(v1::DEVICE_KIND_METER);
+  state.set_bus_id("rs485-1");
+  return state;
+}
+
+v1::DeviceState Wallbox(const std::string& id, const std::string& evse) {
+  v1::DeviceState state;
+  state.set_device_id(id);
+  state.set_kind(v1::DEVICE_KIND_AC_WALLBOX);
+  state.set_bus_id("can0");
+  state.add_evses()->set_evse_id(evse);
+  return state;
+}
+
+v1::WatchDevicesResponse Telemetry(const std::string& device, double current_l1_a) {
+  v1::WatchDevicesResponse event;
+  event.set_device_id(device);
+  event.mutable_telemetry()->mutable_meter()->mutable_current_a()->set_l1(current_l1_a);
+  return event;
+}
+
+v1::Setpoint Current(const std::string& evse, double a) {
+  v1::Setpoint setpoint;
+  setpoint.set_evse_id(evse);
+  auto* limit = setpoint.mutable_value()->mutable_current_limit_a();
+  limit->set_l1(a);
+  limit->set_l2(a);
+  limit->set_l3(a);
+  return setpoint;
+}
+
+class DeviceDriverServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto modbus = std::make_unique<FakeBackend>("rs485-1");
+    auto can = std::make_unique<FakeBackend>("can0");
+    modbus_ = modbus.get();
+    can_ = can.get();
+    modbus_->SetDevice(Meter("grid-meter"));
+    can_->SetDevice(Wallbox("wallbox-2", "wb2"));
+    can_->SetDevice(Wallbox("wallbox-1", "wb1"));
+    std::vector<std::unique_ptr<DeviceBackend>> backends;
+    backends.push_back(std::move(modbus));
+    backends.push_back(std::move(can));
+    DeviceDriverOptions options;
+    options.max_queued_events = 50;
+    service_ = std::make_unique<DeviceDriverService>(std::move(backends), clock_, options);
+    ServerOptions server;
+    server.listen = "127.0.0.1:0";
+    server.insecure = true;
+    auto host = ServerHost::Start(server, {service_.get()});
+    ASSERT_TRUE(host.ok()) << host.status();
+    host_ = std::move(*host);
+    stub_ = v1::DeviceDriver::NewStub(grpc::CreateChannel(
+        "127.0.0.1:" + std::to_string(host_->port()), grpc::InsecureChannelCredentials()));
+  }
+  void TearDown() override { host_->Shutdown(absl::Seconds(1)); }
+
+  // Reads events until `initial_snapshot_complete`; returns the snapshots' ids.
+  std::vector<std::string> ReadSnapshots(
+      grpc::ClientReaderInterface<v1::WatchDevicesResponse>* reader) {
+    std::vector<std::string> ids;
+    v1::WatchDevicesResponse event;
+    while (reader->Read(&event)) {
+      EXPECT_EQ(event.sequence(), ids.size() + 1);
+      if (event.has_initial_snapshot_complete()) return ids;
+      EXPECT_TRUE(event.has_snapshot());
+      ids.push_back(event.device_id());
+    }
+    ADD_FAILURE() << "stream ended before initial_snapshot_complete";
+    return ids;
+  }
+
+  FakeClock clock_;
+  FakeBackend* modbus_ = nullptr;
+  FakeBackend* can_ = nullptr;
+  std::unique_ptr<DeviceDriverService> service_;
+  std::unique_ptr<ServerHost> host_;
+  std::unique_ptr<v1::DeviceDriver::Stub> stub_;
+};
+
+TEST_F(DeviceDriverServiceTest, StartsEveryBackend) {
+  EXPECT_TRUE(modbus_->started());
+  EXPECT_TRUE(can_->started());
+}
+
+TEST_F(DeviceDriverServiceTest, ListsDevicesOfAllBusesByIdInPages) {
+  std::vector<std::string> ids;
+  std::string token;
+  int pages = 0;
+  do {
+    grpc::ClientContext context;
+    v1::ListDevicesRequest request;
+    request.set_page_size(2);
+    request.set_page_token(token);
+    v1::ListDevicesResponse response;
+    ASSERT_TRUE(stub_->ListDevices(&context, request, &response).ok());
+    for (const auto& device : response.devices()) ids.push_back(device.device_id());
+    token = response.next_page_token();
+    ++pages;
+  } while (!token.empty());
+  EXPECT_THAT(ids, ElementsAre("grid-meter", "wallbox-1", "wallbox-2"));
+  EXPECT_EQ(pages, 2);
+}
+
+TEST_F(DeviceDriverServiceTest, ListFiltersByKind) {
+  grpc::ClientContext context;
+  v1::ListDevicesRequest request;
+  request.set_kind(v1::DEVICE_KIND_METER);
+  v1::ListDevicesResponse response;
+  ASSERT_TRUE(stub_->ListDevices(&context, request, &response).ok());
+  ASSERT_EQ(response.devices_size(), 1);
+  EXPECT_EQ(response.devices(0).device_id(), "grid-meter");
+  EXPECT_TRUE(response.next_page_token().empty());
+}
+
+TEST_F(DeviceDriverServiceTest, GetUnknownDeviceIsNotFound) {
+  grpc::ClientContext context;
+  v1::GetDeviceRequest request;
+  request.set_device_id("nope");
+  v1::GetDeviceResponse response;
+  grpc::Status status = stub_->GetDevice(&context, request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_THAT(status.error_message(), HasSubstr("nope"));
+}
+
+TEST_F(DeviceDriverServiceTest, WatchSendsSnapshotsThenSelectedEventsInSequence) {
+  grpc::ClientContext context;
+  v1::WatchDevicesRequest request;
+  request.add_device_ids("wallbox-1");
+  request.add_device_ids("grid-meter");
+  auto reader = stub_->WatchDevices(&context, request);
+  EXPECT_THAT(ReadSnapshots(reader.get()), ElementsAre("grid-meter", "wallbox-1"));
+
+  v1::WatchDevicesResponse tap;
+  tap.set_device_id("wallbox-2");  // not selected
+  tap.mutable_rfid_tap()->set_id_tag("04A2B3C4");
+  can_->Emit(tap);
+  tap.set_device_id("wallbox-1");
+  can_->Emit(tap);
+
+  v1::WatchDevicesResponse event;
+  ASSERT_TRUE(reader->Read(&event));
+  EXPECT_EQ(event.sequence(), 4u);
+  EXPECT_EQ(event.device_id(), "wallbox-1");
+  EXPECT_EQ(event.rfid_tap().id_tag(), "04A2B3C4");
+  context.TryCancel();
+}
+
+TEST_F(DeviceDriverServiceTest, WatchUnknownDeviceIsNotFound) {
+  grpc::ClientContext context;
+  v1::WatchDevicesRequest request;
+  request.add_device_ids("nope");
+  auto reader = stub_->WatchDevices(&context, request);
+  v1::WatchDevicesResponse event;
+  EXPECT_FALSE(reader->Read(&event));
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(DeviceDriverServiceTest, TelemetryIsThrottledPerDeviceAndTheLatestHeldSampleFollows) {
+  grpc::ClientContext context;
+  v1::WatchDevicesRequest request;
+  request.add_device_ids("grid-meter");
+  *request.mutable_telemetry_interval() = TimeUtil::MillisecondsToDuration(500);
+  auto reader = stub_->WatchDevices(&context, request);
+  ReadSnapshots(reader.get());
+
+  modbus_->Emit(Telemetry("grid-meter", 10));  // sent at once
+  modbus_->Emit(Telemetry("grid-meter", 11));  // held
+  modbus_->Emit(Telemetry("grid-meter", 12));  // replaces 11
+  v1::WatchDevicesResponse event;
+  ASSERT_TRUE(reader->Read(&event));
+  EXPECT_EQ(event.telemetry().meter().current_a().l1(), 10);
+
+  clock_.Advance(absl::Milliseconds(500));
+  ASSERT_TRUE(reader->Read(&event));
+  EXPECT_EQ(event.telemetry().meter().current_a().l1(), 12);
+
+  // A sample after a quiet interval goes through without delay.
+  clock_.Advance(absl::Seconds(1));
+  modbus_->Emit(Telemetry("grid-meter", 13));
+  ASSERT_TRUE(reader->Read(&event));
+  EXPECT_EQ(event.telemetry().meter().current_a().l1(), 13);
+  context.TryCancel();
+}
+
+TEST_F(DeviceDriverServiceTest, ZeroTelemetryIntervalMeansStateChangesOnly) {
+  grpc::ClientContext context;
+  v1::WatchDevicesRequest request;
+  *request.mutable_telemetry_interval() = TimeUtil::MillisecondsToDuration(0);
+  auto reader = stub_->WatchDevices(&context, request);
+  ReadSnapshots(reader.get());
+  modbus_->Emit(Telemetry("grid-meter", 10));
+  v1::WatchDevicesResponse change;
+  change.set_device_id("wallbox-1");
+  change.mutable_evse_state_change()->mutable_state()->set_evse_id("wb1");
+  can_->Emit(change);
+  v1::WatchDevicesResponse event;
+  ASSERT_TRUE(reader->Read(&event));
+  EXPECT_TRUE(event.has_evse_state_change());
+  context.TryCancel();
+}
+
+TEST_F(DeviceDriverServiceTest, AStreamThatFallsBehindIsEndedNotBuffered) {
+  grpc::ClientContext context;
+  v1::WatchDevicesRequest request;
+  auto reader = stub_->WatchDevices(&context, request);
+  ReadSnapshots(reader.get());
+  // The handler may be writing while we publish; more than the limit plus
+  // what gRPC buffers is published without reading.
+  v1::WatchDevicesResponse change;
+  change.set_device_id("wallbox-1");
+  change.mutable_evse_state_change()->mutable_state()->set_evse_id("wb1");
+  change.mutable_evse_state_change()
+      ->mutable_state()
+      ->mutable_measurements()
+      ->add_temperatures()
+      ->set_name(std::string(100000, 'x'));  // big events fill gRPC's buffers fast
+  for (int i = 0; i < 500; ++i) can_->Emit(change);
+  v1::WatchDevicesResponse event;
+  while (reader->Read(&event)) {
+  }
+  grpc::Status status = reader->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(status.error_message(), HasSubstr("reconnect"));
+}
+
+TEST_F(DeviceDriverServiceTest, ApplySplitsOneBatchPerBusAndAnswersInRequestOrder) {
+  grpc::ClientContext context;
+  v1::ApplySetpointsRequest request;
+  request.set_batch_id("42");
+  *request.add_setpoints() = Current("wb2", 10);
+  *request.add_setpoints() = Current("ghost", 10);
+  *request.add_setpoints() = Current("wb1", 16);
+  v1::ApplySetpointsResponse response;
+  ASSERT_TRUE(stub_->ApplySetpoints(&context, request, &response).ok());
+  ASSERT_EQ(response.results_size(), 3);
+  EXPECT_EQ(response.results(0).evse_id(), "wb2");
+  EXPECT_EQ(response.results(0).status(), v1::SETPOINT_STATUS_ACCEPTED);
+  EXPECT_EQ(response.results(1).evse_id(), "ghost");
+  EXPECT_EQ(response.results(1).reason(), v1::SETPOINT_REJECT_REASON_UNKNOWN_EVSE);
+  EXPECT_EQ(response.results(2).evse_id(), "wb1");
+  EXPECT_EQ(response.results(2).in_force().batch_id(), "42");
+
+  auto batches = can_->batches();
+  ASSERT_EQ(batches.size(), 1u);  // one call for the CAN bus, both EVSEs
+  ASSERT_EQ(batches[0].setpoints.size(), 2u);
+  EXPECT_EQ(batches[0].ttl, absl::Seconds(10));  // the default
+  EXPECT_TRUE(modbus_->batches().empty());
+}
+
+TEST_F(DeviceDriverServiceTest, ApplyRejectsMalformedBatchesWhole) {
+  v1::ApplySetpointsRequest request;
+  *request.add_setpoints() = Current("wb1", 10);
+  *request.add_setpoints() = Current("wb1", 12);
+  {
+    grpc::ClientContext context;
+    v1::ApplySetpointsResponse response;
+    grpc::Status status = stub_->ApplySetpoints(&context, request, &response);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_THAT(status.error_message(), HasSubstr("more than once"));
+  }
+  request.clear_setpoints();
+  request.add_setpoints()->set_evse_id("wb1");  // no value
+  {
+    grpc::ClientContext context;
+    v1::ApplySetpointsResponse response;
+    EXPECT_EQ(stub_->ApplySetpoints(&context, request, &response).error_code(),
+              grpc::StatusCode::INVALID_ARGUMENT);
+  }
+  EXPECT_TRUE(can_->batches().empty());
+}
+
+TEST_F(DeviceDriverServiceTest, AnOutdatedSequenceIsAbortedSoALateRetryNeverWins) {
+  auto apply = [&](uint64_t sequence, const std::string& controller) {
+    grpc::ClientContext context;
+    v1::ApplySetpointsRequest request;
+    request.set_sequence(sequence);
+    request.set_controller_id(controller);
+    *request.mutable_ttl() = TimeUtil::SecondsToDuration(3);
+    *request.add_setpoints() = Current("wb1", 10);
+    v1::ApplySetpointsResponse response;
+    return stub_->ApplySetpoints(&context, request, &response).error_code();
+  };
+  EXPECT_EQ(apply(5, "load_balancer"), grpc::StatusCode::OK);
+  EXPECT_EQ(apply(5, "load_balancer"), grpc::StatusCode::ABORTED);
+  EXPECT_EQ(apply(4, "load_balancer"), grpc::StatusCode::ABORTED);
+  EXPECT_EQ(apply(1, "other"), grpc::StatusCode::OK);  // scoped per controller
+  EXPECT_EQ(apply(6, "load_balancer"), grpc::StatusCode::OK);
+  auto batches = can_->batches();
+  ASSERT_EQ(batches.size(), 3u);
+  EXPECT_EQ(batches[0].ttl, absl::Seconds(3));
+}
+
+TEST_F(DeviceDriverServiceTest, StopEndsStreamsAsUnavailable) {
+  grpc::ClientContext context;
+  auto reader = stub_->WatchDevices(&context, v1::WatchDevicesRequest());
+  ReadSnapshots(reader.get());
+  service_->Stop();
+  v1::WatchDevicesResponse event;
+  while (reader->Read(&event)) {
+  }
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_FALSE(can_->started());
+}
+
+TEST(DeviceDriverServiceStartTest, AFailingBusStopsTheOthersAndNamesTheBus) {
+  FakeClock clock;
+  auto good = std::make_unique<FakeBackend>("rs485-1");
+  auto bad = std::make_unique<FakeBackend>("can0");
+  FakeBackend* good_ptr = good.get();
+  bad->FailStartWith(absl::UnavailableError("interface can0 does not exist"));
+  std::vector<std::unique_ptr<DeviceBackend>> backends;
+  backends.push_back(std::move(good));
+  backends.push_back(std::move(bad));
+  DeviceDriverService service(std::move(backends), clock);
+  absl::Status status = service.Start();
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(status.message()), HasSubstr("bus can0: interface can0"));
+  EXPECT_FALSE(good_ptr->started());
+}
+
+}  // namespace
+}  // namespace evgate::devices
