@@ -15,6 +15,7 @@
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
+#include "grpcpp/support/channel_arguments.h"
 #include "runtime/log.h"
 
 namespace evgate {
@@ -125,6 +126,15 @@ absl::StatusOr<std::unique_ptr<ServerHost>> ServerHost::Start(const ServerOption
                                                " (gRPC could not bind or start the server)"));
   }
   host->services_ = std::move(services);
+
+  HostInfo info;
+  info.port = host->port_;
+  for (Service* service : host->services_) {
+    for (const std::string& name : service->health_names()) info.hosted.push_back(name);
+  }
+  grpc::Server* server = host->server_.get();
+  info.in_process_channel = [server] { return server->InProcessChannel(grpc::ChannelArguments()); };
+  for (Service* service : host->services_) service->OnHosted(info);
 
   grpc::HealthCheckServiceInterface* health = host->server_->GetHealthCheckService();
   for (Service* service : host->services_) {

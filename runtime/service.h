@@ -5,6 +5,8 @@
 #ifndef EVGATE_RUNTIME_SERVICE_H_
 #define EVGATE_RUNTIME_SERVICE_H_
 
+#include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -12,13 +14,32 @@
 #include "absl/status/status.h"
 
 namespace grpc {
+class Channel;
 class Service;
 }  // namespace grpc
 
 namespace evgate {
 
+// What a hosted service may know about the process that hosts it.
+struct HostInfo {
+  int port = 0;  // the port actually bound (useful with port 0)
+  // Health names of every service in this process, e.g.
+  // "evgate.v1.DeviceDriver": a service that needs another one uses it
+  // in-process when it is here.
+  std::vector<std::string> hosted;
+  // A channel to this process's own server that bypasses the network.
+  std::function<std::shared_ptr<grpc::Channel>()> in_process_channel;
+
+  bool Hosts(const std::string& health_name) const {
+    for (const std::string& name : hosted) {
+      if (name == health_name) return true;
+    }
+    return false;
+  }
+};
+
 // Thread-compatible: the host calls these methods from one thread, in order:
-// grpc_services(), health_names(), Start(), Stop().
+// grpc_services(), health_names(), OnHosted(), Start(), Stop().
 class Service {
  public:
   virtual ~Service() = default;
@@ -34,6 +55,10 @@ class Service {
   // Fully qualified names reported by grpc.health.v1, e.g.
   // "evgate.v1.LoadBalancer".
   virtual std::vector<std::string> health_names() const = 0;
+
+  // Called once after the server listens, before any Start(): where the
+  // service runs, and with whom.
+  virtual void OnHosted(const HostInfo& /*host*/) {}
 
   // Called once after the server listens: start background work. An error
   // stops the whole process with that message.
