@@ -174,6 +174,12 @@ absl::StatusOr<Decision> ControlPolicy::OnDynamicLimit(const DynamicLimit& limit
   if (limit.power_w && !(*limit.power_w >= 0)) {
     return absl::InvalidArgumentError("dynamic power_w must be >= 0");
   }
+  if (limit.export_limit_w && !(*limit.export_limit_w >= 0)) {
+    return absl::InvalidArgumentError("dynamic export_limit_w must be >= 0");
+  }
+  if (limit.export_limit_w && *node != 0) {
+    return absl::InvalidArgumentError("an export limit applies to the grid connection only");
+  }
   Advance(now);
   dynamic_[*node].by_source[limit.source] = limit;
   if (absl::Status status = RebuildStructure(); !status.ok()) return status;
@@ -219,6 +225,7 @@ absl::Status ControlPolicy::RebuildStructure() {
   const double volts = configured_.grid.nominal_voltage_v;
   input_.grid.limit_a = configured_.grid.limit_a;
   input_.grid.contract_power_w = configured_.grid.contract_power_w;
+  input_.grid.export_limit_w = configured_.grid.export_limit_w;
   for (size_t i = 0; i < input_.circuits.size(); ++i) {
     input_.circuits[i].limit_a = configured_.circuits[i].limit_a;
   }
@@ -238,6 +245,10 @@ absl::Status ControlPolicy::RebuildStructure() {
       if (limit.power_w && node == 0) {
         input_.grid.contract_power_w =
             std::min(input_.grid.contract_power_w.value_or(*limit.power_w), *limit.power_w);
+      }
+      if (limit.export_limit_w && node == 0) {
+        input_.grid.export_limit_w = std::min(
+            input_.grid.export_limit_w.value_or(*limit.export_limit_w), *limit.export_limit_w);
       }
     }
   }

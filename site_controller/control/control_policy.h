@@ -65,6 +65,7 @@ struct DynamicLimit {
   std::string node = std::string(allocation::kGridId);
   allocation::PhaseLimits limit_a;  // nullopt entries: no limit on that phase
   std::optional<double> power_w;
+  std::optional<double> export_limit_w;  // grid only: export (discharge) limit, W, >= 0
   absl::Time expires_at = absl::InfiniteFuture();
 };
 

@@ -196,6 +196,10 @@ TEST_F(ControlPolicyTest, DynamicLimitAppliesAtOnceAndExpires) {
   DynamicLimit unknown;
   unknown.node = "nowhere";
   EXPECT_FALSE(policy_->OnDynamicLimit(unknown, At(30)).ok());
+  DynamicLimit negative_export;
+  negative_export.source = "ems";
+  negative_export.export_limit_w = -1;
+  EXPECT_FALSE(policy_->OnDynamicLimit(negative_export, At(30)).ok());
 }
 
 TEST_F(ControlPolicyTest, PriorityOverrideWinsUntilItExpires) {
