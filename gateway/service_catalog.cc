@@ -18,7 +18,7 @@ const std::vector<ServiceEntry>& ServiceCatalog() {
       {"load_balancer", "allocation engine and control loop (LoadBalancer API)",
        [](const site::SiteConfig& config) -> absl::StatusOr<std::unique_ptr<Service>> {
          return std::unique_ptr<Service>(
-             std::make_unique<load_balancer::LoadBalancerService>(config));
+             std::make_unique<load_balancer::LoadBalancerService>(config, SystemClock::Get()));
        },
        ""},
       {"session", "authorization, sessions and charge records (SessionService API)", nullptr,

@@ -1,130 +1,86 @@
 #include "services/load_balancer/load_balancer_service.h"
 
+#include <algorithm>
+#include <map>
+#include <set>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
 #include "google/protobuf/util/time_util.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
+#include "runtime/log.h"
+#include "services/load_balancer/proto_conversions.h"
 #include "site_controller/allocation/scenario.h"
 
 namespace evgate::load_balancer {
 namespace {
 
-constexpr char kNeedsControlLoop[] =
-    "the load balancer's control loop needs live device data, and no device driver is part of "
-    "this build yet; Simulate and GetSiteStatus are available";
+using ::google::protobuf::util::TimeUtil;
 
-void SetPhase(v1::PhaseValues* values, int phase, double value) {
-  switch (phase) {
-    case 0:
-      values->set_l1(value);
-      break;
-    case 1:
-      values->set_l2(value);
-      break;
-    case 2:
-      values->set_l3(value);
-      break;
-  }
+log::Logger kLog("load_balancer");
+
+constexpr char kDeviceDriverHealthName[] = "evgate.v1.DeviceDriver";
+// How often a WatchAllocations stream checks for cancellation.
+constexpr absl::Duration kWatchPoll = absl::Milliseconds(200);
+
+google::protobuf::Timestamp ToProtoTime(absl::Time t) {
+  return TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(t));
+}
+absl::Time FromProto(const google::protobuf::Timestamp& t) {
+  return absl::FromUnixNanos(TimeUtil::TimestampToNanoseconds(t));
+}
+absl::Duration FromProto(const google::protobuf::Duration& d) {
+  return absl::Nanoseconds(TimeUtil::DurationToNanoseconds(d));
 }
 
-v1::Phase ToProto(site::Phase phase) {
-  switch (phase) {
-    case site::Phase::kL1:
-      return v1::PHASE_L1;
-    case site::Phase::kL2:
-      return v1::PHASE_L2;
-    case site::Phase::kL3:
-      return v1::PHASE_L3;
-  }
-  return v1::PHASE_UNSPECIFIED;
+grpc::Status ToGrpc(const absl::Status& status) {
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
 }
 
-v1::PhaseValues PerPhase(const std::vector<site::Phase>& phases,
-                         const std::vector<double>& values) {
-  v1::PhaseValues result;
-  for (size_t i = 0; i < phases.size() && i < values.size(); ++i) {
-    SetPhase(&result, static_cast<int>(phases[i]), values[i]);
-  }
-  return result;
-}
-
-v1::PauseReason ToProto(allocation::PauseReason reason) {
-  switch (reason) {
-    case allocation::PauseReason::kCapacity:
-      return v1::PAUSE_REASON_NOT_ENOUGH_CURRENT;
-    case allocation::PauseReason::kSocLimit:
-      return v1::PAUSE_REASON_SOC_LIMIT;
-    case allocation::PauseReason::kFailsafe:
-      return v1::PAUSE_REASON_FAILSAFE;
-    case allocation::PauseReason::kNone:
-    case allocation::PauseReason::kInactive:
-    case allocation::PauseReason::kNoDemand:
-      break;
-  }
-  return v1::PAUSE_REASON_UNSPECIFIED;
-}
-
-v1::LimitingConstraint ToProto(const allocation::Limit& limit) {
-  v1::LimitingConstraint constraint;
-  switch (limit.kind) {
-    case allocation::Limit::Kind::kNone:
-      break;
-    case allocation::Limit::Kind::kCircuitPhase:
-      constraint.set_kind(v1::CONSTRAINT_KIND_CIRCUIT_PHASE);
-      break;
-    case allocation::Limit::Kind::kContractPower:
-      constraint.set_kind(v1::CONSTRAINT_KIND_CONTRACT_POWER);
-      break;
-    case allocation::Limit::Kind::kStationPower:
-      constraint.set_kind(v1::CONSTRAINT_KIND_STATION_POWER);
-      break;
-    case allocation::Limit::Kind::kFailsafe:
-      constraint.set_kind(v1::CONSTRAINT_KIND_FAILSAFE);
-      break;
-  }
-  constraint.set_circuit_id(limit.circuit);
-  constraint.set_station_id(limit.station);
-  if (limit.phase) {
-    constraint.set_phase(*limit.phase == allocation::Phase::kL1   ? v1::PHASE_L1
-                         : *limit.phase == allocation::Phase::kL2 ? v1::PHASE_L2
-                                                                  : v1::PHASE_L3);
-  }
-  return constraint;
-}
-
-v1::PhaseValues ToProto(const std::array<std::optional<double>, allocation::kPhaseCount>& values) {
-  v1::PhaseValues result;
+// a - b per phase, over the phases present in `a`.
+v1::PhaseValues Minus(const v1::PhaseValues& a, const v1::PhaseValues& b) {
+  v1::PhaseValues out;
   for (int p = 0; p < allocation::kPhaseCount; ++p) {
-    if (values[p]) SetPhase(&result, p, *values[p]);
+    if (std::optional<double> x = GetPhase(a, p))
+      SetPhase(&out, p, *x - GetPhase(b, p).value_or(0));
   }
-  return result;
+  return out;
+}
+
+// The limit in force: configured minus margin, tightened by external limits.
+v1::PhaseValues EffectiveLimit(const v1::PhaseValues& configured, double margin_a,
+                               const std::string& node,
+                               const std::vector<ActiveDynamicLimit>& limits) {
+  v1::PhaseValues out;
+  for (int p = 0; p < allocation::kPhaseCount; ++p) {
+    std::optional<double> limit = GetPhase(configured, p);
+    if (!limit) continue;
+    double value = *limit;
+    for (const ActiveDynamicLimit& l : limits) {
+      if (l.limit.circuit_id() != node) continue;
+      if (std::optional<double> d = GetPhase(l.limit.current_limit_a(), p))
+        value = std::min(value, *d);
+    }
+    SetPhase(&out, p, value - margin_a);
+  }
+  return out;
+}
+
+// When an update or priority expires: absolute, from now, or never.
+template <typename Request>
+absl::Time ExpiryOf(const Request& request, absl::Time now) {
+  if (request.has_expires_at()) return FromProto(request.expires_at());
+  if (request.has_ttl()) return now + FromProto(request.ttl());
+  return absl::InfiniteFuture();
 }
 
 }  // namespace
 
-v1::Allocation ToProto(const allocation::Allocation& result) {
-  v1::Allocation proto;
-  proto.set_failsafe(result.failsafe);
-  for (const allocation::EvseAllocation& e : result.evses) {
-    v1::EvseAllocation* out = proto.add_evses();
-    out->set_evse_id(e.id);
-    if (e.type == allocation::EvseType::kAc) {
-      out->set_current_a(e.current_a);
-    } else {
-      out->set_power_w(e.power_w);
-    }
-    out->set_paused(e.paused);
-    out->set_pause_reason(ToProto(e.pause_reason));
-    if (e.limit.kind != allocation::Limit::Kind::kNone)
-      *out->mutable_limited_by() = ToProto(e.limit);
-  }
-  for (const allocation::CircuitLoad& c : result.circuits) {
-    v1::CircuitLoad* out = proto.add_circuits();
-    out->set_circuit_id(c.id);
-    *out->mutable_load_a() = ToProto(c.load_a);
-    *out->mutable_headroom_a() = ToProto(c.headroom_a);
-  }
-  return proto;
-}
-
-LoadBalancerService::LoadBalancerService(const site::SiteConfig& config) {
+LoadBalancerService::LoadBalancerService(
+    const site::SiteConfig& config, const Clock& clock,
+    std::optional<std::vector<std::unique_ptr<DeviceLink>>> links)
+    : config_(config), clock_(clock), links_(std::move(links)) {
   v1::GridConnectionStatus* grid = topology_.mutable_grid();
   *grid->mutable_limit_a() = PerPhase(config.grid.phases, config.grid.fuse_limit_a);
   *grid->mutable_effective_limit_a() = grid->limit_a();
@@ -165,19 +121,156 @@ LoadBalancerService::LoadBalancerService(const site::SiteConfig& config) {
     }
   }
   topology_.set_margin_a(config.controller.margin_a);
-  // Without a grid meter sample the controller cannot know the base load, so
-  // the site is in failsafe until the control loop receives one.
-  topology_.set_failsafe(true);
-  topology_.set_failsafe_reason(v1::FAILSAFE_REASON_NO_METER_DATA);
-  topology_.set_failsafe_detail(config.grid.meter
-                                    ? "no sample from grid meter '" + *config.grid.meter + "' yet"
-                                    : "the site has no grid meter configured");
+}
+
+LoadBalancerService::~LoadBalancerService() { Stop(); }
+
+void LoadBalancerService::OnHosted(const HostInfo& host) {
+  if (links_.has_value()) return;
+  links_.emplace();
+  auto endpoint = config_.services.endpoints.find("device_drivers");
+  if (endpoint != config_.services.endpoints.end() && endpoint->second.endpoint) {
+    const std::string& address = *endpoint->second.endpoint;
+    std::shared_ptr<grpc::ChannelCredentials> credentials =
+        config_.insecure_demo ? grpc::InsecureChannelCredentials()
+                              : grpc::SslCredentials(grpc::SslCredentialsOptions());
+    links_->push_back(
+        std::make_unique<GrpcDeviceLink>(address, grpc::CreateChannel(address, credentials)));
+    kLog.Info("device drivers at %s", address);
+  } else if (host.Hosts(kDeviceDriverHealthName)) {
+    links_->push_back(std::make_unique<GrpcDeviceLink>("in-process", host.in_process_channel()));
+  } else {
+    kLog.Warning(
+        "no device driver in this process and services.endpoints.device_drivers.endpoint is not "
+        "set: the load balancer sees no meter and keeps the site in failsafe");
+  }
+}
+
+absl::Status LoadBalancerService::Start() {
+  if (!links_.has_value()) links_.emplace();
+  absl::StatusOr<std::unique_ptr<ControlLoop>> loop = ControlLoop::Create(
+      config_, std::move(*links_), clock_, ControlLoopOptionsFromConfig(config_.controller));
+  links_.reset();
+  if (!loop.ok()) return loop.status();
+  loop_ = *std::move(loop);
+  loop_->Start();
+  return absl::OkStatus();
+}
+
+void LoadBalancerService::Stop() {
+  if (loop_ != nullptr) loop_->Stop();
 }
 
 grpc::Status LoadBalancerService::GetSiteStatus(grpc::ServerContext*,
                                                 const v1::GetSiteStatusRequest*,
                                                 v1::GetSiteStatusResponse* response) {
   *response = topology_;
+  const absl::Time now = clock_.Now();
+  *response->mutable_at() = ToProtoTime(now);
+  if (loop_ == nullptr) {
+    response->set_failsafe(true);
+    response->set_failsafe_reason(v1::FAILSAFE_REASON_CONTROL_LOOP_STALLED);
+    response->set_failsafe_detail("the control loop is not running");
+    return grpc::Status::OK;
+  }
+  const LoopSnapshot live = loop_->Snapshot();
+  const double margin = config_.controller.margin_a;
+
+  response->set_failsafe(live.failsafe);
+  if (live.failsafe) {
+    response->set_failsafe_reason(live.grid_sample_at ? v1::FAILSAFE_REASON_METER_STALE
+                                                      : v1::FAILSAFE_REASON_NO_METER_DATA);
+    response->set_failsafe_detail(live.failsafe_reason);
+    if (live.failsafe_since)
+      *response->mutable_failsafe_since() = ToProtoTime(*live.failsafe_since);
+  }
+  for (const ActiveDynamicLimit& limit : live.dynamic_limits) {
+    *response->add_dynamic_limits() = limit.limit;
+  }
+  if (live.allocation) *response->mutable_allocation() = *live.allocation;
+
+  std::map<std::string, const v1::EvseAllocation*> allocated;
+  if (live.allocation) {
+    for (const v1::EvseAllocation& e : live.allocation->evses()) allocated[e.evse_id()] = &e;
+  }
+  std::map<std::string, const v1::CircuitLoad*> loads;
+  if (live.allocation) {
+    for (const v1::CircuitLoad& c : live.allocation->circuits()) loads[c.circuit_id()] = &c;
+  }
+
+  // EVSEs, and their measured load per node.
+  std::map<std::string, v1::PhaseValues> ev_load;  // by circuit, direct children only
+  for (v1::EvseStatus& evse : *response->mutable_evses()) {
+    auto it = live.evses.find(evse.evse_id());
+    if (it == live.evses.end()) continue;
+    const LoopSnapshot::Evse& e = it->second;
+    evse.set_active(e.active);
+    evse.set_connector_status(e.seen ? e.connector_status : v1::CONNECTOR_STATUS_UNSPECIFIED);
+    *evse.mutable_measured_a() = e.measured_a;
+    if (e.measured_power_w) evse.set_measured_power_w(*e.measured_power_w);
+    if (e.priority_override) {
+      evse.set_priority(*e.priority_override);
+      if (e.priority_expires_at != absl::InfiniteFuture()) {
+        *evse.mutable_priority_expires_at() = ToProtoTime(e.priority_expires_at);
+      }
+    }
+    if (e.paused_since && e.active) *evse.mutable_paused_since() = ToProtoTime(*e.paused_since);
+    if (auto a = allocated.find(evse.evse_id()); a != allocated.end()) {
+      *evse.mutable_allocation() = *a->second;
+    }
+    v1::PhaseValues& load = ev_load[evse.circuit_id()];
+    for (int p = 0; p < allocation::kPhaseCount; ++p) {
+      if (std::optional<double> a = GetPhase(e.measured_a, p)) {
+        SetPhase(&load, p, GetPhase(load, p).value_or(0) + *a);
+      }
+    }
+  }
+  // Sum EV load up the tree (children are listed after their parents).
+  std::map<std::string, v1::PhaseValues> subtree = ev_load;
+  for (auto it = config_.circuits.rbegin(); it != config_.circuits.rend(); ++it) {
+    v1::PhaseValues& parent = subtree[it->parent];
+    for (int p = 0; p < allocation::kPhaseCount; ++p) {
+      if (std::optional<double> a = GetPhase(subtree[it->id], p)) {
+        SetPhase(&parent, p, GetPhase(parent, p).value_or(0) + *a);
+      }
+    }
+  }
+
+  v1::GridConnectionStatus* grid = response->mutable_grid();
+  *grid->mutable_effective_limit_a() =
+      EffectiveLimit(grid->limit_a(), margin, site::kGridCircuitId, live.dynamic_limits);
+  *grid->mutable_ev_load_a() = subtree[site::kGridCircuitId];
+  if (auto meter = live.meters.find(site::kGridCircuitId); meter != live.meters.end()) {
+    *grid->mutable_measured_a() = meter->second.current_a();
+    if (meter->second.has_total_power_w()) {
+      grid->set_measured_power_w(meter->second.total_power_w());
+    }
+    *grid->mutable_base_load_a() = Minus(grid->measured_a(), grid->ev_load_a());
+    *grid->mutable_headroom_a() = Minus(grid->effective_limit_a(), grid->measured_a());
+  }
+  if (live.grid_sample_at) {
+    *grid->mutable_meter_age() =
+        TimeUtil::NanosecondsToDuration(absl::ToInt64Nanoseconds(now - *live.grid_sample_at));
+  }
+  for (v1::CircuitStatus& circuit : *response->mutable_circuits()) {
+    *circuit.mutable_effective_limit_a() =
+        EffectiveLimit(circuit.limit_a(), margin, circuit.circuit_id(), live.dynamic_limits);
+    *circuit.mutable_ev_load_a() = subtree[circuit.circuit_id()];
+    if (auto meter = live.meters.find(circuit.circuit_id()); meter != live.meters.end()) {
+      *circuit.mutable_measured_a() = meter->second.current_a();
+      *circuit.mutable_base_load_a() = Minus(circuit.measured_a(), circuit.ev_load_a());
+    }
+    if (auto load = loads.find(circuit.circuit_id()); load != loads.end()) {
+      *circuit.mutable_headroom_a() = load->second->headroom_a();
+    }
+  }
+  for (v1::StationStatus& station : *response->mutable_stations()) {
+    double power = 0;
+    for (const std::string& evse : station.evse_ids()) {
+      if (auto a = allocated.find(evse); a != allocated.end()) power += a->second->power_w();
+    }
+    station.set_allocated_power_w(power);
+  }
   return grpc::Status::OK;
 }
 
@@ -199,21 +292,100 @@ grpc::Status LoadBalancerService::Simulate(grpc::ServerContext*, const v1::Simul
 }
 
 grpc::Status LoadBalancerService::WatchAllocations(
-    grpc::ServerContext*, const v1::WatchAllocationsRequest*,
-    grpc::ServerWriter<v1::WatchAllocationsResponse>*) {
-  return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, kNeedsControlLoop);
+    grpc::ServerContext* context, const v1::WatchAllocationsRequest* request,
+    grpc::ServerWriter<v1::WatchAllocationsResponse>* writer) {
+  if (loop_ == nullptr) {
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the control loop is not running");
+  }
+  std::set<std::string> selected(request->evse_ids().begin(), request->evse_ids().end());
+  for (const std::string& id : selected) {
+    if (config_.FindEvse(id) == nullptr) {
+      return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                          absl::StrCat("no EVSE \"", id, "\" on this site"));
+    }
+  }
+  auto filter = [&selected](v1::Allocation allocation) {
+    if (selected.empty()) return allocation;
+    auto* evses = allocation.mutable_evses();
+    evses->erase(std::remove_if(
+                     evses->begin(), evses->end(),
+                     [&](const v1::EvseAllocation& e) { return selected.count(e.evse_id()) == 0; }),
+                 evses->end());
+    return allocation;
+  };
+  auto same = [](const v1::Allocation& a, const v1::Allocation& b) {
+    if (a.failsafe() != b.failsafe() || a.evses_size() != b.evses_size()) return false;
+    for (int i = 0; i < a.evses_size(); ++i) {
+      const v1::EvseAllocation& x = a.evses(i);
+      const v1::EvseAllocation& y = b.evses(i);
+      if (x.evse_id() != y.evse_id() || x.paused() != y.paused() ||
+          x.current_a() != y.current_a() || x.power_w() != y.power_w()) {
+        return false;
+      }
+    }
+    return true;
+  };
+  std::optional<v1::Allocation> sent;
+  uint64_t seen = 0;
+  if (std::optional<v1::Allocation> current = loop_->Snapshot().allocation) {
+    sent = filter(*current);
+    seen = current->sequence();
+    v1::WatchAllocationsResponse message;
+    *message.mutable_allocation() = *sent;
+    if (!writer->Write(message)) return grpc::Status::OK;
+  }
+  while (!context->IsCancelled()) {
+    std::optional<v1::Allocation> next = loop_->WaitForAllocation(seen, kWatchPoll);
+    if (!next) continue;
+    seen = next->sequence();
+    v1::Allocation filtered = filter(*std::move(next));
+    if (sent && same(*sent, filtered)) continue;
+    v1::WatchAllocationsResponse message;
+    *message.mutable_allocation() = filtered;
+    if (!writer->Write(message)) break;
+    sent = std::move(filtered);
+  }
+  return grpc::Status::OK;
 }
 
 grpc::Status LoadBalancerService::SetDynamicLimits(grpc::ServerContext*,
-                                                   const v1::SetDynamicLimitsRequest*,
-                                                   v1::SetDynamicLimitsResponse*) {
-  return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, kNeedsControlLoop);
+                                                   const v1::SetDynamicLimitsRequest* request,
+                                                   v1::SetDynamicLimitsResponse* response) {
+  if (loop_ == nullptr) {
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the control loop is not running");
+  }
+  const absl::Time now = clock_.Now();
+  std::vector<std::pair<v1::DynamicLimit, absl::Time>> limits;
+  for (const v1::DynamicLimitUpdate& update : request->updates()) {
+    if (update.has_ttl() && FromProto(update.ttl()) < absl::ZeroDuration()) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "ttl must not be negative");
+    }
+    // A zero ttl clears: it expires now.
+    limits.emplace_back(update.limit(), ExpiryOf(update, now));
+  }
+  absl::StatusOr<std::vector<ActiveDynamicLimit>> active = loop_->SetDynamicLimits(limits);
+  if (!active.ok()) return ToGrpc(active.status());
+  for (const ActiveDynamicLimit& limit : *active) *response->add_active_limits() = limit.limit;
+  return grpc::Status::OK;
 }
 
 grpc::Status LoadBalancerService::SetEvsePriority(grpc::ServerContext*,
-                                                  const v1::SetEvsePriorityRequest*,
-                                                  v1::SetEvsePriorityResponse*) {
-  return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, kNeedsControlLoop);
+                                                  const v1::SetEvsePriorityRequest* request,
+                                                  v1::SetEvsePriorityResponse* response) {
+  if (loop_ == nullptr) {
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the control loop is not running");
+  }
+  const absl::Time expires_at = ExpiryOf(*request, clock_.Now());
+  if (absl::Status status =
+          loop_->SetEvsePriority(request->evse_id(), request->priority(), expires_at);
+      !status.ok()) {
+    return ToGrpc(status);
+  }
+  response->set_evse_id(request->evse_id());
+  response->set_priority(request->priority());
+  if (expires_at != absl::InfiniteFuture())
+    *response->mutable_expires_at() = ToProtoTime(expires_at);
+  return grpc::Status::OK;
 }
 
 }  // namespace evgate::load_balancer

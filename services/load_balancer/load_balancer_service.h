@@ -1,38 +1,52 @@
 // The LoadBalancer gRPC service (proto/evgate/v1/load_balancer.proto).
 //
-// Serves the allocation engine (site_controller/allocation) to integrators:
-// Simulate runs it on a documented scenario (docs/scenario-format.md), and
-// GetSiteStatus reports the configured site with the controller's state.
+// Hosts the control loop (control_loop.h) on live device data and serves it:
+// GetSiteStatus (topology with measured load, headroom, allocation, failsafe
+// state and external limits), WatchAllocations, SetDynamicLimits and
+// SetEvsePriority; plus Simulate, the allocation engine on a documented
+// scenario (docs/scenario-format.md), which touches no device.
 //
-// The control loop that feeds live meter and device data into the engine
-// (WatchAllocations, SetDynamicLimits, SetEvsePriority) needs the device
-// drivers; until it runs, those RPCs answer UNIMPLEMENTED with that reason,
-// and GetSiteStatus reports failsafe / no meter data, which is what the site
-// is in without data. Thread-safe.
+// Where the device drivers are: `services.endpoints.device_drivers.endpoint`
+// in site.yaml when set (split deployment); otherwise the DeviceDriver
+// service of this same process, reached in-process (`evgate run`). With
+// neither, the loop runs without devices, i.e. in failsafe, and says so.
+//
+// Thread-safe.
 #ifndef EVGATE_SERVICES_LOAD_BALANCER_LOAD_BALANCER_SERVICE_H_
 #define EVGATE_SERVICES_LOAD_BALANCER_LOAD_BALANCER_SERVICE_H_
 
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "evgate/v1/load_balancer.grpc.pb.h"
+#include "runtime/clock.h"
 #include "runtime/service.h"
-#include "site_controller/allocation/allocation.h"
+#include "services/load_balancer/control_loop.h"
+#include "services/load_balancer/device_link.h"
 #include "site_controller/config/site_config.h"
 
 namespace evgate::load_balancer {
 
-// Converts an engine result to the API's typed Allocation.
-v1::Allocation ToProto(const allocation::Allocation& allocation);
-
 class LoadBalancerService final : public Service, public v1::LoadBalancer::Service {
  public:
-  explicit LoadBalancerService(const site::SiteConfig& config);
+  // `links`: the device drivers to use; nullopt = decide from site.yaml and
+  // the hosting process (see above).
+  LoadBalancerService(const site::SiteConfig& config, const Clock& clock,
+                      std::optional<std::vector<std::unique_ptr<DeviceLink>>> links = std::nullopt);
+  ~LoadBalancerService() override;
 
   // evgate::Service
   std::string_view name() const override { return "load_balancer"; }
   std::vector<grpc::Service*> grpc_services() override { return {this}; }
   std::vector<std::string> health_names() const override { return {"evgate.v1.LoadBalancer"}; }
+  void OnHosted(const HostInfo& host) override;
+  absl::Status Start() override;
+  void Stop() override;
+
+  // The running loop (after Start), e.g. for benchmarks; nullptr before.
+  ControlLoop* control_loop() { return loop_.get(); }
 
   // evgate.v1.LoadBalancer
   grpc::Status GetSiteStatus(grpc::ServerContext* context, const v1::GetSiteStatusRequest* request,
@@ -50,8 +64,12 @@ class LoadBalancerService final : public Service, public v1::LoadBalancer::Servi
                                v1::SetEvsePriorityResponse* response) override;
 
  private:
-  // The configured topology, built once; read-only afterwards.
+  const site::SiteConfig config_;
+  const Clock& clock_;
+  std::optional<std::vector<std::unique_ptr<DeviceLink>>> links_;
+  // The configured topology, built once; live values are added per call.
   v1::GetSiteStatusResponse topology_;
+  std::unique_ptr<ControlLoop> loop_;
 };
 
 }  // namespace evgate::load_balancer

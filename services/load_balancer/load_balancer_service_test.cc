@@ -48,8 +48,12 @@ class LoadBalancerServiceTest : public ::testing::Test {
   void SetUp() override {
     auto config = site::LoadSiteConfigString(kSite, "test.yaml");
     ASSERT_TRUE(config.ok()) << config.status();
-    service_ = std::make_unique<LoadBalancerService>(*config);
+    service_ = std::make_unique<LoadBalancerService>(*config, clock_,
+                                                     std::vector<std::unique_ptr<DeviceLink>>());
+    ASSERT_TRUE(service_->Start().ok());
   }
+  void TearDown() override { service_->Stop(); }
+  FakeClock clock_;
   std::unique_ptr<LoadBalancerService> service_;
 };
 
@@ -104,12 +108,27 @@ TEST_F(LoadBalancerServiceTest, SiteStatusShowsTheConfiguredTopologyInFailsafe) 
   EXPECT_EQ(response.failsafe_reason(), v1::FAILSAFE_REASON_NO_METER_DATA);
 }
 
-TEST_F(LoadBalancerServiceTest, ControlLoopRpcsSayWhyTheyAreUnavailable) {
+TEST_F(LoadBalancerServiceTest, BadLimitsAndUnknownEvsesAreRejectedWithTheirPath) {
   v1::SetDynamicLimitsRequest request;
+  v1::DynamicLimitUpdate* update = request.add_updates();
+  update->mutable_limit()->set_source("utility");
+  update->mutable_limit()->set_circuit_id("nowhere");
   v1::SetDynamicLimitsResponse response;
   grpc::Status status = service_->SetDynamicLimits(nullptr, &request, &response);
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-  EXPECT_THAT(status.error_message(), HasSubstr("needs live device data"));
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("updates[0].limit.circuit_id"));
+
+  update->mutable_limit()->set_circuit_id("garage");
+  update->mutable_limit()->set_source("");
+  status = service_->SetDynamicLimits(nullptr, &request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("source"));
+
+  v1::SetEvsePriorityRequest priority;
+  priority.set_evse_id("ghost");
+  v1::SetEvsePriorityResponse priority_response;
+  status = service_->SetEvsePriority(nullptr, &priority, &priority_response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
 }
 
 }  // namespace

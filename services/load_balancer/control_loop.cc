@@ -1,0 +1,640 @@
+#include "services/load_balancer/control_loop.h"
+
+#include <algorithm>
+#include <future>
+#include <set>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "google/protobuf/util/message_differencer.h"
+#include "google/protobuf/util/time_util.h"
+#include "runtime/log.h"
+#include "services/load_balancer/proto_conversions.h"
+
+namespace evgate::load_balancer {
+namespace {
+
+using ::google::protobuf::util::MessageDifferencer;
+using ::google::protobuf::util::TimeUtil;
+
+log::Logger kLog("load_balancer");
+
+// Longest real-time wait of the loop thread, so that a FakeClock in tests
+// and a clock step in production are noticed promptly.
+constexpr absl::Duration kMaxWait = absl::Milliseconds(20);
+// How long an RPC waits for the loop thread to take its call.
+constexpr absl::Duration kCallTimeout = absl::Seconds(2);
+
+absl::Time FromProto(const google::protobuf::Timestamp& t) {
+  return absl::FromUnixNanos(TimeUtil::TimestampToNanoseconds(t));
+}
+
+google::protobuf::Timestamp ToProtoTime(absl::Time t) {
+  return TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(t));
+}
+
+// A vehicle is connected and may take energy.
+bool VehicleConnected(const v1::EvseState& evse) {
+  switch (evse.connector_status()) {
+    case v1::CONNECTOR_STATUS_PREPARING:
+    case v1::CONNECTOR_STATUS_CHARGING:
+    case v1::CONNECTOR_STATUS_SUSPENDED_EV:
+    case v1::CONNECTOR_STATUS_SUSPENDED_EVSE:
+      return true;
+    case v1::CONNECTOR_STATUS_UNSPECIFIED:
+      break;
+    default:
+      return false;
+  }
+  switch (evse.iec61851_state()) {
+    case v1::IEC61851_STATE_B:
+    case v1::IEC61851_STATE_C:
+    case v1::IEC61851_STATE_D:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// The policy's setpoint as the DeviceDriver API's value.
+v1::SetpointValue ToValue(const control::Setpoint& setpoint, const site::EvseConfig& evse) {
+  v1::SetpointValue value;
+  if (setpoint.paused) {
+    value.mutable_pause();
+  } else if (setpoint.type == allocation::EvseType::kAc) {
+    for (site::Phase phase : evse.phases) {
+      SetPhase(value.mutable_current_limit_a(), static_cast<int>(phase), setpoint.current_a);
+    }
+  } else {
+    value.set_power_limit_w(setpoint.power_w);
+  }
+  return value;
+}
+
+bool SameEvseValues(const v1::Allocation& a, const v1::Allocation& b) {
+  if (a.failsafe() != b.failsafe() || a.evses_size() != b.evses_size()) return false;
+  for (int i = 0; i < a.evses_size(); ++i) {
+    const v1::EvseAllocation& x = a.evses(i);
+    const v1::EvseAllocation& y = b.evses(i);
+    if (x.evse_id() != y.evse_id() || x.paused() != y.paused() || x.current_a() != y.current_a() ||
+        x.power_w() != y.power_w()) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+ControlLoopOptions ControlLoopOptionsFromConfig(const site::ControllerConfig& controller) {
+  ControlLoopOptions options;
+  options.tick = absl::Milliseconds(controller.tick_ms);
+  // Three ticks, at least 3 s: two lost refreshes are tolerated, and a dead
+  // load balancer leaves the site at its failsafe within seconds.
+  options.setpoint_ttl = std::max(3 * options.tick, absl::Seconds(3));
+  return options;
+}
+
+absl::StatusOr<std::unique_ptr<ControlLoop>> ControlLoop::Create(
+    const site::SiteConfig& config, std::vector<std::unique_ptr<DeviceLink>> links,
+    const Clock& clock, ControlLoopOptions options) {
+  if (options.setpoint_ttl <= options.tick) {
+    return absl::InvalidArgumentError("the setpoint TTL must be longer than the tick");
+  }
+  absl::StatusOr<control::ControlPolicy> policy = control::ControlPolicy::FromConfig(config);
+  if (!policy.ok()) return policy.status();
+  return std::unique_ptr<ControlLoop>(
+      new ControlLoop(config, std::move(links), clock, std::move(options), *std::move(policy)));
+}
+
+ControlLoop::ControlLoop(const site::SiteConfig& config,
+                         std::vector<std::unique_ptr<DeviceLink>> links, const Clock& clock,
+                         ControlLoopOptions options, control::ControlPolicy policy)
+    : config_(config),
+      links_(std::move(links)),
+      clock_(clock),
+      options_(std::move(options)),
+      policy_(std::move(policy)),
+      last_batch_(links_.size(), absl::InfinitePast()),
+      link_ready_(links_.size(), false) {
+  if (config_.grid.meter) devices_[*config_.grid.meter].meter_node = site::kGridCircuitId;
+  for (const site::CircuitConfig& circuit : config_.circuits) {
+    if (circuit.meter) devices_[*circuit.meter].meter_node = circuit.id;
+  }
+  for (const site::StationConfig& station : config_.stations) {
+    for (const site::EvseConfig& evse : station.evses) {
+      devices_[station.device].evses.push_back(evse.id);
+      evse_routes_[evse.id] = EvseRoute{&evse, std::nullopt, station.device};
+      working_.evses[evse.id];
+    }
+  }
+  working_.failsafe_reason = config_.grid.meter
+                                 ? "no sample from grid meter '" + *config_.grid.meter + "' yet"
+                                 : "the site has no grid meter";
+  snapshot_ = working_;
+}
+
+ControlLoop::~ControlLoop() { Stop(); }
+
+void ControlLoop::Start() {
+  for (size_t i = 0; i < links_.size(); ++i) {
+    links_[i]->Start(
+        [this, i](const v1::WatchDevicesResponse& event) {
+          Input input;
+          input.kind = Input::Kind::kEvent;
+          input.link = i;
+          input.event = event;
+          Post(std::move(input));
+        },
+        [this, i](const absl::Status&) {
+          Input input;
+          input.kind = Input::Kind::kLinkDown;
+          input.link = i;
+          Post(std::move(input));
+        });
+  }
+  thread_ = std::thread([this] { Run(); });
+}
+
+void ControlLoop::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (stop_) return;
+    stop_ = true;
+  }
+  if (thread_.joinable()) thread_.join();
+  for (const auto& link : links_) link->Stop();
+}
+
+void ControlLoop::Post(Input input) {
+  input.received_at = clock_.Now();
+  absl::MutexLock lock(&mu_);
+  inputs_.push_back(std::move(input));
+}
+
+void ControlLoop::Run() {
+  absl::Time next_tick = clock_.Now();
+  while (true) {
+    std::deque<Input> inputs;
+    {
+      absl::MutexLock lock(&mu_);
+      absl::Duration wait = std::clamp(next_tick - clock_.Now(), absl::ZeroDuration(), kMaxWait);
+      mu_.AwaitWithTimeout(absl::Condition(
+                               +[](ControlLoop* loop) ABSL_EXCLUSIVE_LOCKS_REQUIRED(loop->mu_) {
+                                 return loop->stop_ || !loop->inputs_.empty();
+                               },
+                               this),
+                           wait);
+      if (stop_) return;
+      inputs.swap(inputs_);
+    }
+    std::optional<v1::AllocationTrigger> trigger;
+    for (const Input& input : inputs) {
+      std::optional<v1::AllocationTrigger> t = Handle(input);
+      // A meter sample outranks a device event as the reason we report.
+      if (t && (!trigger || *t == v1::ALLOCATION_TRIGGER_METER_SAMPLE)) trigger = t;
+    }
+    absl::Time now = clock_.Now();
+    if (now >= next_tick) {
+      Apply(policy_.OnTick(now));
+      if (!trigger) trigger = v1::ALLOCATION_TRIGGER_TICK;
+      next_tick = now + options_.tick;
+    }
+    if (!trigger) continue;
+    const bool changed = Dispatch(now);
+    const absl::Time dispatched_at = clock_.Now();
+    std::optional<absl::Time> sample_at;
+    if (*trigger == v1::ALLOCATION_TRIGGER_METER_SAMPLE) sample_at = pending_sample_at_;
+    pending_sample_at_.reset();
+    if (changed && sample_at) {
+      absl::MutexLock lock(&mu_);
+      reactions_.push_back(dispatched_at - *sample_at);
+      if (reactions_.size() > options_.reaction_history) reactions_.pop_front();
+    }
+    Publish(*trigger, changed ? sample_at : std::nullopt, dispatched_at);
+  }
+}
+
+std::optional<v1::AllocationTrigger> ControlLoop::Handle(const Input& input) {
+  const absl::Time now = input.received_at;
+  switch (input.kind) {
+    case Input::Kind::kCall:
+      input.call();
+      return input.call_trigger;
+    case Input::Kind::kLinkDown:
+      HandleLinkDown(input.link, now);
+      return v1::ALLOCATION_TRIGGER_DEVICE_EVENT;
+    case Input::Kind::kEvent:
+      break;
+  }
+  const v1::WatchDevicesResponse& event = input.event;
+  switch (event.event_case()) {
+    case v1::WatchDevicesResponse::kSnapshot:
+      HandleDevice(input.link, event.snapshot(), now);
+      return v1::ALLOCATION_TRIGGER_DEVICE_EVENT;
+    case v1::WatchDevicesResponse::kEvseStateChange:
+      HandleEvse(input.link, event.device_id(), event.evse_state_change().state(), now);
+      return v1::ALLOCATION_TRIGGER_DEVICE_EVENT;
+    case v1::WatchDevicesResponse::kTelemetry: {
+      const v1::Telemetry& telemetry = event.telemetry();
+      std::optional<v1::AllocationTrigger> trigger;
+      for (const v1::EvseTelemetry& evse : telemetry.evses()) {
+        HandleEvseMeasurements(evse.evse_id(), evse.measurements(), now);
+        trigger = v1::ALLOCATION_TRIGGER_DEVICE_EVENT;
+      }
+      if (telemetry.has_meter()) {
+        auto route = devices_.find(event.device_id());
+        if (route != devices_.end() && route->second.meter_node) {
+          HandleMeter(event.device_id(), telemetry.meter(), now);
+          trigger = v1::ALLOCATION_TRIGGER_METER_SAMPLE;
+        }
+      }
+      return trigger;
+    }
+    case v1::WatchDevicesResponse::kInitialSnapshotComplete:
+      link_ready_[input.link] = true;
+      return v1::ALLOCATION_TRIGGER_DEVICE_EVENT;
+    case v1::WatchDevicesResponse::kLinkStateChange:
+      if (event.link_state_change().link().stale()) {
+        ForgetMeasurements(event.device_id(), now);
+        return v1::ALLOCATION_TRIGGER_DEVICE_EVENT;
+      }
+      return std::nullopt;
+    default:
+      return std::nullopt;  // RFID taps, faults (also seen as state changes), off-grid box
+  }
+}
+
+void ControlLoop::HandleDevice(size_t link, const v1::DeviceState& device, absl::Time now) {
+  for (const v1::EvseState& evse : device.evses()) {
+    HandleEvse(link, device.device_id(), evse, now);
+  }
+  if (device.has_meter() && !device.link().stale() && device.meter().has_measured_at()) {
+    auto route = devices_.find(device.device_id());
+    if (route != devices_.end() && route->second.meter_node) {
+      HandleMeter(device.device_id(), device.meter(), now);
+    }
+  }
+  if (device.link().stale()) ForgetMeasurements(device.device_id(), now);
+}
+
+void ControlLoop::HandleEvse(size_t link, const std::string& device, const v1::EvseState& evse,
+                             absl::Time now) {
+  auto route = evse_routes_.find(evse.evse_id());
+  if (route == evse_routes_.end() || route->second.device != device) {
+    kLog.Warning(
+        "driver %s reports EVSE '%s' of device '%s', which site.yaml does not have there; "
+        "ignored",
+        links_[link]->name(), evse.evse_id(), device);
+    return;
+  }
+  route->second.link = link;
+  const bool active = VehicleConnected(evse);
+  active_[evse.evse_id()] = active;
+  LoopSnapshot::Evse& shown = working_.evses[evse.evse_id()];
+  shown.seen = true;
+  shown.connector_status = evse.connector_status();
+  shown.active = active;
+  if (evse.has_measurements()) {
+    HandleEvseMeasurements(evse.evse_id(), evse.measurements(), now);
+    return;
+  }
+  control::EvseUpdate update;
+  update.evse = evse.evse_id();
+  update.at = now;
+  update.active = active;
+  Apply(policy_.OnEvseUpdate(update));
+}
+
+void ControlLoop::HandleEvseMeasurements(const std::string& evse_id, const v1::EvseMeasurements& m,
+                                         absl::Time now) {
+  auto route = evse_routes_.find(evse_id);
+  if (route == evse_routes_.end()) return;
+  const site::EvseConfig& evse = *route->second.config;
+  control::EvseUpdate update;
+  update.evse = evse_id;
+  update.at = now;
+  update.active = active_[evse_id];
+  LoopSnapshot::Evse& shown = working_.evses[evse_id];
+  shown.measured_a = m.current_a();
+  shown.measured_power_w.reset();
+  if (m.has_power_w()) shown.measured_power_w = m.power_w();
+  if (evse.ac) {
+    std::vector<double> measured;
+    for (site::Phase phase : evse.phases) {
+      std::optional<double> value = GetPhase(m.current_a(), static_cast<int>(phase));
+      if (!value) break;
+      measured.push_back(*value);
+    }
+    if (measured.size() == evse.phases.size()) update.measured_a = std::move(measured);
+  } else if (m.has_power_w()) {
+    update.measured_w = m.power_w();
+  }
+  if (m.has_soc_pct()) update.soc_pct = m.soc_pct();
+  if (m.has_session_energy_wh()) update.session_energy_wh = m.session_energy_wh();
+  Apply(policy_.OnEvseUpdate(update));
+}
+
+void ControlLoop::HandleMeter(const std::string& device, const v1::MeterReading& reading,
+                              absl::Time now) {
+  const std::string& node = *devices_.at(device).meter_node;
+  control::MeterSample sample;
+  sample.node = node;
+  sample.at = reading.has_measured_at() ? FromProto(reading.measured_at()) : now;
+  for (int p = 0; p < allocation::kPhaseCount; ++p) {
+    sample.current_a[p] = GetPhase(reading.current_a(), p).value_or(0);
+  }
+  working_.meters[node] = reading;
+  if (node == site::kGridCircuitId) working_.grid_sample_at = sample.at;
+  if (!pending_sample_at_ || sample.at < *pending_sample_at_) pending_sample_at_ = sample.at;
+  Apply(policy_.OnMeterSample(sample));
+}
+
+void ControlLoop::ForgetMeasurements(const std::string& device, absl::Time now) {
+  auto route = devices_.find(device);
+  if (route == devices_.end()) return;
+  for (const std::string& evse_id : route->second.evses) {
+    control::EvseUpdate update;  // measurements unknown: counted at the setpoint
+    update.evse = evse_id;
+    update.at = now;
+    update.active = active_[evse_id];
+    working_.evses[evse_id].measured_a.Clear();
+    working_.evses[evse_id].measured_power_w.reset();
+    Apply(policy_.OnEvseUpdate(update));
+  }
+}
+
+void ControlLoop::HandleLinkDown(size_t link, absl::Time now) {
+  // Meters of this driver age out into failsafe on their own; its EVSEs keep
+  // their last state, unmeasured, until the stream's new snapshots arrive.
+  for (const auto& [device, route] : devices_) {
+    bool ours = false;
+    for (const std::string& evse : route.evses) ours |= evse_routes_.at(evse).link == link;
+    if (ours) ForgetMeasurements(device, now);
+  }
+  last_batch_[link] = absl::InfinitePast();  // resend everything once it is back
+  link_ready_[link] = false;
+  for (auto& [evse, route] : evse_routes_) {
+    if (route.link == link) dispatched_.erase(evse);
+  }
+}
+
+void ControlLoop::Apply(absl::StatusOr<control::Decision> decision) {
+  if (!decision.ok()) {
+    kLog.Error("control policy: %s", decision.status().ToString());
+    return;
+  }
+  decision_ = *std::move(decision);
+}
+
+uint64_t ControlLoop::NextSequence(absl::Time now) {
+  last_sequence_ = std::max(last_sequence_ + 1, static_cast<uint64_t>(absl::ToUnixMicros(now)));
+  return last_sequence_;
+}
+
+bool ControlLoop::Dispatch(absl::Time now) {
+  if (!decision_) return false;
+  bool changed_taken = false;
+  for (size_t link = 0; link < links_.size(); ++link) {
+    if (!link_ready_[link]) continue;
+    v1::ApplySetpointsRequest request;
+    bool changed = false;
+    for (const control::Setpoint& setpoint : decision_->setpoints) {
+      const EvseRoute& route = evse_routes_.at(setpoint.evse);
+      if (route.link != link) continue;
+      v1::Setpoint* out = request.add_setpoints();
+      out->set_evse_id(setpoint.evse);
+      *out->mutable_value() = ToValue(setpoint, *route.config);
+      auto sent = dispatched_.find(setpoint.evse);
+      changed |=
+          sent == dispatched_.end() || !MessageDifferencer::Equals(sent->second, out->value());
+    }
+    if (request.setpoints().empty()) continue;
+    if (!changed && now - last_batch_[link] < options_.tick) continue;
+    request.set_controller_id(options_.controller_id);
+    request.set_sequence(NextSequence(now));
+    request.set_batch_id(absl::StrCat(request.sequence()));
+    *request.mutable_ttl() =
+        TimeUtil::NanosecondsToDuration(absl::ToInt64Nanoseconds(options_.setpoint_ttl));
+    last_batch_[link] = now;
+    absl::StatusOr<v1::ApplySetpointsResponse> response = links_[link]->Apply(request);
+    if (!response.ok()) {
+      kLog.Warning("%s", response.status().message());
+      continue;
+    }
+    for (int i = 0; i < response->results_size() && i < request.setpoints_size(); ++i) {
+      const v1::SetpointResult& result = response->results(i);
+      if (result.status() == v1::SETPOINT_STATUS_REJECTED) {
+        auto sent = dispatched_.find(result.evse_id());
+        if (sent == dispatched_.end() ||
+            !MessageDifferencer::Equals(sent->second, request.setpoints(i).value())) {
+          kLog.Warning("setpoint for %s rejected: %s", result.evse_id(), result.message());
+        }
+        dispatched_.erase(result.evse_id());
+        continue;
+      }
+      dispatched_[result.evse_id()] = request.setpoints(i).value();
+    }
+    changed_taken |= changed;
+  }
+  return changed_taken;
+}
+
+void ControlLoop::Publish(v1::AllocationTrigger trigger, std::optional<absl::Time> sample_at,
+                          absl::Time dispatched_at) {
+  if (!decision_) return;
+  const control::Decision& d = *decision_;
+  v1::Allocation allocation = ToProto(d.target);
+  // Report what was dispatched (ramped), not the engine's unramped target.
+  std::map<std::string, const control::Setpoint*> setpoints;
+  for (const control::Setpoint& s : d.setpoints) setpoints[s.evse] = &s;
+  for (v1::EvseAllocation& evse : *allocation.mutable_evses()) {
+    auto it = setpoints.find(evse.evse_id());
+    if (it == setpoints.end()) continue;
+    const control::Setpoint& s = *it->second;
+    evse.set_paused(s.paused);
+    if (evse.has_current_a()) evse.set_current_a(s.paused ? 0 : s.current_a);
+    if (evse.has_power_w()) evse.set_power_w(s.paused ? 0 : s.power_w);
+    LoopSnapshot::Evse& shown = working_.evses[evse.evse_id()];
+    if (s.paused && !shown.paused_since) shown.paused_since = d.at;
+    if (!s.paused) shown.paused_since.reset();
+  }
+  std::sort(allocation.mutable_evses()->begin(), allocation.mutable_evses()->end(),
+            [](const v1::EvseAllocation& a, const v1::EvseAllocation& b) {
+              return a.evse_id() < b.evse_id();
+            });
+  allocation.set_failsafe(d.failsafe);
+  allocation.set_trigger(trigger);
+  *allocation.mutable_computed_at() = ToProtoTime(d.at);
+  if (sample_at) {
+    *allocation.mutable_reaction_time() =
+        TimeUtil::NanosecondsToDuration(absl::ToInt64Nanoseconds(dispatched_at - *sample_at));
+  }
+
+  if (d.failsafe && !working_.failsafe_since) working_.failsafe_since = d.at;
+  if (!d.failsafe) working_.failsafe_since.reset();
+  working_.failsafe = d.failsafe;
+  if (d.failsafe) working_.failsafe_reason = d.failsafe_reason;
+  working_.at = dispatched_at;
+  const absl::Time now = clock_.Now();
+  working_.dynamic_limits.erase(
+      std::remove_if(working_.dynamic_limits.begin(), working_.dynamic_limits.end(),
+                     [now](const ActiveDynamicLimit& l) { return l.expires_at <= now; }),
+      working_.dynamic_limits.end());
+  for (auto& [id, evse] : working_.evses) {
+    if (evse.priority_override && evse.priority_expires_at <= now) evse.priority_override.reset();
+  }
+
+  absl::MutexLock lock(&mu_);
+  if (!published_ || !SameEvseValues(*published_, allocation)) {
+    allocation.set_sequence(++allocation_sequence_);
+    published_ = allocation;
+  } else {
+    allocation.set_sequence(allocation_sequence_);
+  }
+  working_.allocation = std::move(allocation);
+  snapshot_ = working_;
+}
+
+absl::StatusOr<std::vector<ActiveDynamicLimit>> ControlLoop::SetDynamicLimits(
+    const std::vector<std::pair<v1::DynamicLimit, absl::Time>>& limits) {
+  std::set<std::string> nodes = {site::kGridCircuitId};
+  for (const site::CircuitConfig& circuit : config_.circuits) nodes.insert(circuit.id);
+  std::vector<control::DynamicLimit> converted;
+  for (size_t i = 0; i < limits.size(); ++i) {
+    const v1::DynamicLimit& in = limits[i].first;
+    const std::string where = absl::StrFormat("updates[%d]", i);
+    const std::string node = in.circuit_id().empty() ? site::kGridCircuitId : in.circuit_id();
+    if (in.source().empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ".limit.source: required (who sets the limit, e.g. \"utility\")"));
+    }
+    if (nodes.count(node) == 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ".limit.circuit_id: no circuit \"", node, "\" on this site"));
+    }
+    control::DynamicLimit limit;
+    limit.source = in.source();
+    limit.node = node;
+    for (int p = 0; p < allocation::kPhaseCount; ++p) {
+      std::optional<double> a = GetPhase(in.current_limit_a(), p);
+      if (a && !(*a >= 0)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(where, ".limit.current_limit_a: must be >= 0"));
+      }
+      limit.limit_a[p] = a;
+    }
+    if (in.has_power_limit_w()) {
+      if (node != site::kGridCircuitId || !(in.power_limit_w() >= 0)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            where, ".limit.power_limit_w: must be >= 0 and set on the grid connection only"));
+      }
+      limit.power_w = in.power_limit_w();
+    }
+    if (in.has_export_limit_w()) {
+      if (node != site::kGridCircuitId || !(in.export_limit_w() >= 0)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            where, ".limit.export_limit_w: must be >= 0 and set on the grid connection only"));
+      }
+      limit.export_limit_w = in.export_limit_w();
+    }
+    limit.expires_at = limits[i].second;
+    converted.push_back(std::move(limit));
+  }
+
+  auto done = std::make_shared<std::promise<std::vector<ActiveDynamicLimit>>>();
+  std::future<std::vector<ActiveDynamicLimit>> result = done->get_future();
+  Input input;
+  input.kind = Input::Kind::kCall;
+  input.call = [this, converted, limits, done] {
+    const absl::Time now = clock_.Now();
+    for (size_t i = 0; i < converted.size(); ++i) {
+      Apply(policy_.OnDynamicLimit(converted[i], now));
+      auto& active = working_.dynamic_limits;
+      active.erase(std::remove_if(active.begin(), active.end(),
+                                  [&](const ActiveDynamicLimit& l) {
+                                    return l.limit.source() == converted[i].source &&
+                                           (l.limit.circuit_id().empty()
+                                                ? std::string(site::kGridCircuitId)
+                                                : l.limit.circuit_id()) == converted[i].node;
+                                  }),
+                   active.end());
+      if (converted[i].expires_at > now) {
+        ActiveDynamicLimit entry;
+        entry.limit = limits[i].first;
+        entry.limit.set_circuit_id(converted[i].node);
+        *entry.limit.mutable_set_at() = ToProtoTime(now);
+        entry.limit.clear_expires_at();
+        if (converted[i].expires_at != absl::InfiniteFuture()) {
+          *entry.limit.mutable_expires_at() = ToProtoTime(converted[i].expires_at);
+        }
+        entry.expires_at = converted[i].expires_at;
+        active.push_back(std::move(entry));
+      }
+    }
+    {
+      // Visible to GetSiteStatus as soon as the call returns.
+      absl::MutexLock lock(&mu_);
+      snapshot_.dynamic_limits = working_.dynamic_limits;
+    }
+    done->set_value(working_.dynamic_limits);
+  };
+  input.call_trigger = v1::ALLOCATION_TRIGGER_DYNAMIC_LIMIT;
+  Post(std::move(input));
+  if (result.wait_for(absl::ToChronoNanoseconds(kCallTimeout)) != std::future_status::ready) {
+    return absl::UnavailableError("the control loop did not take the call in time");
+  }
+  return result.get();
+}
+
+absl::Status ControlLoop::SetEvsePriority(const std::string& evse_id, int priority,
+                                          absl::Time expires_at) {
+  if (evse_routes_.count(evse_id) == 0) {
+    return absl::NotFoundError(absl::StrCat("no EVSE \"", evse_id, "\" on this site"));
+  }
+  auto done = std::make_shared<std::promise<void>>();
+  std::future<void> result = done->get_future();
+  Input input;
+  input.kind = Input::Kind::kCall;
+  input.call = [this, evse_id, priority, expires_at, done] {
+    Apply(policy_.OnPriorityOverride(evse_id, priority, expires_at, clock_.Now()));
+    LoopSnapshot::Evse& shown = working_.evses[evse_id];
+    shown.priority_override = priority;
+    shown.priority_expires_at = expires_at;
+    {
+      absl::MutexLock lock(&mu_);
+      snapshot_.evses[evse_id] = shown;
+    }
+    done->set_value();
+  };
+  input.call_trigger = v1::ALLOCATION_TRIGGER_PRIORITY_CHANGE;
+  Post(std::move(input));
+  if (result.wait_for(absl::ToChronoNanoseconds(kCallTimeout)) != std::future_status::ready) {
+    return absl::UnavailableError("the control loop did not take the call in time");
+  }
+  return absl::OkStatus();
+}
+
+LoopSnapshot ControlLoop::Snapshot() const {
+  absl::MutexLock lock(&mu_);
+  return snapshot_;
+}
+
+std::optional<v1::Allocation> ControlLoop::WaitForAllocation(uint64_t after,
+                                                             absl::Duration timeout) const {
+  absl::MutexLock lock(&mu_);
+  auto newer = [this, after]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return stop_ || allocation_sequence_ > after;
+  };
+  mu_.AwaitWithTimeout(absl::Condition(&newer), timeout);
+  if (allocation_sequence_ <= after || !published_) return std::nullopt;
+  return published_;
+}
+
+std::vector<absl::Duration> ControlLoop::ReactionTimes() const {
+  absl::MutexLock lock(&mu_);
+  return {reactions_.begin(), reactions_.end()};
+}
+
+}  // namespace evgate::load_balancer

@@ -1,0 +1,201 @@
+// The load balancer's control loop: live device data in, setpoints out.
+//
+// It watches every device driver through DeviceLinks and turns their events
+// into inputs of the ControlPolicy (site_controller/control):
+//   - telemetry of the grid meter and of circuit meters → meter samples,
+//     timestamped with the meter's own `measured_at`;
+//   - EVSE snapshots, state changes and telemetry → EVSE updates: a vehicle
+//     wants energy while its connector is Preparing, Charging, SuspendedEV or
+//     SuspendedEVSE (IEC 61851 state B, C or D when the status is unknown);
+//     measured currents are mapped from site phases to the EVSE's wiring order;
+//   - a stale device link or a lost driver stream → that device's EVSE
+//     measurements become unknown (the engine then counts the EVSE at its
+//     setpoint) and its meters age out into failsafe.
+// It recomputes on every such input and on a periodic tick (controller.tick_ms,
+// which also refreshes every setpoint before its TTL runs out, so that a dead
+// load balancer leaves the wallboxes at their failsafe), drains whatever
+// arrived meanwhile before dispatching, and sends each driver one
+// ApplySetpoints batch with every setpoint it owns whenever one of them
+// changed. Batches carry a strictly increasing sequence taken from the clock,
+// so a restarted load balancer is never refused as outdated.
+//
+// It measures its own reaction time: from a meter sample's `measured_at` to
+// the moment the driver has taken the setpoints computed from it.
+//
+// Thread-safety: thread-safe. All policy work happens on the loop's own
+// thread; the public methods post to it or read a snapshot under a lock.
+#ifndef EVGATE_SERVICES_LOAD_BALANCER_CONTROL_LOOP_H_
+#define EVGATE_SERVICES_LOAD_BALANCER_CONTROL_LOOP_H_
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "evgate/v1/load_balancer.pb.h"
+#include "runtime/clock.h"
+#include "services/load_balancer/device_link.h"
+#include "site_controller/config/site_config.h"
+#include "site_controller/control/control_policy.h"
+
+namespace evgate::load_balancer {
+
+struct ControlLoopOptions {
+  // Recomputation and refresh period; site.yaml controller.tick_ms.
+  absl::Duration tick = absl::Seconds(1);
+  // Validity of dispatched setpoints: without a refresh within it the driver
+  // and the devices fall back to failsafe. Must exceed `tick`.
+  absl::Duration setpoint_ttl = absl::Seconds(5);
+  // Scopes the ApplySetpoints sequence on the drivers.
+  std::string controller_id = "load_balancer";
+  // Reaction times kept for ReactionTimes().
+  size_t reaction_history = 4096;
+};
+
+ControlLoopOptions ControlLoopOptionsFromConfig(const site::ControllerConfig& controller);
+
+// An external limit as the loop keeps it (the policy holds the effect).
+struct ActiveDynamicLimit {
+  v1::DynamicLimit limit;  // with set_at, and expires_at when it expires
+  absl::Time expires_at = absl::InfiniteFuture();
+};
+
+// What the loop knows now, for GetSiteStatus.
+struct LoopSnapshot {
+  absl::Time at;
+  std::optional<v1::Allocation> allocation;  // none before the first decision
+  bool failsafe = true;
+  std::string failsafe_reason;
+  std::optional<absl::Time> failsafe_since;
+  std::optional<absl::Time> grid_sample_at;
+  std::map<std::string, v1::MeterReading> meters;  // by node: "grid" or circuit id
+  struct Evse {
+    v1::ConnectorStatus connector_status = v1::CONNECTOR_STATUS_UNSPECIFIED;
+    bool active = false;
+    v1::PhaseValues measured_a;  // site phases
+    std::optional<double> measured_power_w;
+    std::optional<int> priority_override;
+    absl::Time priority_expires_at = absl::InfiniteFuture();
+    std::optional<absl::Time> paused_since;
+    bool seen = false;  // some driver reported it
+  };
+  std::map<std::string, Evse> evses;
+  std::vector<ActiveDynamicLimit> dynamic_limits;
+};
+
+class ControlLoop {
+ public:
+  static absl::StatusOr<std::unique_ptr<ControlLoop>> Create(
+      const site::SiteConfig& config, std::vector<std::unique_ptr<DeviceLink>> links,
+      const Clock& clock, ControlLoopOptions options);
+  ~ControlLoop();
+
+  // Starts the links and the loop thread.
+  void Start();
+  // Stops the loop and the links. Dispatched setpoints stay until their TTL
+  // ends; then the drivers apply each EVSE's failsafe.
+  void Stop();
+
+  // Sets (or, with expires_at <= now, clears) external limits atomically and
+  // returns all limits in force. INVALID_ARGUMENT names the bad update.
+  absl::StatusOr<std::vector<ActiveDynamicLimit>> SetDynamicLimits(
+      const std::vector<std::pair<v1::DynamicLimit, absl::Time>>& limits);
+  // Overrides an EVSE's priority until `expires_at`. NOT_FOUND for an unknown EVSE.
+  absl::Status SetEvsePriority(const std::string& evse_id, int priority, absl::Time expires_at);
+
+  LoopSnapshot Snapshot() const;
+
+  // Blocks until an allocation newer than `after` exists (or `timeout`
+  // passes / the loop stops); returns it with its sequence, or nullopt.
+  std::optional<v1::Allocation> WaitForAllocation(uint64_t after, absl::Duration timeout) const;
+
+  // Meter sample → setpoints taken by the driver, oldest first.
+  std::vector<absl::Duration> ReactionTimes() const;
+
+ private:
+  // One input for the loop thread.
+  struct Input {
+    enum class Kind { kEvent, kLinkDown, kCall } kind = Kind::kEvent;
+    size_t link = 0;
+    v1::WatchDevicesResponse event;
+    std::function<void()> call;  // kCall: runs on the loop thread
+    v1::AllocationTrigger call_trigger = v1::ALLOCATION_TRIGGER_UNSPECIFIED;
+    absl::Time received_at;
+  };
+  // Where a device's data goes.
+  struct DeviceRoute {
+    std::optional<std::string> meter_node;  // "grid" or a circuit id
+    std::vector<std::string> evses;
+  };
+  struct EvseRoute {
+    const site::EvseConfig* config = nullptr;
+    std::optional<size_t> link;  // the driver that reported it
+    std::string device;
+  };
+
+  ControlLoop(const site::SiteConfig& config, std::vector<std::unique_ptr<DeviceLink>> links,
+              const Clock& clock, ControlLoopOptions options, control::ControlPolicy policy);
+
+  void Post(Input input);
+  void Run();
+  // Applies one input to the policy; returns the trigger it counts as, or
+  // nullopt when it changed nothing the policy sees.
+  std::optional<v1::AllocationTrigger> Handle(const Input& input);
+  void HandleDevice(size_t link, const v1::DeviceState& device, absl::Time now);
+  void HandleEvse(size_t link, const std::string& device, const v1::EvseState& evse,
+                  absl::Time now);
+  void HandleEvseMeasurements(const std::string& evse_id, const v1::EvseMeasurements& m,
+                              absl::Time now);
+  void HandleMeter(const std::string& device, const v1::MeterReading& reading, absl::Time now);
+  void HandleLinkDown(size_t link, absl::Time now);
+  void ForgetMeasurements(const std::string& device, absl::Time now);
+  void Apply(absl::StatusOr<control::Decision> decision);
+  // Sends each driver its batch when something changed or a refresh is due.
+  // Returns true if a batch was taken by a driver.
+  bool Dispatch(absl::Time now);
+  void Publish(v1::AllocationTrigger trigger, std::optional<absl::Time> sample_at,
+               absl::Time dispatched_at);
+  uint64_t NextSequence(absl::Time now);
+
+  const site::SiteConfig config_;  // a copy: routes point into it
+  const std::vector<std::unique_ptr<DeviceLink>> links_;
+  const Clock& clock_;
+  const ControlLoopOptions options_;
+  std::map<std::string, DeviceRoute> devices_;  // by device id; built once
+  std::map<std::string, EvseRoute> evse_routes_;
+
+  // Loop thread only.
+  control::ControlPolicy policy_;
+  std::optional<control::Decision> decision_;
+  std::map<std::string, v1::SetpointValue> dispatched_;  // accepted by the driver
+  std::vector<absl::Time> last_batch_;                   // per link
+  // Per link: its initial snapshots are all in, so its batches are complete.
+  std::vector<bool> link_ready_;
+  uint64_t last_sequence_ = 0;
+  std::map<std::string, bool> active_;           // per EVSE, last known
+  std::optional<absl::Time> pending_sample_at_;  // oldest meter sample not yet acted on
+  std::optional<v1::Allocation> published_;      // the last allocation streamed
+  LoopSnapshot working_;                         // copied to snapshot_ after each round
+
+  mutable absl::Mutex mu_;
+  std::deque<Input> inputs_ ABSL_GUARDED_BY(mu_);
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  LoopSnapshot snapshot_ ABSL_GUARDED_BY(mu_);
+  uint64_t allocation_sequence_ ABSL_GUARDED_BY(mu_) = 0;
+  std::deque<absl::Duration> reactions_ ABSL_GUARDED_BY(mu_);
+  std::thread thread_;
+};
+
+}  // namespace evgate::load_balancer
+
+#endif  // EVGATE_SERVICES_LOAD_BALANCER_CONTROL_LOOP_H_

@@ -1,0 +1,82 @@
+// The load balancer's connection to one device driver process: its
+// WatchDevices stream in, its ApplySetpoints calls out.
+//
+// A site in one process (`evgate run`) has one link, to its own
+// DeviceDriver service; a split deployment (one driver container per bus)
+// has one link per driver. The control loop learns from the snapshots which
+// link owns which EVSE, and sends each driver one batch.
+//
+// GrpcDeviceLink keeps the stream up: when it breaks (driver restarted,
+// network) it reports the loss, waits with exponential backoff (100 ms to
+// 2 s) and reconnects; the new stream starts with fresh snapshots.
+//
+// Thread-safety: Start()/Stop() from one thread; Apply() from any thread.
+// The callbacks run on the link's own thread, one at a time.
+#ifndef EVGATE_SERVICES_LOAD_BALANCER_DEVICE_LINK_H_
+#define EVGATE_SERVICES_LOAD_BALANCER_DEVICE_LINK_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "evgate/v1/device.grpc.pb.h"
+#include "grpcpp/channel.h"
+
+namespace evgate::load_balancer {
+
+class DeviceLink {
+ public:
+  using EventHandler = std::function<void(const v1::WatchDevicesResponse&)>;
+  // Called when the stream is lost; everything learned from it is outdated.
+  using DownHandler = std::function<void(const absl::Status&)>;
+
+  virtual ~DeviceLink() = default;
+
+  // Where the driver is, for messages ("127.0.0.1:50051").
+  virtual std::string name() const = 0;
+
+  virtual void Start(EventHandler on_event, DownHandler on_down) = 0;
+  virtual void Stop() = 0;
+
+  virtual absl::StatusOr<v1::ApplySetpointsResponse> Apply(
+      const v1::ApplySetpointsRequest& request) = 0;
+};
+
+class GrpcDeviceLink final : public DeviceLink {
+ public:
+  // `telemetry_interval`: asked of the driver; short enough that every meter
+  // poll reaches the control loop at once.
+  GrpcDeviceLink(std::string endpoint, std::shared_ptr<grpc::Channel> channel,
+                 absl::Duration telemetry_interval = absl::Milliseconds(100),
+                 absl::Duration apply_deadline = absl::Seconds(2));
+  ~GrpcDeviceLink() override;
+
+  std::string name() const override { return endpoint_; }
+  void Start(EventHandler on_event, DownHandler on_down) override;
+  void Stop() override;
+  absl::StatusOr<v1::ApplySetpointsResponse> Apply(
+      const v1::ApplySetpointsRequest& request) override;
+
+ private:
+  void Run(EventHandler on_event, DownHandler on_down);
+
+  const std::string endpoint_;
+  const std::unique_ptr<v1::DeviceDriver::Stub> stub_;
+  const absl::Duration telemetry_interval_;
+  const absl::Duration apply_deadline_;
+
+  absl::Mutex mu_;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  grpc::ClientContext* watch_ ABSL_GUARDED_BY(mu_) = nullptr;  // the open stream
+  std::thread thread_;
+};
+
+}  // namespace evgate::load_balancer
+
+#endif  // EVGATE_SERVICES_LOAD_BALANCER_DEVICE_LINK_H_
