@@ -56,6 +56,8 @@ bazel_flags=(
   # clang warns about things gcc does not; the gcc build is the warning gate.
   --copt=-Wno-error
   "--linkopt=-fsanitize=fuzzer,$sanitizers"
+  # Bazel links with clang, not clang++: UBSan's C++ part (vptr checks) needs this.
+  --linkopt=-fsanitize-link-c++-runtime
 )
 echo "fuzz.sh: building $label with clang (output base $output_base)"
 # --symlink_prefix=/: leave the checkout's bazel-bin pointing at the gcc build.

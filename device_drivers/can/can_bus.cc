@@ -19,8 +19,10 @@ absl::Status CheckFrame(const CanFrame& frame) {
 }
 
 std::string FrameToString(const CanFrame& frame) {
-  std::string text = absl::StrFormat(frame.extended ? "0x%08X [%d]" : "0x%03X [%d]", frame.id,
-                                     static_cast<int>(frame.dlc));
+  // Two literal formats: clang requires StrFormat's format to be constexpr.
+  std::string text = frame.extended
+                         ? absl::StrFormat("0x%08X [%d]", frame.id, static_cast<int>(frame.dlc))
+                         : absl::StrFormat("0x%03X [%d]", frame.id, static_cast<int>(frame.dlc));
   if (frame.remote) return absl::StrCat(text, " RTR");
   for (int i = 0; i < frame.dlc && i < 8; ++i) {
     absl::StrAppendFormat(&text, " %02X", frame.data[i]);
