@@ -1,4 +1,5 @@
-// A simulated Eastron SDM630 energy meter served over Modbus TCP.
+// A simulated Eastron SDM630 energy meter: a ModbusUnit for a ModbusServer
+// (modbus_server.h), or served on its own over Modbus TCP with Listen().
 //
 // The physics state is settable per phase (voltage, current, power factor)
 // plus the frequency; power follows as V x I x PF, and the import/export
@@ -8,22 +9,24 @@
 // word first, 0x0000-0x01FF. Faults can be injected: a register can be
 // forced to any float (NaN, absurd values) and the meter can stop answering.
 //
-// Used by the sdm630_sim binary, the demo site and tests. Thread-safe.
+// Used by the sdm630_sim and modbus_sim binaries, the demo site and tests.
+// Thread-safe.
 #ifndef EVGATE_DEVICE_DRIVERS_SIM_SDM630_SIMULATOR_H_
 #define EVGATE_DEVICE_DRIVERS_SIM_SDM630_SIMULATOR_H_
 
 #include <array>
-#include <atomic>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "device_drivers/sim/modbus_pdu.h"
+#include "device_drivers/sim/modbus_server.h"
 #include "runtime/clock.h"
 
 namespace evgate::sim {
@@ -34,13 +37,14 @@ struct Sdm630Phase {
   double power_factor = 1;  // negative = power flows to the grid (export)
 };
 
-class Sdm630Simulator {
+class Sdm630Simulator final : public ModbusUnit {
  public:
   // Number of input registers served (0x0000-0x01FF).
   static constexpr int kInputRegisters = 0x200;
 
+  // `unit_id` is the unit Listen() serves it as.
   Sdm630Simulator(const Clock& clock, int unit_id = 1);
-  ~Sdm630Simulator();
+  ~Sdm630Simulator() override;
   Sdm630Simulator(const Sdm630Simulator&) = delete;
   Sdm630Simulator& operator=(const Sdm630Simulator&) = delete;
 
@@ -54,19 +58,27 @@ class Sdm630Simulator {
   void ClearForced();
   void SetResponding(bool responding);
 
+  // Per-phase current, A (what a site simulator feeds from its loads).
+  std::array<double, 3> PhaseCurrents();
+
   // The register image as the meter answers now (energy integrated to now).
   std::vector<uint16_t> InputRegisters();
 
-  // Serves Modbus TCP on host:port (port 0 = a free port; see port()) on a
-  // background thread, any number of clients.
+  // ModbusUnit: input registers 0x0000-0x01FF; the holding registers
+  // (configuration) are not simulated and answer "illegal data address".
+  ReadResult Read(RegisterTable table, uint16_t address, int count) override;
+  ModbusException Write(uint16_t address, absl::Span<const uint16_t> values) override;
+  bool Responding() override;
+
+  // Serves this meter alone over Modbus TCP on host:port (port 0 = a free
+  // port; see port()) on a background thread, any number of clients.
   absl::Status Listen(const std::string& host, int port);
-  int port() const { return port_; }
+  int port() const;
   // Stops serving and closes every connection. Idempotent.
   void Stop();
 
  private:
   void IntegrateLocked(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Serve();
 
   const Clock& clock_;
   const int unit_id_;
@@ -80,10 +92,7 @@ class Sdm630Simulator {
   std::map<uint16_t, float> forced_ ABSL_GUARDED_BY(mu_);
   bool responding_ ABSL_GUARDED_BY(mu_) = true;
 
-  int listen_fd_ = -1;
-  int port_ = 0;
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
+  std::unique_ptr<ModbusServer> server_;
 };
 
 }  // namespace evgate::sim
