@@ -62,6 +62,8 @@ inline constexpr double kSocMaxPct = 100;
 inline constexpr int kPriority = 0;
 // authorization
 inline constexpr int64_t kOfflineCacheTtlS = 86400;
+// Authorized but not plugged in within this time: the session is cancelled.
+inline constexpr int64_t kConnectionTimeoutS = 120;
 // ocpp
 inline constexpr char kOcppLocalListen[] = "0.0.0.0:9000";
 inline constexpr int kOcppSecurityProfile = 2;
@@ -269,6 +271,7 @@ struct AuthorizationConfig {
   std::vector<std::string> free_vend_evses;
   std::vector<CardConfig> cards;
   int64_t offline_cache_ttl_s = defaults::kOfflineCacheTtlS;
+  int64_t connection_timeout_s = defaults::kConnectionTimeoutS;
   SourceLines source;
 };
 

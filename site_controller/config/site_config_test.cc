@@ -326,6 +326,16 @@ ocpp:
   EXPECT_EQ(c.services.api_listen, "127.0.0.1:50051");
   EXPECT_EQ(c.services.metrics_listen, "127.0.0.1:9464");
   EXPECT_EQ(c.authorization.offline_cache_ttl_s, 86400);
+  EXPECT_EQ(c.authorization.connection_timeout_s, 120);
+}
+
+TEST(Loader, ConnectionTimeoutIsReadAndRangeChecked) {
+  const SiteConfigLoadResult ok = Load("authorization: {connection_timeout_s: 300}\n");
+  ASSERT_TRUE(ok.ok()) << ok.ErrorText();
+  EXPECT_EQ(ok.config.authorization.connection_timeout_s, 300);
+  EXPECT_THAT(Load("authorization: {connection_timeout_s: 5}\n").errors,
+              ElementsAre(ErrorAt(5, "authorization.connection_timeout_s",
+                                  "5 is out of range; allowed 10–3600 s")));
 }
 
 TEST(Loader, SiteFailsafeDefaultIsMovedIntoTheEvseRange) {

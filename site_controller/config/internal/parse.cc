@@ -506,6 +506,7 @@ class Parser {
       }
     }
     r.Integer("offline_cache_ttl_s", &a.offline_cache_ttl_s);
+    r.Integer("connection_timeout_s", &a.connection_timeout_s);
     r.Finish("in authorization");
   }
 

@@ -912,6 +912,12 @@ class Validator {
           a.source, "offline_cache_ttl_s",
           absl::StrCat(a.offline_cache_ttl_s, " is out of range; allowed 0–31536000 s (one year)"));
     }
+    if (a.connection_timeout_s < 10 || a.connection_timeout_s > 3600) {
+      Error(
+          a.source, "connection_timeout_s",
+          absl::StrCat(a.connection_timeout_s,
+                       " is out of range; allowed 10–3600 s (time to plug in after authorizing)"));
+    }
     std::vector<std::string> groups(groups_.begin(), groups_.end());
     std::map<std::string, const CardConfig*> uids;
     for (const CardConfig& card : a.cards) {
