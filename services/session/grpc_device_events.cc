@@ -1,0 +1,154 @@
+#include "services/session/grpc_device_events.h"
+
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "evgate/v1/device.grpc.pb.h"
+#include "google/protobuf/util/time_util.h"
+#include "grpcpp/create_channel.h"
+#include "runtime/log.h"
+
+namespace evgate::session {
+namespace {
+
+constexpr log::Logger kLog("session");
+
+absl::Status ToAbsl(const grpc::Status& status) {
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+}
+
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::FailedPreconditionError(absl::StrCat("cannot read ", path));
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+}  // namespace
+
+absl::StatusOr<GrpcDeviceEventsOptions> DeviceDriverEndpoint(const site::SiteConfig& config) {
+  GrpcDeviceEventsOptions options;
+  auto endpoint = config.services.endpoints.find("device_drivers");
+  if (endpoint != config.services.endpoints.end() && endpoint->second.endpoint) {
+    options.endpoint = *endpoint->second.endpoint;
+  } else {
+    // host:port or [v6]:port, as validated by the loader.
+    const std::string& listen = config.services.api_listen;
+    const size_t colon = listen.rfind(':');
+    std::string host = listen.substr(0, colon);
+    int port = 0;
+    if (colon == std::string::npos || !absl::SimpleAtoi(listen.substr(colon + 1), &port) ||
+        port <= 0) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "services.api_listen '", listen,
+          "' has no fixed port, so the session service cannot find the DeviceDriver service; set "
+          "services.device_drivers.endpoint"));
+    }
+    if (host == "0.0.0.0" || host.empty()) host = "127.0.0.1";
+    if (host == "[::]") host = "[::1]";
+    options.endpoint = absl::StrCat(host, ":", port);
+  }
+  if (!config.services.tls) {
+    options.credentials = grpc::InsecureChannelCredentials();
+    return options;
+  }
+  const site::TlsConfig& tls = *config.services.tls;
+  grpc::SslCredentialsOptions ssl;
+  absl::StatusOr<std::string> chain = ReadFile(tls.cert_file);
+  if (!chain.ok()) return chain.status();
+  ssl.pem_root_certs = *chain;
+  if (tls.client_ca_file) {
+    absl::StatusOr<std::string> key = ReadFile(tls.key_file);
+    if (!key.ok()) return key.status();
+    ssl.pem_cert_chain = *chain;
+    ssl.pem_private_key = *key;
+  }
+  options.credentials = grpc::SslCredentials(ssl);
+  return options;
+}
+
+GrpcDeviceEvents::GrpcDeviceEvents(GrpcDeviceEventsOptions options)
+    : options_(std::move(options)),
+      channel_(grpc::CreateChannel(options_.endpoint, options_.credentials)) {}
+
+GrpcDeviceEvents::~GrpcDeviceEvents() { Stop(); }
+
+void GrpcDeviceEvents::Start(DeviceEventHandler* handler) {
+  thread_ = std::thread([this, handler] { Run(handler); });
+}
+
+void GrpcDeviceEvents::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+    if (context_ != nullptr) context_->TryCancel();
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+bool GrpcDeviceEvents::RunStream(DeviceEventHandler* handler, grpc::Status* status) {
+  grpc::ClientContext context;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return false;
+    context_ = &context;
+  }
+  auto stub = v1::DeviceDriver::NewStub(channel_);
+  v1::WatchDevicesRequest request;
+  *request.mutable_telemetry_interval() = google::protobuf::util::TimeUtil::MicrosecondsToDuration(
+      absl::ToInt64Microseconds(options_.telemetry_interval));
+  std::unique_ptr<grpc::ClientReader<v1::WatchDevicesResponse>> reader =
+      stub->WatchDevices(&context, request);
+  v1::WatchDevicesResponse event;
+  bool delivered = false;
+  while (reader->Read(&event)) {
+    if (!delivered) {
+      kLog.Info("receiving device events from DeviceDriver at %s", options_.endpoint);
+      handler->OnStreamStarted();
+      delivered = true;
+    }
+    handler->OnDeviceEvent(event);
+  }
+  *status = reader->Finish();
+  absl::MutexLock lock(&mu_);
+  context_ = nullptr;
+  return delivered;
+}
+
+void GrpcDeviceEvents::Run(DeviceEventHandler* handler) {
+  std::minstd_rand jitter(static_cast<unsigned>(absl::ToUnixNanos(absl::Now())));
+  absl::Duration backoff = options_.initial_backoff;
+  bool warned = false;
+  while (true) {
+    grpc::Status status;
+    const bool delivered = RunStream(handler, &status);
+    {
+      absl::MutexLock lock(&mu_);
+      if (stopping_) break;
+    }
+    if (delivered) {
+      handler->OnStreamLost(ToAbsl(status));
+      backoff = options_.initial_backoff;
+      warned = false;
+    }
+    if (!warned) {
+      kLog.Warning(
+          "no device events from DeviceDriver at %s (%s); open sessions keep their last values, "
+          "retrying",
+          options_.endpoint,
+          status.error_message().empty() ? "stream ended" : status.error_message());
+      warned = true;
+    }
+    const double factor = 0.8 + 0.4 * (jitter() % 1000) / 1000.0;
+    absl::MutexLock lock(&mu_);
+    mu_.AwaitWithTimeout(absl::Condition(&stopping_), backoff * factor);
+    if (stopping_) break;
+    backoff = std::min(backoff * 2, options_.max_backoff);
+  }
+}
+
+}  // namespace evgate::session
