@@ -203,6 +203,12 @@ v1::SetpointValue CanBusOwner::ValueFor(const Wallbox& w, double current_a, bool
   return value;
 }
 
+absl::Duration CanBusOwner::RefreshPeriod(const Wallbox& w) const {
+  // Four refreshes per watchdog period at least, also for a short watchdog
+  // programmed with SetFailsafe.
+  return std::min(options_.setpoint_refresh_period, absl::Milliseconds(w.watchdog_timeout_ms) / 4);
+}
+
 double CanBusOwner::MaxCurrent(const Wallbox& w) const {
   double max = w.config.max_current_a;
   if (w.identity.has_value() && w.identity->info.max_current_a > 0) {
@@ -735,7 +741,7 @@ void CanBusOwner::RunDueLocked(absl::Time now, std::vector<Outgoing>* out) {
     if (command.refresh && now >= w.next_refresh) {
       absl::StatusOr<CanFrame> frame = wallbox::Encode(command.frame);
       if (frame.ok()) out->push_back({static_cast<int>(i), *frame, "Setpoint"});
-      w.next_refresh = now + options_.setpoint_refresh_period;
+      w.next_refresh = now + RefreshPeriod(w);
     }
     // Not applied: Status keeps coming but does not echo our sequence.
     if (!command.confirmed && !command.not_applied_reported && !w.stale &&
@@ -987,7 +993,7 @@ std::vector<v1::SetpointResult> CanBusOwner::ApplySetpoints(
     }
     command.in_force.set_batch_id(batch_id);
     w.command = command;
-    w.next_refresh = now + options_.setpoint_refresh_period;
+    w.next_refresh = now + RefreshPeriod(w);
     *result.mutable_in_force() = InForce(w);
     results.push_back(std::move(result));
     EmitStateChangeIfChanged(w, now);
@@ -1132,8 +1138,10 @@ void CanBusOwner::Stop() {
     }
     thread_.join();
     bus_->Close();
-    kLog.Info("bus %s: stopped; the wallboxes fall back to their failsafe within %s",
-              options_.bus_id, absl::FormatDuration(options_.watchdog_timeout));
+    kLog.Info(
+        "bus %s: stopped; the wallboxes fall back to their failsafe when their watchdogs "
+        "expire",
+        options_.bus_id);
   }
 }
 

@@ -9,8 +9,9 @@
 //     wallboxes of this bus (what the site has given them), with the number
 //     of wallboxes sharing it; it is also the controller's heartbeat;
 //   - a Setpoint to a wallbox as soon as ApplySetpoints changes it (sequence
-//     + 1), repeated every `setpoint_refresh_period` (1 s) with the same
-//     sequence, so one lost frame never lets the 5 s wallbox watchdog fire;
+//     + 1), repeated every `setpoint_refresh_period` (1 s; at most a quarter
+//     of the wallbox's watchdog timeout) with the same sequence, so one lost
+//     frame never lets the 5 s wallbox watchdog fire;
 //   - WatchdogConfig (timeout `watchdog_timeout`, the EVSE's failsafe
 //     current from site.yaml) when a wallbox announces itself (Identity page
 //     0) without being configured, and whenever its Status says
@@ -260,6 +261,7 @@ class CanBusOwner final : public devices::DeviceBackend {
 
   // State -> proto.
   evgate::v1::SetpointInForce InForce(const Wallbox& w) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Duration RefreshPeriod(const Wallbox& w) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // site.yaml's maximum, narrowed by the wallbox's own Max Current setting.
   double MaxCurrent(const Wallbox& w) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   evgate::v1::EvseState BuildEvseState(const Wallbox& w, absl::Time now) const
