@@ -89,8 +89,8 @@ absl::StatusOr<int64_t> ToRaw(absl::string_view what, absl::string_view field, d
   }
   const double raw = std::round(value * per_unit);
   if (raw < 0 || raw > static_cast<double>(max_raw)) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("%s: %s %g is outside 0..%g", what, field, value, max_raw / per_unit));
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%s: %s %g is outside 0..%g", what, field, value, static_cast<double>(max_raw) / per_unit));
   }
   return static_cast<int64_t>(raw);
 }
@@ -155,8 +155,9 @@ class FrameReader {
   }
   absl::Status ChargeLimit(absl::string_view field, int64_t raw) const {
     if (raw != 0 && (raw < kMinChargeRaw || raw > kMaxChargeRaw)) {
-      return absl::OutOfRangeError(absl::StrFormat(
-          "%s: %s %.1f A is neither 0 nor within 6.0..32.0 A", Where(), field, raw / 10.0));
+      return absl::OutOfRangeError(
+          absl::StrFormat("%s: %s %.1f A is neither 0 nor within 6.0..32.0 A", Where(), field,
+                          static_cast<double>(raw) / 10.0));
     }
     return absl::OkStatus();
   }
@@ -181,7 +182,7 @@ class FrameReader {
 #define EVGATE_ASSIGN_OR_RETURN(lhs, expr)      \
   auto lhs##_or = (expr);                       \
   if (!lhs##_or.ok()) return lhs##_or.status(); \
-  lhs = *lhs##_or
+  (lhs) = *lhs##_or
 
 // Tenths (0.1 A, 0.1 V) as a double equal to the decimal literal.
 double FromTenths(uint64_t raw) { return static_cast<double>(raw) / 10.0; }
@@ -768,7 +769,7 @@ absl::StatusOr<std::vector<CanFrame>> EncodeIdentity(const Identity& identity) {
     IdentitySerial s;
     s.address = identity.info.address;
     s.page = page;
-    const size_t begin = static_cast<size_t>((page - 1) * kSerialCharsPerPage);
+    const size_t begin = static_cast<size_t>(page - 1) * kSerialCharsPerPage;
     if (begin < identity.serial.size()) s.text = identity.serial.substr(begin, kSerialCharsPerPage);
     absl::StatusOr<CanFrame> frame = Encode(s);
     if (!frame.ok()) return frame.status();
@@ -791,7 +792,7 @@ std::optional<Identity> IdentityAssembler::Add(const IdentitySerial& serial) {
   // Pages come in order; a short page ends the serial, so later pages must be
   // empty.
   const bool ended =
-      p.identity.serial.size() < static_cast<size_t>((p.next_page - 1) * kSerialCharsPerPage);
+      p.identity.serial.size() < static_cast<size_t>(p.next_page - 1) * kSerialCharsPerPage;
   if (serial.page != p.next_page || (ended && !serial.text.empty())) {
     pending_.erase(it);
     return std::nullopt;

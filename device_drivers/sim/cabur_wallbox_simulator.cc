@@ -13,7 +13,7 @@ namespace {
 using can::CanFrame;
 namespace wb = can::wallbox;
 
-log::Logger kLog("cabur_wallbox_sim");
+constexpr log::Logger kLog("cabur_wallbox_sim");
 
 void Append(std::vector<CanFrame>& out, const absl::StatusOr<CanFrame>& frame) {
   if (frame.ok()) {
