@@ -3,7 +3,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "runtime/clock.h"
 #include "services/load_balancer/load_balancer_service.h"
+#include "services/session/session_service.h"
 
 namespace evgate::gateway {
 
@@ -21,8 +23,13 @@ const std::vector<ServiceEntry>& ServiceCatalog() {
              std::make_unique<load_balancer::LoadBalancerService>(config, SystemClock::Get()));
        },
        ""},
-      {"session", "authorization, sessions and charge records (SessionService API)", nullptr,
-       "the session service is not part of this build yet (issue #5)"},
+      {"session", "authorization, sessions and charge records (SessionService API)",
+       [](const site::SiteConfig& config) -> absl::StatusOr<std::unique_ptr<Service>> {
+         auto service = session::SessionService::Create(config, SystemClock::Get());
+         if (!service.ok()) return service.status();
+         return std::unique_ptr<Service>(*std::move(service));
+       },
+       ""},
       {"metrics_exporter", "Prometheus /metrics for Grafana", nullptr,
        "the metrics exporter is not part of this build yet"},
   };

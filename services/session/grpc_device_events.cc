@@ -4,7 +4,6 @@
 #include <random>
 #include <sstream>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "evgate/v1/device.grpc.pb.h"
 #include "google/protobuf/util/time_util.h"
@@ -33,25 +32,10 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
 absl::StatusOr<GrpcDeviceEventsOptions> DeviceDriverEndpoint(const site::SiteConfig& config) {
   GrpcDeviceEventsOptions options;
   auto endpoint = config.services.endpoints.find("device_drivers");
-  if (endpoint != config.services.endpoints.end() && endpoint->second.endpoint) {
-    options.endpoint = *endpoint->second.endpoint;
-  } else {
-    // host:port or [v6]:port, as validated by the loader.
-    const std::string& listen = config.services.api_listen;
-    const size_t colon = listen.rfind(':');
-    std::string host = listen.substr(0, colon);
-    int port = 0;
-    if (colon == std::string::npos || !absl::SimpleAtoi(listen.substr(colon + 1), &port) ||
-        port <= 0) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "services.api_listen '", listen,
-          "' has no fixed port, so the session service cannot find the DeviceDriver service; set "
-          "services.device_drivers.endpoint"));
-    }
-    if (host == "0.0.0.0" || host.empty()) host = "127.0.0.1";
-    if (host == "[::]") host = "[::1]";
-    options.endpoint = absl::StrCat(host, ":", port);
+  if (endpoint == config.services.endpoints.end() || !endpoint->second.endpoint) {
+    return absl::NotFoundError("services.device_drivers.endpoint is not set");
   }
+  options.endpoint = *endpoint->second.endpoint;
   if (!config.services.tls) {
     options.credentials = grpc::InsecureChannelCredentials();
     return options;
@@ -73,7 +57,9 @@ absl::StatusOr<GrpcDeviceEventsOptions> DeviceDriverEndpoint(const site::SiteCon
 
 GrpcDeviceEvents::GrpcDeviceEvents(GrpcDeviceEventsOptions options)
     : options_(std::move(options)),
-      channel_(grpc::CreateChannel(options_.endpoint, options_.credentials)) {}
+      channel_(options_.channel != nullptr
+                   ? options_.channel
+                   : grpc::CreateChannel(options_.endpoint, options_.credentials)) {}
 
 GrpcDeviceEvents::~GrpcDeviceEvents() { Stop(); }
 
@@ -130,17 +116,19 @@ void GrpcDeviceEvents::Run(DeviceEventHandler* handler) {
       absl::MutexLock lock(&mu_);
       if (stopping_) break;
     }
+    const std::string why =
+        status.error_message().empty() ? "stream ended" : status.error_message();
     if (delivered) {
       handler->OnStreamLost(ToAbsl(status));
       backoff = options_.initial_backoff;
-      warned = false;
-    }
-    if (!warned) {
+      kLog.Warning("device events from DeviceDriver at %s stopped (%s); reconnecting",
+                   options_.endpoint, why);
+      warned = true;
+    } else if (!warned) {
       kLog.Warning(
-          "no device events from DeviceDriver at %s (%s); open sessions keep their last values, "
-          "retrying",
-          options_.endpoint,
-          status.error_message().empty() ? "stream ended" : status.error_message());
+          "no device events from DeviceDriver at %s (%s); open sessions keep their last values "
+          "until it answers, retrying",
+          options_.endpoint, why);
       warned = true;
     }
     const double factor = 0.8 + 0.4 * (jitter() % 1000) / 1000.0;

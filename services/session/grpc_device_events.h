@@ -25,9 +25,12 @@
 namespace evgate::session {
 
 struct GrpcDeviceEventsOptions {
-  // host:port of the DeviceDriver service.
+  // host:port of the DeviceDriver service (named in logs).
   std::string endpoint;
   std::shared_ptr<grpc::ChannelCredentials> credentials;
+  // A channel to use instead of one to `endpoint` (e.g. the host's
+  // in-process channel when the DeviceDriver service runs in this process).
+  std::shared_ptr<grpc::Channel> channel;
   // Period of telemetry per device (live energy in the sessions).
   absl::Duration telemetry_interval = absl::Seconds(1);
   // Wait before reconnecting: doubles from initial to max after each failed
@@ -36,14 +39,12 @@ struct GrpcDeviceEventsOptions {
   absl::Duration max_backoff = absl::Seconds(10);
 };
 
-// Where the DeviceDriver service of `config` is reached from the session
-// service: `services.device_drivers.endpoint`, else `services.api_listen`
-// (in `evgate run` every service shares one server), with a wildcard host
-// replaced by loopback. FAILED_PRECONDITION when neither gives a usable
-// port (api_listen with port 0). Credentials follow services.tls: plaintext
-// without it (insecure_demo); otherwise TLS trusting the server's own
-// certificate chain (cert_file), presenting it as client certificate when
-// client certificates are required (client_ca_file).
+// The DeviceDriver service of a split deployment:
+// `services.device_drivers.endpoint` of `config`; NOT_FOUND when it is not
+// set (then the drivers are expected in this process). Credentials follow
+// services.tls: plaintext without it (insecure_demo); otherwise TLS trusting
+// the site's own certificate chain (cert_file), presenting it as client
+// certificate when client certificates are required (client_ca_file).
 absl::StatusOr<GrpcDeviceEventsOptions> DeviceDriverEndpoint(const site::SiteConfig& config);
 
 class GrpcDeviceEvents final : public DeviceEventSource {

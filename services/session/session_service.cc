@@ -56,17 +56,28 @@ absl::StatusOr<std::unique_ptr<SessionService>> SessionService::Create(
   if (!manager.ok()) return manager.status();
   service->manager_ = *std::move(manager);
 
-  if (source == nullptr) {
-    absl::StatusOr<GrpcDeviceEventsOptions> endpoint = DeviceDriverEndpoint(config);
-    if (endpoint.ok()) {
-      source = std::make_unique<GrpcDeviceEvents>(*std::move(endpoint));
-    } else {
-      kLog.Warning("%s; sessions start only through the API and keep no live energy",
-                   endpoint.status().message());
-    }
-  }
   service->source_ = std::move(source);
   return service;
+}
+
+void SessionService::OnHosted(const HostInfo& host) {
+  if (source_ != nullptr) return;
+  absl::StatusOr<GrpcDeviceEventsOptions> endpoint = DeviceDriverEndpoint(config_);
+  if (endpoint.ok()) {
+    kLog.Info("device events from DeviceDriver at %s", endpoint->endpoint);
+    source_ = std::make_unique<GrpcDeviceEvents>(*std::move(endpoint));
+  } else if (!absl::IsNotFound(endpoint.status())) {
+    kLog.Error("cannot connect to the DeviceDriver service: %s", endpoint.status().message());
+  } else if (host.Hosts("evgate.v1.DeviceDriver") && host.in_process_channel) {
+    GrpcDeviceEventsOptions options;
+    options.endpoint = "this process";
+    options.channel = host.in_process_channel();
+    source_ = std::make_unique<GrpcDeviceEvents>(std::move(options));
+  } else {
+    kLog.Warning(
+        "no device driver in this process and services.device_drivers.endpoint is not set: "
+        "sessions start only through the API, without plug-in, taps or live energy");
+  }
 }
 
 SessionService::~SessionService() { Stop(); }

@@ -50,9 +50,10 @@ class SessionService final : public Service,
                              private DeviceEventHandler {
  public:
   // Opens the database (creating its directory if needed) and loads the
-  // open sessions. `source` null: a GrpcDeviceEvents for the DeviceDriver
-  // endpoint of `config` (if it has none, the service runs without device
-  // events and says so). `clock` must outlive the service.
+  // open sessions. `source` null: OnHosted() connects a GrpcDeviceEvents to
+  // `services.device_drivers.endpoint`, else to the DeviceDriver service of
+  // this process; with neither, the service runs without device events and
+  // says so. `clock` must outlive the service.
   static absl::StatusOr<std::unique_ptr<SessionService>> Create(
       const site::SiteConfig& config, const Clock& clock,
       std::unique_ptr<DeviceEventSource> source = nullptr, SessionServiceOptions options = {});
@@ -67,6 +68,7 @@ class SessionService final : public Service,
   std::string_view name() const override { return "session"; }
   std::vector<grpc::Service*> grpc_services() override { return {this}; }
   std::vector<std::string> health_names() const override { return {"evgate.v1.SessionService"}; }
+  void OnHosted(const HostInfo& host) override;
   absl::Status Start() override;
   void Stop() override;
 
