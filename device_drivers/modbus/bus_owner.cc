@@ -225,6 +225,21 @@ void ModbusBusOwner::ExecuteNextWriteLocked() {
     if (result.status.ok()) {
       state.status.consecutive_failures = 0;
       state.backoff_until = std::min(state.backoff_until, clock_.Now());
+      // The registers now hold what was written: the known values follow,
+      // so nobody compares a setting against a read from before the write.
+      const std::vector<uint16_t>& now_held =
+          result.read_back.empty() ? write.values : result.read_back;
+      for (const FieldSpec& field : device.map->fields) {
+        const int n = RegisterCount(field.type);
+        if (field.table != RegisterTable::kHolding || field.address < write.address ||
+            field.address + n > write.address + count) {
+          continue;
+        }
+        const absl::StatusOr<double> value = DecodeField(
+            *device.map, field,
+            absl::MakeConstSpan(now_held).subspan(field.address - write.address, n), device.id);
+        if (value.ok()) state.status.values.Set(field.quantity, *value);
+      }
     } else if (!closed_) {
       ++state.status.counters.failed_writes_total;
       // Only a device that does not answer (properly) is backed off.

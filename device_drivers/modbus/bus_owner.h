@@ -30,6 +30,8 @@
 // like a missed poll. Devices with `read_back_writes` read the
 // registers back after writing them; a value that does not read back fails
 // the write (and is retried).
+// After a confirmed write, the device's known values of the fields it
+// covered are what the device now holds.
 //
 // Time and the transport are injected: PollOnce() does at most one
 // transaction and says when the next one is due, so tests drive the owner

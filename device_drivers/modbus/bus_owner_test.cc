@@ -265,6 +265,35 @@ TEST_F(BusOwnerWriteTest, WriteGoesOutBeforeEveryDuePoll) {
   EXPECT_EQ(s.counters.failed_writes_total, 0u);
 }
 
+TEST_F(BusOwnerWriteTest, ConfirmedWriteUpdatesTheKnownValuesOfItsFields) {
+  // An SDM630 map has no holding fields; a wallbox map does.
+  const RegisterMap map = *ParseRegisterMap(R"(name: wb
+fields:
+  - {quantity: charging_state, address: 5, type: uint16}
+  - {quantity: watchdog_timeout, table: holding, address: 257, type: uint16, unit: ms, writable: true, poll: slow}
+  - {quantity: max_current, table: holding, address: 261, type: uint16, unit: A, scale: 0.1, max: 16, writable: true, poll: slow}
+)",
+                                            "wb.yaml");
+  auto transport = std::make_unique<FakeModbusTransport>(&clock_);
+  FakeModbusTransport* fake = transport.get();
+  PolledDevice wallbox;
+  wallbox.id = "wallbox";
+  wallbox.unit_id = kSubUnit;
+  wallbox.map = &map;
+  ModbusBusOwner owner(options_, {wallbox}, std::move(transport), clock_);
+  fake->SetRegister(kSubUnit, RegisterTable::kInput, 5, 2);
+  fake->SetRegister(kSubUnit, RegisterTable::kHolding, 257, 15000);
+  for (int i = 0; i < 4; ++i) {
+    owner.PollOnce();
+    clock_.Advance(absl::Milliseconds(2));
+  }
+  ASSERT_EQ(owner.Device("wallbox")->values.Get(Quantity::kWatchdogTimeout), 15);
+  ASSERT_TRUE(owner.Write("wallbox", {257, {5000}}).status.ok());
+  ASSERT_TRUE(owner.Write("wallbox", {261, {123}}).status.ok());
+  EXPECT_EQ(owner.Device("wallbox")->values.Get(Quantity::kWatchdogTimeout), 5);
+  EXPECT_DOUBLE_EQ(*owner.Device("wallbox")->values.Get(Quantity::kMaxCurrent), 12.3);
+}
+
 TEST_F(BusOwnerWriteTest, SeveralRegistersUseFunction16) {
   ASSERT_TRUE(owner_->Write("wallbox", {257, {15000, 4}}).status.ok());
   EXPECT_EQ(fake_->requests()[0].function, 16);
