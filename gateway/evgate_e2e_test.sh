@@ -114,6 +114,13 @@ out=$("$ctl" --server "$server" sessions export --format csv 2>&1); code=$?
 expect_code 0 $code "sessions export"
 echo "$out" | grep -q ",wb1,wb1,1,04B2C3D4E5F607,CANCELLED,CHARGE," || fail "export: $out"
 
+out=$("$ctl" --server "$server" authorize DEADBEEF --evse wb1 2>&1); code=$?
+expect_code 1 $code "authorize a blocked card"
+echo "$out" | grep -q "BLOCKED" || fail "authorize: $out"
+out=$("$ctl" --server "$server" cards list 2>&1); code=$?
+expect_code 0 $code "cards list"
+echo "$out" | grep -q "04A1B2C3D4E5F6 .*Depot manager.*master.*site.yaml" || fail "cards list: $out"
+
 # The demo says honestly what it cannot do yet.
 grep -q "no device reports live data" "$tmp/evgate.log" || fail "demo does not say devices are not simulated"
 

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "evgate/v1/device.grpc.pb.h"
 #include "evgate/v1/load_balancer.grpc.pb.h"
@@ -42,13 +43,20 @@ Commands:
   devices get DEVICE_ID                      one device in full
   sessions list [--from T] [--to T] [--evse ID] [--id-tag TAG] [--state open|closed] [--limit N]
   sessions get SESSION_ID
-  sessions start --evse ID --id-tag TAG [--mode charge|discharge]
+  sessions start --evse ID --id-tag TAG [--mode charge|discharge] [--energy-limit-wh WH]
+                 [--time-limit DURATION]      DURATION like 90m or 2h
   sessions stop (SESSION_ID | --evse ID)
-  sessions export --format csv|json [--from T] [--to T] [--evse ID] [--id-tag TAG]
+  sessions export --format csv|json [--from T] [--to T] [--evse ID] [--id-tag TAG] [--state S]
+  authorize ID_TAG [--evse ID]               would this card be accepted (here)?
+  cards list                                 the local card list (site.yaml and API cards)
+  cards add UID [--name NAME] [--evse A,B] [--group G,H] [--valid-from T] [--valid-until T]
+                [--parent TAG] [--blocked] [--master]   creates or replaces the card
+  cards delete UID
   allocation show                            the load balancer's current allocation
   allocation simulate --scenario FILE.json   allocation for a scenario (docs/scenario-format.md)
 
-T is RFC 3339 (2026-11-21T08:00:00Z) or a date (2026-11-21, UTC midnight).
+T is RFC 3339 (2026-11-21T08:00:00Z) or a date (2026-11-21, UTC midnight). Sessions are selected
+by start time, --from inclusive and --to exclusive: --from 2026-11-01 --to 2026-12-01 is November.
 --server defaults to 127.0.0.1:50051. Plaintext unless --tls-ca is given.
 Exit codes: 0 ok, 1 refused/failed, 2 usage, 3 server unreachable, 4 service not hosted.
 )";
@@ -145,6 +153,8 @@ class Ctl {
   int Health();
   int Devices();
   int Sessions();
+  int Authorize();
+  int Cards();
   int Allocation();
   int PrintSessions(const std::vector<v1::Session>& sessions);
   absl::Status FillSessionFilter(v1::ListSessionsRequest* request);
@@ -218,6 +228,8 @@ int Ctl::Run() {
   if (area == "health") return Health();
   if (area == "devices") return Devices();
   if (area == "sessions") return Sessions();
+  if (area == "authorize") return Authorize();
+  if (area == "cards") return Cards();
   if (area == "allocation") return Allocation();
   return Usage(absl::StrCat("unknown command '", area, "'"));
 }
@@ -374,12 +386,18 @@ int Ctl::PrintSessions(const std::vector<v1::Session>& sessions) {
   Table table({"SESSION", "EVSE", "ID TAG", "STATE", "START", "END", "ENERGY kWh", "POWER kW",
                "STOP REASON"});
   for (const v1::Session& s : sessions) {
+    // Discharged energy (V2X) follows the charged energy after a slash.
+    std::string energy = Fixed(s.energy_charged_wh() / 1000.0, 3);
+    if (s.energy_discharged_wh() > 0) {
+      absl::StrAppend(&energy, "/-", Fixed(s.energy_discharged_wh() / 1000.0, 3));
+    }
+    std::string stop = EnumLabel(v1::StopReason_descriptor(), s.stop_reason());
+    if (!s.vendor_stop_code().empty()) absl::StrAppend(&stop, " (", s.vendor_stop_code(), ")");
     table.AddRow({s.session_id(), s.evse_id(), s.id_tag().empty() ? "-" : s.id_tag(),
                   EnumLabel(v1::SessionState_descriptor(), s.state()),
                   FormatTime(s.start_time(), s.has_start_time()),
-                  FormatTime(s.end_time(), s.has_end_time()),
-                  Fixed(s.energy_charged_wh() / 1000.0, 3), Fixed(s.power_w() / 1000.0, 2),
-                  EnumLabel(v1::StopReason_descriptor(), s.stop_reason())});
+                  FormatTime(s.end_time(), s.has_end_time()), energy,
+                  Fixed(s.power_w() / 1000.0, 2), stop});
   }
   table.PrintText(out_);
   return kExitOk;
@@ -388,10 +406,30 @@ int Ctl::PrintSessions(const std::vector<v1::Session>& sessions) {
 // The CSV that operators bill from: one row per session, stable column names,
 // energies in Wh, times in UTC RFC 3339.
 void PrintSessionsCsv(const std::vector<v1::Session>& sessions, std::ostream& out) {
-  Table table({"session_id", "evse_id", "station_id", "connector_id", "id_tag", "state", "mode",
-               "start_time", "end_time", "start_mode", "stop_reason", "vendor_stop_code",
-               "vendor_stop_description", "meter_start_wh", "meter_stop_wh", "energy_charged_wh",
-               "energy_discharged_wh", "peak_power_w"});
+  Table table({"session_id",
+               "evse_id",
+               "station_id",
+               "connector_id",
+               "id_tag",
+               "state",
+               "mode",
+               "start_time",
+               "end_time",
+               "start_mode",
+               "stop_reason",
+               "vendor_stop_code",
+               "vendor_stop_description",
+               "meter_start_wh",
+               "meter_stop_wh",
+               "energy_charged_wh",
+               "energy_discharged_wh",
+               "peak_power_w",
+               "card_name",
+               "meter_export_start_wh",
+               "meter_export_stop_wh",
+               "soc_start_pct",
+               "soc_end_pct",
+               "ocpp_transaction_id"});
   auto time = [](const google::protobuf::Timestamp& ts, bool present) {
     return present ? google::protobuf::util::TimeUtil::ToString(ts) : std::string();
   };
@@ -400,15 +438,30 @@ void PrintSessionsCsv(const std::vector<v1::Session>& sessions, std::ostream& ou
     return number == 0 ? std::string() : EnumLabel(type, number);
   };
   for (const v1::Session& s : sessions) {
-    table.AddRow(
-        {s.session_id(), s.evse_id(), s.station_id(), absl::StrCat(s.connector_id()), s.id_tag(),
-         label(v1::SessionState_descriptor(), s.state()),
-         label(v1::ChargeMode_descriptor(), s.mode()), time(s.start_time(), s.has_start_time()),
-         time(s.end_time(), s.has_end_time()), label(v1::StartMode_descriptor(), s.start_mode()),
-         label(v1::StopReason_descriptor(), s.stop_reason()), s.vendor_stop_code(),
-         s.vendor_stop_description(), Fixed(s.meter_start_wh(), 1),
-         s.has_meter_stop_wh() ? Fixed(s.meter_stop_wh(), 1) : "", Fixed(s.energy_charged_wh(), 1),
-         Fixed(s.energy_discharged_wh(), 1), Fixed(s.peak_power_w(), 0)});
+    table.AddRow({s.session_id(),
+                  s.evse_id(),
+                  s.station_id(),
+                  absl::StrCat(s.connector_id()),
+                  s.id_tag(),
+                  label(v1::SessionState_descriptor(), s.state()),
+                  label(v1::ChargeMode_descriptor(), s.mode()),
+                  time(s.start_time(), s.has_start_time()),
+                  time(s.end_time(), s.has_end_time()),
+                  label(v1::StartMode_descriptor(), s.start_mode()),
+                  label(v1::StopReason_descriptor(), s.stop_reason()),
+                  s.vendor_stop_code(),
+                  s.vendor_stop_description(),
+                  Fixed(s.meter_start_wh(), 1),
+                  s.has_meter_stop_wh() ? Fixed(s.meter_stop_wh(), 1) : "",
+                  Fixed(s.energy_charged_wh(), 1),
+                  Fixed(s.energy_discharged_wh(), 1),
+                  Fixed(s.peak_power_w(), 0),
+                  s.card_name(),
+                  Fixed(s.meter_export_start_wh(), 1),
+                  s.has_meter_export_stop_wh() ? Fixed(s.meter_export_stop_wh(), 1) : "",
+                  s.has_soc_start_pct() ? Fixed(s.soc_start_pct(), 1) : "",
+                  s.has_soc_end_pct() ? Fixed(s.soc_end_pct(), 1) : "",
+                  s.ocpp_transaction_id()});
   }
   table.PrintCsv(out);
 }
@@ -477,7 +530,9 @@ int Ctl::Sessions() {
     return PrintSessions({response.session()});
   }
   if (verb == "start") {
-    if (auto s = CheckFlags(args_, allowed({"evse", "id-tag", "mode"}), "sessions start");
+    if (auto s =
+            CheckFlags(args_, allowed({"evse", "id-tag", "mode", "energy-limit-wh", "time-limit"}),
+                       "sessions start");
         !s.ok()) {
       return Usage(std::string(s.message()));
     }
@@ -497,6 +552,20 @@ int Ctl::Sessions() {
       } else {
         return Usage("--mode must be charge or discharge");
       }
+    }
+    if (args_.Has("energy-limit-wh")) {
+      double wh = 0;
+      if (!absl::SimpleAtod(args_.Get("energy-limit-wh"), &wh) || !(wh > 0)) {
+        return Usage("--energy-limit-wh must be a positive number of Wh");
+      }
+      request.set_energy_limit_wh(wh);
+    }
+    if (args_.Has("time-limit")) {
+      absl::Duration limit;
+      if (!absl::ParseDuration(args_.Get("time-limit"), &limit) || limit <= absl::ZeroDuration()) {
+        return Usage("--time-limit must be a positive duration such as 90m or 2h");
+      }
+      request.mutable_time_limit()->set_seconds(absl::ToInt64Seconds(limit));
     }
     v1::StartSessionResponse response;
     auto context = Context();
@@ -532,6 +601,130 @@ int Ctl::Sessions() {
     return PrintSessions({response.session()});
   }
   return Usage("usage: evgatectl sessions list|get|start|stop|export");
+}
+
+int Ctl::Authorize() {
+  if (auto s = CheckFlags(args_, {"server", "output", "timeout", "tls-ca", "evse"}, "authorize");
+      !s.ok()) {
+    return Usage(std::string(s.message()));
+  }
+  if (args_.words.size() != 2) return Usage("usage: evgatectl authorize ID_TAG [--evse ID]");
+  v1::AuthorizeRequest request;
+  request.set_id_tag(args_.words[1]);
+  request.set_evse_id(args_.Get("evse"));
+  v1::AuthorizeResponse response;
+  auto context = Context();
+  grpc::Status status =
+      v1::SessionService::NewStub(channel_)->Authorize(context.get(), request, &response);
+  if (!status.ok()) return RpcFailure(status, "sessions");
+  if (Json()) {
+    out_ << ToJson(response) << "\n";
+  } else {
+    Table table({"STATUS", "SOURCE", "CARD", "MASTER", "EXPIRES"});
+    table.AddRow({EnumLabel(v1::AuthorizationStatus_descriptor(), response.status()),
+                  EnumLabel(v1::AuthorizationSource_descriptor(), response.source()),
+                  response.card_name().empty() ? "-" : response.card_name(),
+                  response.master() ? "yes" : "no",
+                  FormatTime(response.expires_at(), response.has_expires_at())});
+    table.PrintText(out_);
+  }
+  return response.status() == v1::AUTHORIZATION_STATUS_ACCEPTED ? kExitOk : kExitFailure;
+}
+
+int Ctl::Cards() {
+  const std::string verb = args_.words.size() > 1 ? args_.words[1] : "";
+  auto stub = v1::SessionService::NewStub(channel_);
+  const std::set<std::string> common = {"server", "output", "timeout", "tls-ca"};
+  if (verb == "list") {
+    if (auto s = CheckFlags(args_, common, "cards list"); !s.ok()) {
+      return Usage(std::string(s.message()));
+    }
+    v1::ListCardsRequest request;
+    request.set_page_size(1000);
+    v1::ListCardsResponse all;
+    do {
+      v1::ListCardsResponse response;
+      auto context = Context();
+      grpc::Status status = stub->ListCards(context.get(), request, &response);
+      if (!status.ok()) return RpcFailure(status, "sessions");
+      for (const v1::Card& card : response.cards()) *all.add_cards() = card;
+      request.set_page_token(response.next_page_token());
+    } while (!request.page_token().empty());
+    if (Json()) {
+      out_ << ToJson(all) << "\n";
+      return kExitOk;
+    }
+    Table table({"UID", "NAME", "WHERE", "VALID FROM", "VALID UNTIL", "FLAGS", "SOURCE"});
+    for (const v1::Card& c : all.cards()) {
+      std::vector<std::string> where(c.allowed_evse_ids().begin(), c.allowed_evse_ids().end());
+      for (const std::string& g : c.allowed_groups()) where.push_back("group " + g);
+      std::vector<std::string> flags;
+      if (c.blocked()) flags.push_back("blocked");
+      if (c.master()) flags.push_back("master");
+      table.AddRow({c.uid(), c.name().empty() ? "-" : c.name(),
+                    where.empty() ? "any" : absl::StrJoin(where, ", "),
+                    FormatTime(c.valid_from(), c.has_valid_from()),
+                    FormatTime(c.valid_until(), c.has_valid_until()),
+                    flags.empty() ? "-" : absl::StrJoin(flags, ","),
+                    c.from_site_config() ? "site.yaml" : "api"});
+    }
+    table.PrintText(out_);
+    return kExitOk;
+  }
+  if (verb == "add") {
+    std::set<std::string> flags = common;
+    flags.insert(
+        {"name", "evse", "group", "valid-from", "valid-until", "parent", "blocked", "master"});
+    if (auto s = CheckFlags(args_, flags, "cards add"); !s.ok()) {
+      return Usage(std::string(s.message()));
+    }
+    if (args_.words.size() != 3) return Usage("usage: evgatectl cards add UID [options]");
+    v1::UpsertCardsRequest request;
+    v1::Card* card = request.add_cards();
+    card->set_uid(args_.words[2]);
+    card->set_name(args_.Get("name"));
+    for (absl::string_view id : absl::StrSplit(args_.Get("evse"), ',', absl::SkipEmpty())) {
+      card->add_allowed_evse_ids(std::string(id));
+    }
+    for (absl::string_view id : absl::StrSplit(args_.Get("group"), ',', absl::SkipEmpty())) {
+      card->add_allowed_groups(std::string(id));
+    }
+    for (const char* flag : {"valid-from", "valid-until"}) {
+      if (!args_.Has(flag)) continue;
+      auto t = ParseTimeFlag(flag, args_.Get(flag));
+      if (!t.ok()) return Usage(std::string(t.status().message()));
+      *(std::string(flag) == "valid-from" ? card->mutable_valid_from()
+                                          : card->mutable_valid_until()) = *t;
+    }
+    card->set_parent_id_tag(args_.Get("parent"));
+    card->set_blocked(args_.Has("blocked"));
+    card->set_master(args_.Has("master"));
+    v1::UpsertCardsResponse response;
+    auto context = Context();
+    grpc::Status status = stub->UpsertCards(context.get(), request, &response);
+    if (!status.ok()) return RpcFailure(status, "sessions");
+    if (Json()) {
+      out_ << ToJson(response) << "\n";
+    } else {
+      out_ << "card " << response.cards(0).uid() << " stored\n";
+    }
+    return kExitOk;
+  }
+  if (verb == "delete") {
+    if (auto s = CheckFlags(args_, common, "cards delete"); !s.ok()) {
+      return Usage(std::string(s.message()));
+    }
+    if (args_.words.size() != 3) return Usage("usage: evgatectl cards delete UID");
+    v1::DeleteCardRequest request;
+    request.set_uid(args_.words[2]);
+    v1::DeleteCardResponse response;
+    auto context = Context();
+    grpc::Status status = stub->DeleteCard(context.get(), request, &response);
+    if (!status.ok()) return RpcFailure(status, "sessions");
+    if (!Json()) out_ << "card " << args_.words[2] << " deleted\n";
+    return kExitOk;
+  }
+  return Usage("usage: evgatectl cards list|add|delete");
 }
 
 void PrintAllocation(const v1::Allocation& allocation, std::ostream& out) {
@@ -619,7 +812,7 @@ int Ctl::Allocation() {
 }  // namespace
 
 int RunCli(const std::vector<std::string>& argv, std::ostream& out, std::ostream& err) {
-  auto args = ParseArgs(argv, {"help"});
+  auto args = ParseArgs(argv, {"help", "blocked", "master"});
   if (!args.ok()) {
     err << "evgatectl: " << args.status().message() << "\n";
     return kExitUsage;

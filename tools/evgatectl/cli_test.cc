@@ -36,8 +36,22 @@ class FakeSessions final : public v1::SessionService::Service {
     return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
                         absl::StrCat("card ", request->id_tag(), " is blocked"));
   }
+  grpc::Status UpsertCards(grpc::ServerContext*, const v1::UpsertCardsRequest* request,
+                           v1::UpsertCardsResponse* response) override {
+    upserted = *request;
+    *response->mutable_cards() = request->cards();
+    return grpc::Status::OK;
+  }
+  grpc::Status Authorize(grpc::ServerContext*, const v1::AuthorizeRequest* request,
+                         v1::AuthorizeResponse* response) override {
+    response->set_status(request->id_tag() == "04A1B2C3" ? v1::AUTHORIZATION_STATUS_ACCEPTED
+                                                         : v1::AUTHORIZATION_STATUS_INVALID);
+    response->set_source(v1::AUTHORIZATION_SOURCE_LOCAL_LIST);
+    return grpc::Status::OK;
+  }
   std::vector<v1::Session> sessions;
   v1::ListSessionsRequest last_request;
+  v1::UpsertCardsRequest upserted;
 };
 
 class FakeLoadBalancer final : public v1::LoadBalancer::Service {
@@ -133,6 +147,45 @@ TEST_F(CliTest, ExportCsvFollowsEveryPageAndQuotesFields) {
   EXPECT_EQ(sessions_.last_request.start_time_from().seconds(), 1793491200);
 }
 
+TEST_F(CliTest, ExportCsvAddsBillingColumnsAtTheEnd) {
+  sessions_.sessions[0].set_card_name("Van 12");
+  EXPECT_EQ(Run({"sessions", "export", "--format", "csv"}), kExitOk) << err_.str();
+  std::istringstream lines(out_.str());
+  std::string header, first;
+  std::getline(lines, header);
+  std::getline(lines, first);
+  header.pop_back();  // RFC 4180 lines end in CR LF
+  first.pop_back();
+  EXPECT_THAT(header, ::testing::EndsWith(",peak_power_w,card_name,meter_export_start_wh,"
+                                          "meter_export_stop_wh,soc_start_pct,soc_end_pct,"
+                                          "ocpp_transaction_id"));
+  EXPECT_THAT(first, ::testing::EndsWith(",0,Van 12,0.0,,,,"));
+}
+
+TEST_F(CliTest, CardsAddSendsEveryOption) {
+  EXPECT_EQ(Run({"cards", "add", "04a1b2c3", "--name", "Van 7", "--evse", "wb1,wb2", "--group",
+                 "fleet", "--valid-until", "2027-01-01", "--master"}),
+            kExitOk)
+      << err_.str();
+  ASSERT_EQ(sessions_.upserted.cards_size(), 1);
+  const v1::Card& card = sessions_.upserted.cards(0);
+  EXPECT_EQ(card.uid(), "04a1b2c3");  // the server normalises
+  EXPECT_EQ(card.name(), "Van 7");
+  EXPECT_THAT(card.allowed_evse_ids(), ::testing::ElementsAre("wb1", "wb2"));
+  EXPECT_THAT(card.allowed_groups(), ::testing::ElementsAre("fleet"));
+  EXPECT_EQ(card.valid_until().seconds(), 1798761600);
+  EXPECT_TRUE(card.master());
+  EXPECT_FALSE(card.blocked());
+  EXPECT_EQ(out_.str(), "card 04a1b2c3 stored\n");
+}
+
+TEST_F(CliTest, AuthorizeExitCodeSaysWhetherTheCardIsAccepted) {
+  EXPECT_EQ(Run({"authorize", "04A1B2C3", "--evse", "wb1"}), kExitOk) << err_.str();
+  EXPECT_THAT(out_.str(), HasSubstr("ACCEPTED"));
+  EXPECT_EQ(Run({"authorize", "0BADCAFE"}), kExitFailure);
+  EXPECT_THAT(out_.str(), HasSubstr("INVALID"));
+}
+
 TEST_F(CliTest, ListHonoursLimit) {
   EXPECT_EQ(Run({"sessions", "list", "--limit", "1"}), kExitOk) << err_.str();
   EXPECT_THAT(out_.str(), HasSubstr("s-1"));
@@ -166,6 +219,10 @@ TEST_F(CliTest, UsageErrorsExitTwo) {
   EXPECT_EQ(Run({"sessions", "list", "--from", "yesterday"}), kExitUsage);
   EXPECT_THAT(err_.str(), HasSubstr("--from 'yesterday' is not a time"));
   EXPECT_EQ(Run({"frobnicate"}), kExitUsage);
+  EXPECT_EQ(
+      Run({"sessions", "start", "--evse", "wb1", "--id-tag", "04A1B2C3", "--time-limit", "soon"}),
+      kExitUsage);
+  EXPECT_THAT(err_.str(), HasSubstr("--time-limit must be a positive duration"));
 }
 
 TEST(CliUnreachableTest, OneLineErrorAndExitThree) {
