@@ -1,6 +1,5 @@
 #include "device_drivers/can/can_bus_owner.h"
 
-#include <google/protobuf/util/message_differencer.h>
 #include <google/protobuf/util/time_util.h>
 
 #include <algorithm>
@@ -21,7 +20,6 @@ namespace evgate::can {
 namespace {
 
 namespace v1 = evgate::v1;
-using google::protobuf::util::MessageDifferencer;
 using google::protobuf::util::TimeUtil;
 
 const log::Logger kLog("can-owner");
@@ -286,25 +284,25 @@ v1::EvseState CanBusOwner::BuildEvseState(const Wallbox& w, absl::Time now) cons
   evse.set_iec61851_state(ToProto(s.state));
   evse.set_relay_closed(s.relay_closed);
   *evse.mutable_measurements() = BuildMeasurements(w, now);
+  evse.set_connector_status(ConnectorStatusOf(w, evse.setpoint()));
+  return evse;
+}
 
-  const bool held_back = s.paused || IsPauseOrZero(evse.setpoint().value());
-  v1::ConnectorStatus status = v1::CONNECTOR_STATUS_UNSPECIFIED;
+v1::ConnectorStatus CanBusOwner::ConnectorStatusOf(const Wallbox& w,
+                                                   const v1::SetpointInForce& in_force) const {
+  if (!w.status.has_value()) return v1::CONNECTOR_STATUS_UNSPECIFIED;
+  const wallbox::Status& s = *w.status;
   if (s.errors != 0 || s.state == wallbox::IecState::kE || s.state == wallbox::IecState::kF) {
-    status = v1::CONNECTOR_STATUS_FAULTED;
-  } else if (s.state == wallbox::IecState::kA) {
-    status = v1::CONNECTOR_STATUS_AVAILABLE;
-  } else if (held_back) {
-    status = v1::CONNECTOR_STATUS_SUSPENDED_EVSE;
-  } else if (s.state == wallbox::IecState::kB) {
+    return v1::CONNECTOR_STATUS_FAULTED;
+  }
+  if (s.state == wallbox::IecState::kA) return v1::CONNECTOR_STATUS_AVAILABLE;
+  if (s.paused || IsPauseOrZero(in_force.value())) return v1::CONNECTOR_STATUS_SUSPENDED_EVSE;
+  if (s.state == wallbox::IecState::kB) {
     // Connected, not asking: before the first charge it is preparing, after
     // it the vehicle has stopped on its own.
-    status =
-        w.charged_this_plug ? v1::CONNECTOR_STATUS_SUSPENDED_EV : v1::CONNECTOR_STATUS_PREPARING;
-  } else {
-    status = s.relay_closed ? v1::CONNECTOR_STATUS_CHARGING : v1::CONNECTOR_STATUS_PREPARING;
+    return w.charged_this_plug ? v1::CONNECTOR_STATUS_SUSPENDED_EV : v1::CONNECTOR_STATUS_PREPARING;
   }
-  evse.set_connector_status(status);
-  return evse;
+  return s.relay_closed ? v1::CONNECTOR_STATUS_CHARGING : v1::CONNECTOR_STATUS_PREPARING;
 }
 
 v1::LinkHealth CanBusOwner::BuildLink(const Wallbox& w) const {
@@ -363,29 +361,28 @@ void CanBusOwner::Emit(const std::string& device_id, absl::Time at,
 }
 
 void CanBusOwner::EmitStateChangeIfChanged(Wallbox& w, absl::Time now) {
-  v1::EvseState state = BuildEvseState(w, now);
-  // Only what evse_state_change is about: measurements and faults have
-  // their own events.
-  auto essence = [](const v1::EvseState& s) {
-    v1::EvseState e;
-    e.set_iec61851_state(s.iec61851_state());
-    e.set_connector_status(s.connector_status());
-    if (s.has_relay_closed()) e.set_relay_closed(s.relay_closed());
-    *e.mutable_setpoint() = s.setpoint();
-    *e.mutable_capabilities() = s.capabilities();
-    return e;
-  };
+  // Called on every Status frame: compare a small key, build the full
+  // EvseState only for a change.
+  PublishedState key;
+  const v1::SetpointInForce in_force = InForce(w);
+  key.in_force = in_force.SerializeAsString();
+  key.max_current_a = MaxCurrent(w);
+  key.connector_status = ConnectorStatusOf(w, in_force);
+  if (w.status.has_value()) {
+    key.iec61851_state = ToProto(w.status->state);
+    key.relay_closed = w.status->relay_closed ? 1 : 0;
+  }
   v1::Iec61851State previous_state = v1::IEC61851_STATE_UNSPECIFIED;
   v1::ConnectorStatus previous_status = v1::CONNECTOR_STATUS_UNSPECIFIED;
   if (w.published.has_value()) {
-    if (MessageDifferencer::Equals(essence(*w.published), essence(state))) return;
-    previous_state = w.published->iec61851_state();
-    previous_status = w.published->connector_status();
+    if (*w.published == key) return;
+    previous_state = w.published->iec61851_state;
+    previous_status = w.published->connector_status;
   }
-  w.published = state;
+  w.published = std::move(key);
   v1::WatchDevicesResponse event;
   v1::EvseStateChange* change = event.mutable_evse_state_change();
-  *change->mutable_state() = std::move(state);
+  *change->mutable_state() = BuildEvseState(w, now);
   change->set_previous_iec61851_state(previous_state);
   change->set_previous_connector_status(previous_status);
   Emit(w.config.device_id, now, std::move(event));

@@ -200,6 +200,19 @@ class CanBusOwner final : public devices::DeviceBackend {
     bool confirmed = false;
     bool not_applied_reported = false;
   };
+  // What an evse_state_change is about, compared cheaply on every frame.
+  struct PublishedState {
+    evgate::v1::Iec61851State iec61851_state = evgate::v1::IEC61851_STATE_UNSPECIFIED;
+    evgate::v1::ConnectorStatus connector_status = evgate::v1::CONNECTOR_STATUS_UNSPECIFIED;
+    int relay_closed = -1;  // -1 unknown
+    std::string in_force;   // SetpointInForce, serialized
+    double max_current_a = 0;
+    bool operator==(const PublishedState& o) const {
+      return iec61851_state == o.iec61851_state && connector_status == o.connector_status &&
+             relay_closed == o.relay_closed && in_force == o.in_force &&
+             max_current_a == o.max_current_a;
+    }
+  };
   struct Wallbox {
     CanWallboxConfig config;
     std::optional<wallbox::Status> status;
@@ -220,7 +233,7 @@ class CanBusOwner final : public devices::DeviceBackend {
     int watchdog_timeout_ms = 0;
     double failsafe_current_a = 0;
     std::map<wallbox::ErrorCode, absl::Time> faults;  // active, with since
-    std::optional<evgate::v1::EvseState> published;   // last evse_state_change basis
+    std::optional<PublishedState> published;          // of the last evse_state_change
     CanWallboxCounters counters;
     uint64_t errors_total = 0;  // LinkHealth
     uint64_t timeouts_total = 0;
@@ -265,6 +278,9 @@ class CanBusOwner final : public devices::DeviceBackend {
   // site.yaml's maximum, narrowed by the wallbox's own Max Current setting.
   double MaxCurrent(const Wallbox& w) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   evgate::v1::EvseState BuildEvseState(const Wallbox& w, absl::Time now) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  evgate::v1::ConnectorStatus ConnectorStatusOf(const Wallbox& w,
+                                                const evgate::v1::SetpointInForce& in_force) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   evgate::v1::EvseMeasurements BuildMeasurements(const Wallbox& w, absl::Time now) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
