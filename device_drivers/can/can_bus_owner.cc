@@ -94,7 +94,9 @@ v1::Iec61851State ToProto(wallbox::IecState state) {
 double QuantiseDown(double value, double step) {
   if (step <= 0) step = 0.1;
   const double steps = std::floor(value / step + 1e-9);
-  return std::round(steps * step * 10.0) / 10.0;
+  // Down again to 0.1 A (the protocol's resolution), for a step that is not
+  // a multiple of it.
+  return std::floor(steps * step * 10.0 + 1e-6) / 10.0;
 }
 
 bool IsPauseOrZero(const v1::SetpointValue& value) {
@@ -116,6 +118,14 @@ v1::SetpointResult Rejected(const std::string& evse_id, v1::SetpointRejectReason
 }
 
 std::string FormatAmps(double a) { return absl::StrFormat("%.1f A", a); }
+
+// A send error that says the bus takes no frames now (queue full, interface
+// down, not open), as opposed to a problem with one frame.
+bool BusRefused(const absl::Status& status) {
+  return status.code() == absl::StatusCode::kDeadlineExceeded ||
+         status.code() == absl::StatusCode::kUnavailable ||
+         status.code() == absl::StatusCode::kFailedPrecondition;
+}
 
 }  // namespace
 
@@ -813,8 +823,11 @@ absl::Time CanBusOwner::RunDue() {
 
 absl::Status CanBusOwner::SendAll(const std::vector<Outgoing>& out) {
   absl::Status first_error;
+  absl::Status bus_refused;
   for (const Outgoing& o : out) {
-    const absl::Status status = bus_->Send(o.frame);
+    // As in ApplySetpoints: once the bus refuses, the rest are not tried.
+    const absl::Status status = bus_refused.ok() ? bus_->Send(o.frame) : bus_refused;
+    if (!status.ok() && BusRefused(status)) bus_refused = status;
     if (first_error.ok()) first_error = status;
     const absl::Time now = clock_.Now();
     absl::MutexLock lock(&mu_);
@@ -855,6 +868,7 @@ std::vector<v1::SetpointResult> CanBusOwner::ApplySetpoints(
   if (ttl <= absl::ZeroDuration()) ttl = options_.default_ttl;
   absl::MutexLock send_lock(&send_mu_);
   std::vector<v1::SetpointResult> results;
+  absl::Status bus_refused;
   for (const v1::Setpoint& setpoint : setpoints) {
     const std::string& evse_id = setpoint.evse_id();
     // 1. Validate and build the frame under the state lock.
@@ -956,8 +970,11 @@ std::vector<v1::SetpointResult> CanBusOwner::ApplySetpoints(
       frame = *encoded;
     }
 
-    // 2. Put it on the bus (not holding the state lock).
-    const absl::Status sent = bus_->Send(frame);
+    // 2. Put it on the bus (not holding the state lock), unless the bus
+    // already refused a frame of this batch: with a full transmit queue
+    // every further frame would wait its whole send timeout.
+    const absl::Status sent = bus_refused.ok() ? bus_->Send(frame) : bus_refused;
+    if (!sent.ok() && BusRefused(sent)) bus_refused = sent;
     const absl::Time now = clock_.Now();
 
     // 3. Commit, or keep the previous setpoint in force.

@@ -774,5 +774,56 @@ TEST_F(CanBusOwnerTest, BusDownRejectsSetpointsAndTellsWhy) {
   EXPECT_EQ(Apply(AllPhases("wb-a", 16)).status(), v1::SETPOINT_STATUS_ACCEPTED);
 }
 
+// A bus whose transmit queue is full: every Send times out.
+class StuckBus : public CanBus {
+ public:
+  explicit StuckBus(int* sends) : sends_(sends) {}
+  absl::Status Open() override { return absl::OkStatus(); }
+  void Close() override {}
+  absl::Status Send(const CanFrame&) override {
+    ++*sends_;
+    return absl::DeadlineExceededError("stuck: send timed out after 100ms");
+  }
+  BusEvent Receive(absl::Duration) override {
+    BusEvent event;
+    if (!status_sent_) {  // each wallbox reports once, so neither is stale
+      event.kind = BusEventKind::kFrame;
+      event.frame = *wallbox::Encode(Charging(pending_++ == 0 ? 1 : 3, {0, 0, 0}));
+      status_sent_ = pending_ == 2;
+    }
+    return event;
+  }
+  std::string Describe() const override { return "stuck"; }
+
+ private:
+  int* sends_;
+  int pending_ = 0;
+  bool status_sent_ = false;
+};
+
+TEST(CanBusOwnerStuckBusTest, AFullQueueCostsOneSendTimeoutPerBatchNotOnePerFrame) {
+  FakeClock clock;
+  int sends = 0;
+  CanBusOwnerOptions options;
+  options.bus_id = "stuck";
+  CanBusOwner owner(options, Wallboxes(), std::make_unique<StuckBus>(&sends), clock);
+  ASSERT_TRUE(owner.Open().ok());
+  owner.PollOnce(absl::ZeroDuration());
+  owner.PollOnce(absl::ZeroDuration());
+  ASSERT_FALSE(owner.GetDevice("wallbox-b")->link().stale());
+  sends = 0;
+  std::vector<v1::SetpointResult> results =
+      owner.ApplySetpoints({AllPhases("wb-a", 16), Current("wb-b", std::nullopt, std::nullopt, 10)},
+                           absl::Seconds(10), "b");
+  ASSERT_EQ(results.size(), 2u);
+  for (const v1::SetpointResult& r : results) {
+    EXPECT_EQ(r.status(), v1::SETPOINT_STATUS_REJECTED);
+    EXPECT_EQ(r.reason(), v1::SETPOINT_REJECT_REASON_TIMEOUT);
+    EXPECT_NE(r.message().find("timed out"), std::string::npos) << r.message();
+  }
+  EXPECT_EQ(sends, 1);
+  EXPECT_EQ(owner.Counters("wallbox-b").send_errors_total, 1u);  // counted, not sent
+}
+
 }  // namespace
 }  // namespace evgate::can
