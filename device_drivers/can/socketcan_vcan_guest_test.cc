@@ -10,10 +10,14 @@
 #include <cstring>
 #include <string>
 
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "device_drivers/can/can_bus_owner.h"
 #include "device_drivers/can/socketcan_bus.h"
+#include "device_drivers/sim/cabur_wallbox_simulator.h"
 #include "gtest/gtest.h"
 #include "runtime/clock.h"
+#include "site_controller/config/site_config_loader.h"
 
 namespace evgate::can {
 namespace {
@@ -173,6 +177,102 @@ TEST(SocketCanVcanTest, OpenErrorsNameTheProblem) {
   absl::Status status = SocketCanBus(down, SystemClock::Get()).Open();
   EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition) << status;
   EXPECT_NE(status.message().find("interface is down"), std::string::npos) << status;
+}
+
+// The CAN bus owner as deployed on a gateway box (MakeCanBackend, transport
+// socketcan, kernel filters) with a simulated Cabur wallbox on another
+// socket of the same interface.
+constexpr char kSite[] = R"yaml(
+insecure_demo: true
+site:
+  id: vcan-site
+grid:
+  fuse_limit_a: 63
+buses:
+  - id: can0
+    type: can
+    interface: vcan0
+    transport: socketcan
+devices:
+  - id: wallbox-1
+    profile: cabur_ev_plus_22kw
+    bus: can0
+    address: 7
+stations:
+  - id: wb1
+    device: wallbox-1
+    circuit: grid
+    evses:
+      - id: wb1
+        phases: [L3, L1, L2]
+        max_current_a: 32
+controller:
+  failsafe_current_a: 9
+services:
+  session_database: /var/lib/evgate/sessions.db
+)yaml";
+
+TEST(CanBusOwnerOnVcanTest, DrivesASimulatedWallbox) {
+  absl::StatusOr<site::SiteConfig> site = site::LoadSiteConfigString(kSite, "site.yaml");
+  ASSERT_TRUE(site.ok()) << site.status();
+  absl::StatusOr<std::unique_ptr<devices::DeviceBackend>> made =
+      MakeCanBackend(*site, site->buses[0], SystemClock::Get());
+  ASSERT_TRUE(made.ok()) << made.status();
+  devices::DeviceBackend& backend = **made;
+
+  SocketCanBus sim_bus(Options(), SystemClock::Get());
+  sim::CanWallboxSimHost host(sim_bus, SystemClock::Get());
+  sim::CaburWallboxConfig wallbox;
+  wallbox.address = 7;
+  wallbox.ev_lag = absl::Milliseconds(100);
+  ASSERT_TRUE(host.AddWallbox(wallbox).ok());
+  ASSERT_TRUE(backend.Start().ok());
+  ASSERT_TRUE(host.Start().ok());
+  ASSERT_TRUE(host.PlugIn(7, sim::EvParams{32, 3, 50'000}).ok());
+
+  auto wait_for = [](auto condition) {
+    const absl::Time end = absl::Now() + absl::Seconds(10);
+    while (absl::Now() < end) {
+      if (condition()) return true;
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    return condition();
+  };
+  ASSERT_TRUE(wait_for([&] {
+    return !backend.GetDevice("wallbox-1")->link().stale() && host.Snapshot(7)->watchdog_configured;
+  })) << "the wallbox did not report or was not configured";
+  EXPECT_DOUBLE_EQ(host.Snapshot(7)->failsafe_current_a, 9.0);
+
+  std::vector<v1::Setpoint> batch(1);
+  batch[0].set_evse_id("wb1");
+  v1::PhaseValues* limit = batch[0].mutable_value()->mutable_current_limit_a();
+  limit->set_l1(14);
+  limit->set_l2(14);
+  limit->set_l3(14);
+  ASSERT_EQ(backend.ApplySetpoints(batch, absl::Minutes(1), "vcan")[0].status(),
+            v1::SETPOINT_STATUS_ACCEPTED);
+  EXPECT_TRUE(wait_for([&] {
+    // The wallbox's L1 is site L3.
+    return backend.GetDevice("wallbox-1")->evses(0).measurements().current_a().l3() == 14.0;
+  }));
+
+  // A short watchdog, then the driver dies: the wallbox falls back to 9 A.
+  v1::CommandRequest failsafe;
+  failsafe.set_device_id("wallbox-1");
+  v1::PhaseValues* value =
+      failsafe.mutable_set_failsafe()->mutable_value()->mutable_current_limit_a();
+  value->set_l1(9);
+  value->set_l2(9);
+  value->set_l3(9);
+  failsafe.mutable_set_failsafe()->mutable_watchdog_timeout()->set_nanos(500'000'000);
+  ASSERT_EQ(backend.Command(failsafe).status(), v1::COMMAND_STATUS_ACCEPTED);
+  ASSERT_TRUE(wait_for([&] { return host.Snapshot(7)->watchdog_timeout_ms == 500; }));
+  backend.Stop();
+  EXPECT_TRUE(wait_for([&] {
+    auto s = host.Snapshot(7);
+    return s->failsafe_active && s->current_a[0] == 9.0;
+  }));
+  host.Stop();
 }
 
 }  // namespace
