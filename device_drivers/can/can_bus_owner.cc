@@ -626,7 +626,12 @@ void CanBusOwner::OnStatus(int index, const wallbox::Status& status, absl::Time 
     w.watchdog_sent_at.reset();
     if (w.command.has_value() && w.command->refresh) w.next_refresh = now;  // resend at once
   }
-  if (!status.watchdog_configured) MaybeConfigureWatchdog(index, now, out);
+  // Unconfigured (power-up, reboot), or configured by someone else: a
+  // previous evgate process may have programmed another failsafe, so this
+  // owner programs every wallbox once when it first hears from it.
+  if (!status.watchdog_configured || !w.watchdog_sent_at.has_value()) {
+    MaybeConfigureWatchdog(index, now, out);
+  }
 
   if (status.failsafe_active) {
     if (!w.failsafe_since.has_value()) w.failsafe_since = now;

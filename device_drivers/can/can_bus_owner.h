@@ -13,11 +13,12 @@
 //     of the wallbox's watchdog timeout) with the same sequence, so one lost
 //     frame never lets the 5 s wallbox watchdog fire;
 //   - WatchdogConfig (timeout `watchdog_timeout`, the EVSE's failsafe
-//     current from site.yaml) when a wallbox announces itself (Identity page
-//     0) without being configured, and whenever its Status says
-//     `watchdog configured` = 0 (power-up or reboot), at most every
-//     `watchdog_config_min_interval`. A reboot (the bit falling 1 -> 0) also
-//     resends the Setpoint at once.
+//     current from site.yaml) when the owner first hears from a wallbox
+//     (even one configured by an earlier process, whose failsafe may
+//     differ), when it announces itself (Identity page 0) without being
+//     configured, and whenever its Status says `watchdog configured` = 0
+//     (power-up or reboot), at most every `watchdog_config_min_interval`. A
+//     reboot (the bit falling 1 -> 0) also resends the Setpoint at once.
 // From the bus it builds one DeviceState per wallbox: identity, link health,
 // the EVSE's capabilities (site.yaml, narrowed by the wallbox's own Max
 // Current), IEC 61851 state, connector status, relay, per-phase currents and
