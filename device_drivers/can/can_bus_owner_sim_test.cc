@@ -347,6 +347,25 @@ TEST(MakeCanBackendTest, WallboxesComeFromTheSite) {
   EXPECT_EQ((*wallboxes)[1].phases, (std::vector<Phase>{Phase::kL3}));
 }
 
+// The demo site's CAN bus as `evgate run` will build it.
+TEST(MakeCanBackendTest, TheDemoSitesWallboxes) {
+  absl::StatusOr<site::SiteConfig> site = site::LoadSiteConfigFile("gateway/sites/demo.yaml");
+  ASSERT_TRUE(site.ok()) << site.status();
+  const site::BusConfig* bus = site->FindBus("can-wallboxes");
+  ASSERT_NE(bus, nullptr);
+  absl::StatusOr<std::unique_ptr<devices::DeviceBackend>> backend =
+      MakeCanBackend(*site, *bus, SystemClock::Get());
+  ASSERT_TRUE(backend.ok()) << backend.status();
+  EXPECT_EQ((*backend)->bus_id(), "can-wallboxes");
+  EXPECT_EQ((*backend)->DeviceIds(),
+            (std::vector<std::string>{"wallbox-1", "wallbox-2", "wallbox-3", "wallbox-4"}));
+  EXPECT_EQ((*backend)->EvseIds(), (std::vector<std::string>{"wb1", "wb2", "wb3", "wb4"}));
+  const v1::EvseState wb2 = (*backend)->GetDevice("wallbox-2")->evses(0);
+  ASSERT_EQ(wb2.capabilities().phases_size(), 3);
+  EXPECT_EQ(wb2.capabilities().phases(0), v1::PHASE_L2);  // rotated wiring
+  EXPECT_EQ((*backend)->GetDevice("wallbox-3")->evses(0).capabilities().max_current_a(), 16);
+}
+
 TEST(MakeCanBackendTest, SocketCanFailsAtStartWithAClearMessage) {
   absl::StatusOr<site::SiteConfig> site = Site("socketcan", 15030);
   ASSERT_TRUE(site.ok()) << site.status();
