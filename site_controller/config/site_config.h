@@ -75,6 +75,8 @@ inline constexpr int kTickMs = 1000;
 inline constexpr int kMeterTimeoutMs = 3000;
 inline constexpr int kMinPauseS = 120;
 inline constexpr double kFailsafeCurrentA = 6;
+// simulation
+inline constexpr double kSimVehicleEnergyToFullWh = 40000;
 // services
 inline constexpr char kApiListen[] = "127.0.0.1:50051";
 inline constexpr char kMetricsListen[] = "127.0.0.1:9464";
@@ -350,10 +352,25 @@ struct BuildingLoadConfig {
   SourceLines source;
 };
 
+// A vehicle the simulator plugs in when it starts, so a demo site charges
+// without anyone touching it.
+struct SimulatedVehicleConfig {
+  std::string evse;  // an AC EVSE of a device in simulation.devices
+  // The vehicle's on-board charger maximum per phase. Default: the EVSE's
+  // max_current_a.
+  double max_current_a = 0;
+  // 1 (draws on the EVSE's L1 only) or 3. Default: the EVSE's phase count.
+  int phases = 0;
+  // Energy the battery takes until it is full and stops asking (C -> B).
+  double energy_to_full_wh = defaults::kSimVehicleEnergyToFullWh;
+  SourceLines source;
+};
+
 // Devices evgate simulates itself (demo sites, tests).
 struct SimulationConfig {
   std::vector<std::string> devices;
   std::optional<BuildingLoadConfig> building_load;
+  std::vector<SimulatedVehicleConfig> vehicles;
   SourceLines source;
 };
 

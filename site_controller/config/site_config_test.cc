@@ -146,6 +146,11 @@ TEST(DemoSite, IsValidAndHasTheDocumentedFacts) {
   EXPECT_EQ(c.FindDevice("offgrid-box")->bus, "rs485-1");
   EXPECT_EQ(c.authorization.free_vend_evses, std::vector<std::string>{"wb4"});
   EXPECT_EQ(c.simulation.devices.size(), c.devices.size());
+  ASSERT_THAT(c.simulation.vehicles, SizeIs(2));
+  EXPECT_EQ(c.simulation.vehicles[0].evse, "wb1");
+  EXPECT_EQ(c.simulation.vehicles[0].phases, 3);
+  EXPECT_EQ(c.simulation.vehicles[1].evse, "wb3");
+  EXPECT_EQ(c.simulation.vehicles[1].phases, 1);
   EXPECT_EQ(c.services.session_database, "/var/lib/evgate/demo-sessions.db");
 }
 
@@ -1062,6 +1067,74 @@ devices: [{id: box, profile: v2x_offgrid_box, bus: rs485, address: 2}]
               ElementsAre("site.yaml:4: grid.meter: device 'box' uses profile v2x_offgrid_box "
                           "(off-grid box); a meter must use a meter profile: eastron_sdm630, "
                           "generic_meter"));
+}
+
+TEST(Rule20, SimulatedVehiclesPlugIntoSimulatedAcEvses) {
+  // Lines 5-23: kDevices; the stations and the simulation follow.
+  const SiteConfigLoadResult result = Load(absl::StrCat(kDevices, R"(stations:
+  - {id: s1, device: wallbox-1, circuit: grid, evses: [{id: wb1, phases: [L2, L3, L1], max_current_a: 20}]}
+  - {id: dc, device: ds60-1, circuit: grid, evses: [{id: dc1}]}
+simulation:
+  devices: [wallbox-1, ds60-1]
+  vehicles:
+    - {evse: wb1}
+    - {evse: wb1}
+    - {evse: dc1}
+    - {evse: wb9}
+    - {evse: wb1, max_current_a: 0, phases: 2, energy_to_full_wh: -1}
+)"));
+  EXPECT_THAT(
+      Lines(result),
+      ElementsAre(
+          "site.yaml:30: simulation.vehicles[1].evse: EVSE 'wb1' has a vehicle already; one per "
+          "EVSE",
+          "site.yaml:31: simulation.vehicles[2].evse: 'dc1' is a DC EVSE; simulated vehicles plug "
+          "into AC EVSEs only",
+          "site.yaml:32: simulation.vehicles[3].evse: unknown EVSE 'wb9' (did you mean 'wb1'?); "
+          "known: wb1, dc1",
+          "site.yaml:33: simulation.vehicles[4].evse: EVSE 'wb1' has a vehicle already; one per "
+          "EVSE"));
+
+  const SiteConfigLoadResult values = Load(absl::StrCat(kDevices, R"(stations:
+  - {id: s1, device: wallbox-1, circuit: grid, evses: [{id: wb1, phases: [L2, L3, L1], max_current_a: 20}]}
+simulation:
+  devices: [wallbox-1]
+  vehicles:
+    - {evse: wb1, max_current_a: 0, phases: 2, energy_to_full_wh: -1}
+)"));
+  EXPECT_THAT(
+      Lines(values),
+      ElementsAre(
+          "site.yaml:28: simulation.vehicles[0].max_current_a: must be above 0 and at most 80 A, "
+          "got 0",
+          "site.yaml:28: simulation.vehicles[0].phases: must be 1 or 3, got 2",
+          "site.yaml:28: simulation.vehicles[0].energy_to_full_wh: must be above 0 Wh, got -1"));
+
+  const SiteConfigLoadResult not_simulated = Load(absl::StrCat(kDevices, R"(stations:
+  - {id: s1, device: wallbox-1, circuit: grid, evses: [{id: wb1}]}
+simulation:
+  vehicles: [{evse: wb1}]
+)"));
+  EXPECT_THAT(Lines(not_simulated),
+              ElementsAre("site.yaml:26: simulation.vehicles[0].evse: EVSE 'wb1' is on device "
+                          "'wallbox-1', which is not in simulation.devices; only a simulated "
+                          "device can have a simulated vehicle"));
+}
+
+TEST(Rule20, SimulatedVehicleDefaultsComeFromTheEvse) {
+  const SiteConfigLoadResult result = Load(absl::StrCat(kDevices, R"(stations:
+  - {id: s1, device: wallbox-1, circuit: grid, evses: [{id: wb1, phases: [L2, L3, L1], max_current_a: 20}]}
+simulation:
+  devices: [wallbox-1]
+  vehicles: [{evse: wb1}]
+)"));
+  ASSERT_TRUE(result.ok()) << result.ErrorText();
+  ASSERT_THAT(result.config.simulation.vehicles, SizeIs(1));
+  const SimulatedVehicleConfig& v = result.config.simulation.vehicles[0];
+  EXPECT_EQ(v.evse, "wb1");
+  EXPECT_EQ(v.max_current_a, 20);
+  EXPECT_EQ(v.phases, 3);
+  EXPECT_EQ(v.energy_to_full_wh, defaults::kSimVehicleEnergyToFullWh);
 }
 
 TEST(DeviceProfiles, TableHasTheManualsLimits) {

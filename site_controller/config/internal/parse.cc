@@ -602,6 +602,26 @@ class Parser {
       }
       br.Finish("in simulation.building_load");
     }
+    if (std::optional<std::vector<Value>> vehicles = r.Sequence("vehicles")) {
+      for (const Value& item : *vehicles) {
+        if (!CheckMapping(item, errors_)) {
+          continue;
+        }
+        SimulatedVehicleConfig& vehicle = sim.vehicles.emplace_back();
+        MapReader vr(item, errors_, &vehicle.source);
+        vr.Id("evse", &vehicle.evse, Required("the EVSE the vehicle is plugged into, e.g. wb1"));
+        // Defaults come from the EVSE; an unknown or DC EVSE is the
+        // validator's to report.
+        if (const EvseConfig* evse = c_.FindEvse(vehicle.evse); evse != nullptr && evse->ac) {
+          vehicle.max_current_a = evse->ac->max_current_a;
+          vehicle.phases = evse->phases.size() == 1 ? 1 : 3;
+        }
+        vr.Number("max_current_a", &vehicle.max_current_a);
+        vr.Integer("phases", &vehicle.phases);
+        vr.Number("energy_to_full_wh", &vehicle.energy_to_full_wh);
+        vr.Finish("in a simulated vehicle");
+      }
+    }
     r.Finish("in simulation");
   }
 

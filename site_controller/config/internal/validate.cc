@@ -1192,6 +1192,58 @@ class Validator {
   }
 
   // ---- simulation ----------------------------------------------------------
+  void CheckSimulatedVehicles() {
+    const SimulationConfig& sim = c_.simulation;
+    const std::set<std::string> simulated(sim.devices.begin(), sim.devices.end());
+    std::set<std::string> plugged;
+    for (const SimulatedVehicleConfig& vehicle : sim.vehicles) {
+      const SourceLines& s = vehicle.source;
+      if (vehicle.evse.empty()) {
+        continue;  // missing: reported while reading
+      }
+      auto evse = evses_.find(vehicle.evse);
+      if (evse == evses_.end()) {
+        Error(s, "evse", UnknownReference("EVSE", vehicle.evse, evse_ids_));
+        continue;
+      }
+      if (!plugged.insert(vehicle.evse).second) {
+        Error(s, "evse",
+              absl::StrCat("EVSE '", vehicle.evse, "' has a vehicle already; one per EVSE"));
+        continue;
+      }
+      std::string device;
+      for (const StationConfig& station : c_.stations) {
+        for (const EvseConfig& e : station.evses) {
+          if (&e == evse->second) device = station.device;
+        }
+      }
+      if (simulated.count(device) == 0) {
+        Error(s, "evse",
+              absl::StrCat("EVSE '", vehicle.evse, "' is on device '", device,
+                           "', which is not in simulation.devices; only a simulated "
+                           "device can have a simulated vehicle"));
+        continue;
+      }
+      if (!evse->second->ac) {
+        Error(s, "evse",
+              absl::StrCat("'", vehicle.evse,
+                           "' is a DC EVSE; simulated vehicles plug into AC EVSEs only"));
+        continue;
+      }
+      if (!(vehicle.max_current_a > 0 && vehicle.max_current_a <= 80)) {
+        Error(s, "max_current_a",
+              absl::StrCat("must be above 0 and at most 80 A, got ", Num(vehicle.max_current_a)));
+      }
+      if (vehicle.phases != 1 && vehicle.phases != 3) {
+        Error(s, "phases", absl::StrCat("must be 1 or 3, got ", vehicle.phases));
+      }
+      if (!(vehicle.energy_to_full_wh > 0)) {
+        Error(s, "energy_to_full_wh",
+              absl::StrCat("must be above 0 Wh, got ", Num(vehicle.energy_to_full_wh)));
+      }
+    }
+  }
+
   void CheckSimulation() {
     const SimulationConfig& sim = c_.simulation;
     std::set<std::string> seen;
@@ -1203,6 +1255,7 @@ class Validator {
         Error(sim.source, field, absl::StrCat("device '", sim.devices[i], "' is listed twice"));
       }
     }
+    CheckSimulatedVehicles();
     if (!sim.building_load) {
       return;
     }
