@@ -13,7 +13,6 @@ namespace evgate::session {
 namespace {
 
 using ::google::protobuf::util::TimeUtil;
-using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using namespace ::evgate::session::testing;  // NOLINT: the test site's cards
 

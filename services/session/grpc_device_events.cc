@@ -131,7 +131,7 @@ void GrpcDeviceEvents::Run(DeviceEventHandler* handler) {
           options_.endpoint, why);
       warned = true;
     }
-    const double factor = 0.8 + 0.4 * (jitter() % 1000) / 1000.0;
+    const double factor = 0.8 + 0.4 * static_cast<double>(jitter() % 1000) / 1000.0;
     absl::MutexLock lock(&mu_);
     mu_.AwaitWithTimeout(absl::Condition(&stopping_), backoff * factor);
     if (stopping_) break;

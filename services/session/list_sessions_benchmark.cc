@@ -39,7 +39,7 @@ using ::google::protobuf::util::TimeUtil;
 constexpr int64_t kRecords = 1'000'000;
 constexpr int kEvses = 60;
 constexpr int kCards = 200;
-const absl::Time kFirstStart = absl::FromUnixSeconds(1'700'000'000);  // 2023-11-14
+constexpr absl::Time kFirstStart = absl::FromUnixSeconds(1'700'000'000);  // 2023-11-14
 constexpr absl::Duration kSpan = absl::Hours(24 * 365 * 3);
 
 std::string EvseId(int i) { return absl::StrCat("bench-evse-", i); }
@@ -141,19 +141,19 @@ int Run(const std::string& path, int queries) {
       absl::StrCat("127.0.0.1:", (*host)->port()), grpc::InsecureChannelCredentials()));
   std::printf("%lld sessions in %s (%.0f MB)\n",
               static_cast<long long>(*(*service)->store().CountSessions()), path.c_str(),
-              std::filesystem::file_size(path) / 1e6);
+              static_cast<double>(std::filesystem::file_size(path)) / 1e6);
 
   std::mt19937_64 rng(11);
   auto random_start = [&](absl::Duration range) {
     return kFirstStart + absl::Seconds(static_cast<int64_t>(
                              rng() % static_cast<uint64_t>(absl::ToInt64Seconds(kSpan - range))));
   };
-  auto list = [&](v1::ListSessionsRequest request, v1::ListSessionsResponse* response) {
+  auto list = [&](const v1::ListSessionsRequest& request, v1::ListSessionsResponse* response) {
     grpc::ClientContext context;
     grpc::Status status = stub->ListSessions(&context, request, response);
     if (!status.ok()) {
       std::fprintf(stderr, "ListSessions: %s\n", status.error_message().c_str());
-      std::exit(1);
+      return -1;
     }
     return response->sessions_size();
   };

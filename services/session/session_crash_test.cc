@@ -342,7 +342,7 @@ class SessionCrashTest : public ::testing::Test {
         break;
       case 2:
       case 3: {  // energy flows
-        if (e.charging) e.import_wh += 1 + rng() % 50;
+        if (e.charging) e.import_wh += static_cast<double>(1 + rng() % 50);
         driver_.Publish(
             Telemetry(e.device, e.evse, Meter(e.import_wh, e.charging ? 7400 : 0, e.export_wh)));
         break;
@@ -490,8 +490,9 @@ TEST_F(SessionCrashTest, TapListLiveEnergyTapStopExportWithEvgatectl) {
   };
   EvseModel& wb1 = evses_[0];
   // Taps are events, not state: publish them once the service listens.
-  for (int i = 0; i < 250 && driver_.streams_open() == 0; ++i)
+  for (int i = 0; i < 250 && driver_.streams_open() == 0; ++i) {
     absl::SleepFor(absl::Milliseconds(20));
+  }
   ASSERT_GT(driver_.streams_open(), 0) << Log();
   wb1.plugged = true;
   driver_.Publish(StateChange(wb1.device, State(wb1)));

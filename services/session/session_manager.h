@@ -163,6 +163,9 @@ class SessionManager final : public DeviceEventHandler {
 
  private:
   struct OpenSession {
+    // User-provided so that std::optional sees it as default-constructible
+    // inside the (then incomplete) SessionManager.
+    OpenSession() {}
     SessionRecord record;
     std::string parent_id_tag;  // of the card, for CONCURRENT_TX and stops
     bool needs_resume = false;  // loaded at start, EVSE state not yet seen

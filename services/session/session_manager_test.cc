@@ -282,7 +282,7 @@ TEST_F(SessionManagerTest, BadRequestsGetCanonicalErrorsAndWriteNothing) {
   const std::vector<v1::WatchSessionsResponse> after_first = Drain();
   const int64_t rows = Count();
 
-  auto expect = [&](absl::StatusOr<v1::Session> result, absl::StatusCode code,
+  auto expect = [&](const absl::StatusOr<v1::Session>& result, absl::StatusCode code,
                     const std::string& text) {
     EXPECT_EQ(result.status().code(), code) << result.status();
     EXPECT_THAT(result.status().message(), HasSubstr(text));

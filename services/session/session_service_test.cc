@@ -68,7 +68,7 @@ class SessionServiceTest : public ::testing::Test {
     return predicate();
   }
 
-  v1::ListSessionsResponse List(v1::ListSessionsRequest request = {}) {
+  v1::ListSessionsResponse List(const v1::ListSessionsRequest& request = {}) {
     grpc::ClientContext context;
     v1::ListSessionsResponse response;
     grpc::Status status = stub_->ListSessions(&context, request, &response);

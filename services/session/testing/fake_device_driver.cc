@@ -28,8 +28,9 @@ void FakeDeviceDriver::Apply(const v1::WatchDevicesResponse& event) {
     }
   } else if (event.has_telemetry()) {
     for (const v1::EvseTelemetry& t : event.telemetry().evses()) {
-      if (v1::EvseState* e = evse_of(t.evse_id()))
+      if (v1::EvseState* e = evse_of(t.evse_id())) {
         e->mutable_measurements()->MergeFrom(t.measurements());
+      }
     }
   } else if (event.has_link_state_change()) {
     *device->second.mutable_link() = event.link_state_change().link();
