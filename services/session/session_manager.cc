@@ -318,6 +318,8 @@ void SessionManager::Activate(Evse& evse, Pending& pending) {
       m.has_energy_import_wh() ? std::optional<double>(m.energy_import_wh()) : std::nullopt;
   o.record.meter_export_last_wh =
       m.has_energy_export_wh() ? std::optional<double>(m.energy_export_wh()) : std::nullopt;
+  o.record.device_energy_start_wh =
+      m.has_session_energy_wh() ? std::optional<double>(m.session_energy_wh()) : std::nullopt;
   s.set_energy_charged_wh(0);
   s.set_energy_discharged_wh(0);
   if (m.has_soc_pct()) {
@@ -344,21 +346,34 @@ bool SessionManager::UpdateMeter(Evse& evse) {
       changed = true;
     }
   };
-  double charged = s.energy_charged_wh();
+  // Energy charged: from the device's own session counter when it has one
+  // (Wh resolution; registers such as the Cabur MID total move in 0.1 kWh
+  // steps), else from the import register. A start value first seen in the
+  // middle of a session is the one that makes the energy so far
+  // consistent; a counter that goes below its start (device restarted) is
+  // re-based the same way.
+  std::optional<double> charged;
+  if (m.has_session_energy_wh()) {
+    std::optional<double>& start = o.record.device_energy_start_wh;
+    if (!start || m.session_energy_wh() < *start) {
+      start = m.session_energy_wh() - s.energy_charged_wh();
+    }
+    charged = m.session_energy_wh() - *start;
+  }
   if (m.has_energy_import_wh()) {
-    // First register reading of the session: the start is what makes the
-    // energy so far consistent with it.
-    if (!o.record.meter_last_wh) s.set_meter_start_wh(m.energy_import_wh() - charged);
+    if (!o.record.meter_last_wh) {
+      s.set_meter_start_wh(m.energy_import_wh() - s.energy_charged_wh());
+    }
     if (o.record.meter_last_wh != m.energy_import_wh()) {
       o.record.meter_last_wh = m.energy_import_wh();
       changed = true;
     }
-    charged = m.energy_import_wh() - s.meter_start_wh();
-  } else if (m.has_session_energy_wh() && s.start_mode() != v1::START_MODE_DEVICE_LOCAL) {
-    charged = m.session_energy_wh();
+    if (!charged) charged = m.energy_import_wh() - s.meter_start_wh();
   }
-  set(std::max(charged, s.energy_charged_wh()), s.energy_charged_wh(),
-      [&s](double v) { s.set_energy_charged_wh(v); });
+  if (charged) {
+    set(std::max(*charged, s.energy_charged_wh()), s.energy_charged_wh(),
+        [&s](double v) { s.set_energy_charged_wh(v); });
+  }
   if (m.has_energy_export_wh()) {
     double discharged = s.energy_discharged_wh();
     if (!o.record.meter_export_last_wh) {
@@ -458,6 +473,7 @@ void SessionManager::Reconcile(Evse& evse, Pending& pending) {
   const absl::Time now = clock_.Now();
   const bool live = evse.state_known && !evse.stale;
   const bool plug_in_edge = std::exchange(evse.plug_in_edge, false);
+  const bool charging_edge = std::exchange(evse.charging_edge, false);
   if (!evse.open) {
     if (!live) return;
     if (evse.free_vend && plug_in_edge && evse.connected == true) {
@@ -466,7 +482,11 @@ void SessionManager::Reconcile(Evse& evse, Pending& pending) {
       free_vend.set_source(v1::AUTHORIZATION_SOURCE_FREE_VEND);
       OpenSessionAt(evse, "", free_vend, v1::START_MODE_FREE_VEND_PLUG_IN, v1::CHARGE_MODE_CHARGE,
                     std::nullopt, std::nullopt, pending);
-    } else if (evse.status == v1::CONNECTOR_STATUS_CHARGING) {
+    } else if (charging_edge && evse.status == v1::CONNECTOR_STATUS_CHARGING &&
+               evse.BlockingFault() == nullptr) {
+      // Energy starts flowing without a session. Only on the change to
+      // Charging: right after a session ends (fault, device stop code) the
+      // status may still say Charging for a moment.
       const v1::ChargeMode mode =
           evse.measurements.has_power_w() && evse.measurements.power_w() < 0 && evse.bidirectional
               ? v1::CHARGE_MODE_DISCHARGE
@@ -588,6 +608,11 @@ void SessionManager::Reconcile(Evse& evse, Pending& pending) {
                            absl::FormatDuration(options_.finishing_timeout),
                            " after the stop; closed with the last meter value"),
               pending);
+        if (live && evse.status == v1::CONNECTOR_STATUS_CHARGING) {
+          // Energy still flows: account for it, without authorizing it.
+          OpenSessionAt(evse, "", v1::AuthorizeResponse(), v1::START_MODE_DEVICE_LOCAL,
+                        v1::CHARGE_MODE_CHARGE, std::nullopt, std::nullopt, pending);
+        }
         return;
       }
       break;
@@ -608,6 +633,10 @@ void SessionManager::ApplyMeasurements(Evse& evse, const v1::EvseMeasurements& m
 
 void SessionManager::ApplyEvseState(Evse& evse, const v1::EvseState& state) {
   evse.state_known = true;
+  if (state.connector_status() == v1::CONNECTOR_STATUS_CHARGING &&
+      evse.status != v1::CONNECTOR_STATUS_CHARGING) {
+    evse.charging_edge = true;
+  }
   evse.status = state.connector_status();
   evse.iec = state.iec61851_state();
   const std::optional<bool> connected = VehicleConnected(evse.iec, evse.status);

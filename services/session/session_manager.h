@@ -192,6 +192,7 @@ class SessionManager final : public DeviceEventHandler {
     v1::Iec61851State iec = v1::IEC61851_STATE_UNSPECIFIED;
     std::optional<bool> connected;  // last known, kept across streams
     bool plug_in_edge = false;      // connected went false -> true
+    bool charging_edge = false;     // status became CHARGING
     v1::EvseMeasurements measurements;
     // Active faults that block charging, of this EVSE and of its device.
     std::vector<v1::Fault> evse_faults;

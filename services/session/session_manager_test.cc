@@ -47,7 +47,7 @@ class SessionManagerTest : public ::testing::Test {
     manager_.reset();
     SessionManagerOptions options;
     options.random_seed = 42;
-    options.max_queued_watch_events = 1000;
+    options.max_queued_watch_events = 100;
     auto manager =
         SessionManager::Create(config_, store_.get(), authorizer_.get(), clock_, options);
     ASSERT_TRUE(manager.ok()) << manager.status();
@@ -389,6 +389,30 @@ TEST_F(SessionManagerTest, TheEvseThatKeepsChargingAfterAStopIsClosedAndRecorded
   EXPECT_THAT(Stored(local->session_id()).vendor_stop_description(), HasSubstr("superseded"));
 }
 
+TEST_F(SessionManagerTest, TheDevicesSessionCounterIsPreferredToACoarseRegister) {
+  AllIdle();
+  State("wallbox-1", "wb1", kPreparing, v1::IEC61851_STATE_B, 1000);
+  manager_->OnDeviceEvent(Tap("wallbox-1", "wb1", kVanCard));
+  auto meter = [](double register_wh, double counter_wh) {
+    v1::EvseMeasurements m = Meter(register_wh, 7400);
+    m.set_session_energy_wh(counter_wh);
+    return m;
+  };
+  // The MID register moves in 100 Wh steps, the session counter in Wh.
+  manager_->OnDeviceEvent(Telemetry("wallbox-1", "wb1", meter(1000, 40)));
+  manager_->OnDeviceEvent(Telemetry("wallbox-1", "wb1", meter(1000, 77)));
+  EXPECT_EQ(OpenOn("wb1")->energy_charged_wh(), 37);
+  manager_->OnDeviceEvent(Telemetry("wallbox-1", "wb1", meter(1100, 140)));
+  EXPECT_EQ(OpenOn("wb1")->energy_charged_wh(), 100);
+  // The wallbox restarts and its counter starts again from 0: no drop, and
+  // the energy goes on from there.
+  manager_->OnDeviceEvent(Telemetry("wallbox-1", "wb1", meter(1100, 0)));
+  EXPECT_EQ(OpenOn("wb1")->energy_charged_wh(), 100);
+  manager_->OnDeviceEvent(Telemetry("wallbox-1", "wb1", meter(1100, 25)));
+  EXPECT_EQ(OpenOn("wb1")->energy_charged_wh(), 125);
+  EXPECT_EQ(OpenOn("wb1")->meter_start_wh(), 1000);
+}
+
 TEST_F(SessionManagerTest, BidirectionalDischargeCountsDischargedEnergySeparately) {
   AllIdle();
   manager_->OnDeviceEvent(StateChange(
@@ -580,7 +604,7 @@ TEST_F(SessionManagerTest, AWatcherThatFallsBehindIsEndedNotBuffered) {
   AllIdle();
   State("wallbox-1", "wb1", kCharging, v1::IEC61851_STATE_C, 1000, 7000);
   manager_->OnDeviceEvent(Tap("wallbox-1", "wb1", kVanCard));
-  for (int i = 1; i <= 1100; ++i) {
+  for (int i = 1; i <= 120; ++i) {
     manager_->OnDeviceEvent(Telemetry("wallbox-1", "wb1", Meter(1000 + i, 7000)));
   }
   v1::WatchSessionsResponse event;

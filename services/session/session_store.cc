@@ -56,7 +56,7 @@ constexpr char kSessionColumns[] =
     "meter_export_stop_wh, energy_charged_wh, energy_discharged_wh, peak_power_w, power_w, "
     "last_meter_at_us, soc_start_pct, soc_end_pct, energy_limit_wh, time_limit_ms, "
     "ocpp_transaction_id, energy_authorized, authorized_at_us, meter_last_wh, "
-    "meter_export_last_wh, updated_at_us";
+    "meter_export_last_wh, updated_at_us, device_session_energy_start_wh";
 
 // Insert, or update by session id. Not INSERT OR REPLACE: that would resolve
 // a conflict on sessions_one_open_per_evse by deleting the other open
@@ -116,6 +116,7 @@ SessionRecord ReadSession(const Statement& row) {
   record.authorized_at = absl::FromUnixMicros(row.Int(30));
   record.meter_last_wh = row.OptionalDouble(31);
   record.meter_export_last_wh = row.OptionalDouble(32);
+  record.device_energy_start_wh = row.OptionalDouble(34);
   return record;
 }
 
@@ -161,7 +162,8 @@ void BindSession(const SessionRecord& record, int64_t now_us, Statement& st) {
       .Bind(31, absl::ToUnixMicros(record.authorized_at))
       .Bind(32, record.meter_last_wh)
       .Bind(33, record.meter_export_last_wh)
-      .Bind(34, now_us);
+      .Bind(34, now_us)
+      .Bind(35, record.device_energy_start_wh);
 }
 
 // --- cards ------------------------------------------------------------------

@@ -46,6 +46,9 @@ struct SessionRecord {
   // The last register values read during the session.
   std::optional<double> meter_last_wh;
   std::optional<double> meter_export_last_wh;
+  // The device's own session energy counter when this session started
+  // (EvseMeasurements.session_energy_wh), if the device has one.
+  std::optional<double> device_energy_start_wh;
 };
 
 // An answer of the upstream CSMS kept for offline use.

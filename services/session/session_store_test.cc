@@ -89,6 +89,7 @@ TEST_F(SessionStoreTest, ARecordRoundTripsEveryField) {
   s.set_ocpp_transaction_id("tx-77");
   r.meter_last_wh = 1500;
   r.meter_export_last_wh = 320;
+  r.device_energy_start_wh = 42;
   ASSERT_TRUE(store_->SaveSessions({r}).ok());
 
   auto back = store_->GetSession("01A");
@@ -97,6 +98,7 @@ TEST_F(SessionStoreTest, ARecordRoundTripsEveryField) {
   EXPECT_EQ(back->authorized_at, absl::FromUnixSeconds(1800000000));
   EXPECT_EQ(back->meter_last_wh, 1500);
   EXPECT_EQ(back->meter_export_last_wh, 320);
+  EXPECT_EQ(back->device_energy_start_wh, 42);
 }
 
 TEST_F(SessionStoreTest, EnumsAreStoredAsReadableNames) {
@@ -323,6 +325,34 @@ TEST(SchemaTest, AFailingMigrationLeavesTheLastGoodVersion) {
   EXPECT_EQ(*(*db)->QueryInt("PRAGMA user_version"), 1);
   // Table u of the failed migration was rolled back with it.
   EXPECT_EQ(*(*db)->QueryInt("SELECT count(*) FROM sqlite_master WHERE name = 'u'"), 0);
+}
+
+TEST(SchemaTest, AVersion1DatabaseIsUpgradedWithItsRecords) {
+  FakeClock clock;
+  const std::string path = TempPath("v1.db");
+  {
+    auto db = internal::Database::Open(path, {});
+    ASSERT_TRUE(db.ok());
+    const std::vector<internal::Migration> v1 = {internal::SchemaMigrations()[0]};
+    ASSERT_TRUE(internal::Migrate(db->get(), v1, clock.Now()).ok());
+    ASSERT_TRUE((*db)
+                    ->Exec(R"sql(
+      INSERT INTO sessions VALUES ('01OLD', 'wb1', 'wb1', 1, '04A1B2C3', 'Van 12', 'COMPLETED',
+        'AVAILABLE', 'CHARGE', 1700000000000000, 1700003600000000, 'RFID', 'EV_DISCONNECTED', '',
+        '', 1000, 1500, 0, NULL, 500, 0, 7400, 0, NULL, NULL, NULL, NULL, NULL, '', 0,
+        1700000000000000, 1500, NULL, 1700003600000000))sql")
+                    .ok());
+  }
+  auto store = SessionStore::Open(path, clock);
+  ASSERT_TRUE(store.ok()) << store.status();
+  auto old = (*store)->GetSession("01OLD");
+  ASSERT_TRUE(old.ok()) << old.status();
+  EXPECT_EQ(old->session.energy_charged_wh(), 500);
+  EXPECT_EQ(old->session.card_name(), "Van 12");
+  EXPECT_FALSE(old->device_energy_start_wh.has_value());
+  auto db = internal::Database::Open(path, {});
+  EXPECT_EQ(*(*db)->QueryInt("PRAGMA user_version"), internal::LatestSchemaVersion());
+  EXPECT_GE(internal::LatestSchemaVersion(), 2);
 }
 
 TEST(SchemaTest, ADatabaseFromANewerEvgateIsRefused) {

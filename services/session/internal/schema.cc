@@ -96,11 +96,20 @@ CREATE TABLE authorization_cache (
 );
 )sql";
 
+// Version 2: the device's own session energy counter at the start of the
+// session. Wallboxes such as the Cabur EV PLUS count their session in Wh
+// but give their MID register only in 0.1 kWh steps; energy is measured on
+// the counter when there is one, and the start value must survive a restart.
+constexpr char kSchemaV2[] = R"sql(
+ALTER TABLE sessions ADD COLUMN device_session_energy_start_wh REAL;
+)sql";
+
 }  // namespace
 
 const std::vector<Migration>& SchemaMigrations() {
   static const auto* migrations = new std::vector<Migration>{
       {1, "charge records, card list, authorization cache", kSchemaV1},
+      {2, "device session energy counter at session start", kSchemaV2},
   };
   return *migrations;
 }
