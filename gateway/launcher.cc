@@ -1,5 +1,6 @@
 #include "gateway/launcher.h"
 
+#include <algorithm>
 #include <iostream>
 #include <memory>
 
@@ -87,6 +88,12 @@ int Run(const RunOptions& options) {
   if (!selected.ok()) {
     kLog.Error("%s", selected.status().message());
     return kExitUsage;
+  }
+  if (options.services.empty() && config.simulation.devices.empty()) {
+    // A real site: nothing to simulate, so no Simulator API either.
+    selected->erase(std::remove_if(selected->begin(), selected->end(),
+                                   [](const ServiceEntry* e) { return e->name == "simulator"; }),
+                    selected->end());
   }
   if (selected->empty()) {
     kLog.Error("no service selected");

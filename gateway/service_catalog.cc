@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "device_drivers/sim/site_simulator.h"
 #include "runtime/clock.h"
 #include "services/load_balancer/load_balancer_service.h"
 #include "services/session/session_service.h"
@@ -11,8 +12,13 @@ namespace evgate::gateway {
 
 const std::vector<ServiceEntry>& ServiceCatalog() {
   static const auto* catalog = new std::vector<ServiceEntry>{
-      {"simulator", "simulated meters, wallboxes and boxes for demo sites", nullptr,
-       "device simulators are not part of this build yet (device drivers work, issue #4)"},
+      {"simulator", "simulated meters, wallboxes and boxes for demo sites (Simulator API)",
+       [](const site::SiteConfig& config) -> absl::StatusOr<std::unique_ptr<Service>> {
+         auto simulator = sim::SiteSimulator::Create(config, SystemClock::Get());
+         if (!simulator.ok()) return simulator.status();
+         return std::unique_ptr<Service>(*std::move(simulator));
+       },
+       ""},
       {"device_drivers", "Modbus and CAN bus owners serving DeviceDriver", nullptr,
        "the Modbus and CAN bus owners are not part of this build yet (issue #4)"},
       {"ocpp_bridge", "local OCPP Central System for DC chargers + upstream CSMS client", nullptr,

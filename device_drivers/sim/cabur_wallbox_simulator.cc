@@ -369,10 +369,14 @@ void CanWallboxSimHost::Run() {
     const can::BusEvent event = bus_.Receive(tick_);
     absl::MutexLock lock(&mu_);
     const absl::Time now = clock_.Now();
-    if (event.kind == can::BusEventKind::kFrame && event.frame.has_value()) {
-      for (auto& [address, sim] : sims_) SendAll(sim->OnFrame(*event.frame, now));
+    for (auto& [address, sim] : sims_) {
+      const bool on_bus = cut_off_.count(address) == 0;
+      if (on_bus && event.kind == can::BusEventKind::kFrame && event.frame.has_value()) {
+        SendAll(sim->OnFrame(*event.frame, now));
+      }
+      std::vector<can::CanFrame> frames = sim->Tick(now);
+      if (on_bus) SendAll(frames);
     }
-    for (auto& [address, sim] : sims_) SendAll(sim->Tick(now));
   }
 }
 
@@ -419,6 +423,22 @@ absl::Status CanWallboxSimHost::ClearFault(int address, wb::ErrorCode code) {
   if (it == sims_.end()) return Unknown(address);
   it->second->ClearFault(code, clock_.Now());
   return absl::OkStatus();
+}
+
+absl::Status CanWallboxSimHost::SetResponding(int address, bool responding) {
+  absl::MutexLock lock(&mu_);
+  if (sims_.count(address) == 0) return Unknown(address);
+  if (responding) {
+    cut_off_.erase(address);
+  } else {
+    cut_off_.insert(address);
+  }
+  return absl::OkStatus();
+}
+
+bool CanWallboxSimHost::Responding(int address) {
+  absl::MutexLock lock(&mu_);
+  return sims_.count(address) > 0 && cut_off_.count(address) == 0;
 }
 
 std::array<double, 3> CanWallboxSimHost::CurrentDraw(int address) {

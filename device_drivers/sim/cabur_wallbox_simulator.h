@@ -32,6 +32,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -198,6 +199,11 @@ class CanWallboxSimHost {
   absl::Status TapCard(int address, const std::vector<uint8_t>& uid);
   absl::Status InjectFault(int address, can::wallbox::ErrorCode code);
   absl::Status ClearFault(int address, can::wallbox::ErrorCode code);
+  // false: the wallbox is cut off the bus (a broken CAN cable): it hears no
+  // frames and its frames are lost, while its physics go on, so its watchdog
+  // expires and it falls back to its failsafe current. true: back on the bus.
+  absl::Status SetResponding(int address, bool responding);
+  bool Responding(int address);
   // Per-phase draw of one wallbox (its own L1..L3); zeros for an unknown one.
   std::array<double, 3> CurrentDraw(int address);
   std::optional<CaburWallboxSnapshot> Snapshot(int address);
@@ -214,6 +220,7 @@ class CanWallboxSimHost {
   const absl::Duration tick_;
   mutable absl::Mutex mu_;
   std::map<int, std::unique_ptr<CaburWallboxSimulator>> sims_ ABSL_GUARDED_BY(mu_);
+  std::set<int> cut_off_ ABSL_GUARDED_BY(mu_);  // addresses not on the bus (SetResponding)
   int64_t send_errors_ ABSL_GUARDED_BY(mu_) = 0;
   std::atomic<bool> stop_{false};
   std::thread thread_;

@@ -376,6 +376,40 @@ TEST_F(HostTest, WallboxesFollowTheControllerAndFallBackWhenItStops) {
   EXPECT_EQ(host_->send_errors(), 0);
 }
 
+TEST_F(HostTest, AWallboxCutOffTheBusIsSilentDeafAndFallsBackToItsFailsafe) {
+  Send(Enc(wb::WatchdogConfig{2, 2000, 8}));
+  Send(Enc(Setpoint(2, 16, 1)));
+  clock_.Advance(absl::Milliseconds(50));
+  ASSERT_TRUE(WaitForStatus(2, [](const wb::Status& s) {
+    return s.watchdog_configured && !s.failsafe_active && s.applied_sequence == 1;
+  }));
+  ASSERT_TRUE(host_->SetResponding(2, false).ok());
+  EXPECT_FALSE(host_->Responding(2));
+  EXPECT_TRUE(host_->Responding(1));
+  EXPECT_EQ(host_->SetResponding(9, false).code(), absl::StatusCode::kNotFound);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the host sees the change
+  while (controller_->Receive(absl::Milliseconds(50)).kind == can::BusEventKind::kFrame) {
+  }
+  // The controller keeps refreshing, but the wallbox no longer hears it: after
+  // its 2 s watchdog it runs on its failsafe (8 A), and says nothing.
+  for (int i = 0; i < 6; ++i) {
+    Send(Enc(Setpoint(2, 16, 1)));
+    clock_.Advance(absl::Milliseconds(500));
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_FALSE(WaitForStatus(2, [](const wb::Status&) { return true; }).has_value());
+  std::optional<CaburWallboxSnapshot> snap = host_->Snapshot(2);
+  ASSERT_TRUE(snap.has_value());
+  EXPECT_TRUE(snap->failsafe_active);
+  EXPECT_THAT(snap->offered_current_a, ElementsAre(8, 8, 8));
+  // Back on the bus, it reports again and takes setpoints.
+  ASSERT_TRUE(host_->SetResponding(2, true).ok());
+  Send(Enc(Setpoint(2, 16, 2)));
+  clock_.Advance(absl::Milliseconds(50));
+  ASSERT_TRUE(WaitForStatus(
+      2, [](const wb::Status& s) { return !s.failsafe_active && s.applied_sequence == 2; }));
+}
+
 TEST_F(HostTest, StatusAtFiveHertzMeasurementsAtOneHertzOnTheBus) {
   ASSERT_TRUE(WaitForStatus(2, [](const wb::Status&) { return true; }));
   seen_.clear();

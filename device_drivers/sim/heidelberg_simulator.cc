@@ -112,6 +112,12 @@ void HeidelbergSimulator::SetEvCharging(bool charge) {
   UpdateLocked(now);
   if (vehicle_ == Vehicle::kNone) return;
   vehicle_ = charge ? Vehicle::kCharging : Vehicle::kConnected;
+  if (!charge) {
+    // The vehicle decides to stop (battery full): no lag, it stops drawing.
+    pending_.clear();
+    draw_a_ = 0;
+    return;
+  }
   RetargetLocked(now);
 }
 

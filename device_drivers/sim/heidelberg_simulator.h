@@ -60,7 +60,8 @@ class HeidelbergSimulator final : public ModbusUnit {
   // wants energy); `ev_phases` 1 or 3 (a single-phase EV draws on L1 only).
   void PlugIn(double ev_max_current_a, int ev_phases = 3, bool charge = true);
   void Unplug();
-  // C <-> B: the EV asks for current or stops asking (battery full).
+  // C <-> B: the EV asks for current (it draws after the lag) or stops
+  // asking (battery full: it stops drawing at once).
   void SetEvCharging(bool charge);
   void SetEvMaxCurrent(double a);
 

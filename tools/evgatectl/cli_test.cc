@@ -7,6 +7,7 @@
 #include "evgate/v1/device.grpc.pb.h"
 #include "evgate/v1/load_balancer.grpc.pb.h"
 #include "evgate/v1/session.grpc.pb.h"
+#include "evgate/v1/simulator.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "runtime/server_host.h"
@@ -223,6 +224,193 @@ TEST_F(CliTest, UsageErrorsExitTwo) {
       Run({"sessions", "start", "--evse", "wb1", "--id-tag", "04A1B2C3", "--time-limit", "soon"}),
       kExitUsage);
   EXPECT_THAT(err_.str(), HasSubstr("--time-limit must be a positive duration"));
+}
+
+// A simulator that records what it was asked and answers with a fixed site.
+class FakeSimulator final : public v1::Simulator::Service {
+ public:
+  grpc::Status ListSimulatedDevices(grpc::ServerContext*, const v1::ListSimulatedDevicesRequest*,
+                                    v1::ListSimulatedDevicesResponse* response) override {
+    v1::SimulatedDevice* meter = response->add_devices();
+    meter->set_device_id("grid-meter");
+    meter->set_profile("eastron_sdm630");
+    meter->set_kind(v1::DEVICE_KIND_METER);
+    meter->set_simulated(true);
+    meter->set_responding(true);
+    meter->set_endpoint("modbus tcp 127.0.0.1:15020");
+    meter->set_measures_circuit_id("grid");
+    meter->mutable_meter()->mutable_current_a()->set_l1(40.5);
+    meter->mutable_meter()->mutable_current_a()->set_l2(20);
+    meter->mutable_meter()->mutable_current_a()->set_l3(12.25);
+    meter->mutable_meter()->set_total_power_w(16500);
+    v1::SimulatedDevice* wallbox = response->add_devices();
+    wallbox->set_device_id("wallbox-1");
+    wallbox->set_profile("cabur_ev_plus_22kw");
+    wallbox->set_kind(v1::DEVICE_KIND_AC_WALLBOX);
+    wallbox->set_simulated(true);
+    wallbox->set_responding(false);
+    wallbox->set_endpoint("can udp vcan-demo 239.255.0.1:15030");
+    v1::SimulatedEvse* evse = wallbox->add_evses();
+    evse->set_evse_id("wb1");
+    evse->mutable_vehicle()->set_max_current_a(32);
+    evse->mutable_vehicle()->set_phases(3);
+    evse->set_iec61851_state(v1::IEC61851_STATE_C);
+    evse->mutable_offered_current_a()->set_l1(6);
+    evse->mutable_current_a()->set_l1(6);
+    evse->set_failsafe_active(true);
+    evse->set_failsafe_current_a(6);
+    evse->set_session_energy_wh(1234);
+    evse->add_active_faults("OCP");
+    v1::SimulatedDevice* ds60 = response->add_devices();
+    ds60->set_device_id("ds60-1");
+    ds60->set_profile("ds60");
+    ds60->set_not_simulated_reason("OCPP chargers are not simulated yet");
+    response->mutable_building_load()->mutable_current_a()->set_l1(12);
+    response->mutable_building_load()->mutable_current_a()->set_l2(8);
+    response->mutable_building_load()->mutable_current_a()->set_l3(10);
+    response->mutable_building_load()->set_from_profile(true);
+    return grpc::Status::OK;
+  }
+  grpc::Status PlugIn(grpc::ServerContext*, const v1::PlugInRequest* request,
+                      v1::PlugInResponse* response) override {
+    plug = *request;
+    response->mutable_evse()->set_evse_id(request->evse_id());
+    response->mutable_evse()->mutable_vehicle()->set_max_current_a(16);
+    response->mutable_evse()->mutable_vehicle()->set_phases(1);
+    response->mutable_evse()->mutable_vehicle()->set_energy_to_full_wh(40000);
+    return grpc::Status::OK;
+  }
+  grpc::Status TapCard(grpc::ServerContext*, const v1::TapCardRequest* request,
+                       v1::TapCardResponse*) override {
+    tap = *request;
+    if (request->evse_id() == "hd1") {
+      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "hd has no RFID reader");
+    }
+    return grpc::Status::OK;
+  }
+  grpc::Status InjectFault(grpc::ServerContext*, const v1::InjectFaultRequest* request,
+                           v1::InjectFaultResponse* response) override {
+    fault = *request;
+    response->mutable_device()->set_device_id("wallbox-1");
+    return grpc::Status::OK;
+  }
+  grpc::Status SetDeviceResponding(grpc::ServerContext*,
+                                   const v1::SetDeviceRespondingRequest* request,
+                                   v1::SetDeviceRespondingResponse* response) override {
+    responding = *request;
+    response->mutable_device()->set_device_id(request->target_id());
+    return grpc::Status::OK;
+  }
+  grpc::Status SetBuildingLoad(grpc::ServerContext*, const v1::SetBuildingLoadRequest* request,
+                               v1::SetBuildingLoadResponse* response) override {
+    building = *request;
+    if (request->has_current_a()) {
+      *response->mutable_building_load()->mutable_current_a() = request->current_a();
+    }
+    response->mutable_building_load()->set_from_profile(request->follow_profile());
+    return grpc::Status::OK;
+  }
+  v1::PlugInRequest plug;
+  v1::TapCardRequest tap;
+  v1::InjectFaultRequest fault;
+  v1::SetDeviceRespondingRequest responding;
+  v1::SetBuildingLoadRequest building;
+};
+
+class SimCliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ServerOptions options;
+    options.listen = "127.0.0.1:0";
+    options.insecure = true;
+    auto host = ServerHost::Start(options, {&fakes_});
+    ASSERT_TRUE(host.ok()) << host.status();
+    host_ = *std::move(host);
+  }
+  int Run(std::vector<std::string> argv) {
+    out_.str("");
+    err_.str("");
+    argv.insert(argv.begin(), {"--server", absl::StrCat("127.0.0.1:", host_->port())});
+    return RunCli(argv, out_, err_);
+  }
+
+  FakeSimulator simulator_;
+  HostedFakes fakes_{{&simulator_}, {"evgate.v1.Simulator"}};
+  std::unique_ptr<ServerHost> host_;
+  std::ostringstream out_, err_;
+};
+
+TEST_F(SimCliTest, ListShowsDevicesEvsesAndTheBuilding) {
+  EXPECT_EQ(Run({"sim", "list"}), kExitOk) << err_.str();
+  EXPECT_EQ(out_.str(),
+            "DEVICE       PROFILE              SERVED ON                             STATE        "
+            "   NOW\n"
+            "grid-meter   eastron_sdm630       modbus tcp 127.0.0.1:15020            answering    "
+            "   grid 40.5/20.0/12.2 A, 16.5 kW\n"
+            "wallbox-1    cabur_ev_plus_22kw   can udp vcan-demo 239.255.0.1:15030   NOT "
+            "ANSWERING   wb1\n"
+            "ds60-1       ds60                 -                                     not "
+            "simulated   OCPP chargers are not simulated yet\n"
+            "\n"
+            "EVSE   VEHICLE    IEC   OFFERED A (L1/L2/L3)   DRAWN A (L1/L2/L3)   FAILSAFE    "
+            "SESSION kWh   FAULTS\n"
+            "wb1    32 A 3ph   C     6.0/-/-                6.0/-/-              YES 6.0 A   "
+            "1.234         OCP\n"
+            "\n"
+            "building load 12.0/8.0/10.0 A (daily profile)\n");
+  EXPECT_EQ(Run({"-o", "json", "sim", "list"}), kExitOk) << err_.str();
+  EXPECT_THAT(out_.str(), HasSubstr("\"not_simulated_reason\": \"OCPP chargers"));
+}
+
+TEST_F(SimCliTest, CommandsSendWhatTheOperatorTyped) {
+  EXPECT_EQ(
+      Run({"sim", "plug", "wb3", "--max-current-a", "16", "--phases", "1", "--energy-kwh", "40"}),
+      kExitOk)
+      << err_.str();
+  EXPECT_EQ(simulator_.plug.evse_id(), "wb3");
+  EXPECT_EQ(simulator_.plug.max_current_a(), 16);
+  EXPECT_EQ(simulator_.plug.phases(), 1);
+  EXPECT_EQ(simulator_.plug.energy_to_full_wh(), 40000);
+  EXPECT_EQ(out_.str(), "wb3: vehicle plugged in (16.0 A, 1-phase, full after 40.0 kWh)\n");
+
+  EXPECT_EQ(Run({"sim", "tap", "wb1", "04B2C3D4E5F607"}), kExitOk) << err_.str();
+  EXPECT_EQ(simulator_.tap.id_tag(), "04B2C3D4E5F607");
+  EXPECT_EQ(out_.str(), "card 04B2C3D4E5F607 tapped at wb1\n");
+  EXPECT_EQ(Run({"sim", "tap", "hd1", "04B2C3D4"}), kExitFailure);
+  EXPECT_EQ(err_.str(), "evgatectl: failed_precondition: hd has no RFID reader\n");
+
+  EXPECT_EQ(Run({"sim", "fault", "wb1", "ocp"}), kExitOk) << err_.str();
+  EXPECT_EQ(simulator_.fault.target_id(), "wb1");
+  EXPECT_EQ(simulator_.fault.vendor_code(), "ocp");
+  EXPECT_EQ(out_.str(), "wallbox-1: fault OCP raised\n");
+
+  EXPECT_EQ(Run({"sim", "stop-device", "grid-meter"}), kExitOk) << err_.str();
+  EXPECT_FALSE(simulator_.responding.responding());
+  EXPECT_EQ(out_.str(), "grid-meter: stopped answering on its bus\n");
+  EXPECT_EQ(Run({"sim", "start-device", "grid-meter"}), kExitOk) << err_.str();
+  EXPECT_TRUE(simulator_.responding.responding());
+
+  EXPECT_EQ(Run({"sim", "building-load", "20,15.5,0"}), kExitOk) << err_.str();
+  EXPECT_EQ(simulator_.building.current_a().l2(), 15.5);
+  EXPECT_EQ(out_.str(), "building load 20.0/15.5/0.0 A (fixed)\n");
+  EXPECT_EQ(Run({"sim", "building-load", "7"}), kExitOk) << err_.str();
+  EXPECT_EQ(simulator_.building.current_a().l3(), 7);
+  EXPECT_EQ(Run({"sim", "building-load", "profile"}), kExitOk) << err_.str();
+  EXPECT_TRUE(simulator_.building.follow_profile());
+}
+
+TEST_F(SimCliTest, UsageErrorsAndMissingServiceAreOneLine) {
+  EXPECT_EQ(Run({"sim", "plug", "wb1", "--phases", "2"}), kExitUsage);
+  EXPECT_THAT(err_.str(), HasSubstr("--phases must be 1 or 3"));
+  EXPECT_EQ(Run({"sim", "building-load", "1,2"}), kExitUsage);
+  EXPECT_THAT(err_.str(), HasSubstr("building-load takes A, A1,A2,A3"));
+  EXPECT_EQ(Run({"sim", "tap", "wb1"}), kExitUsage);
+  EXPECT_THAT(err_.str(), HasSubstr("usage: evgatectl sim tap EVSE ID_TAG"));
+  EXPECT_EQ(Run({"sim", "launch"}), kExitUsage);
+  // Unplug is not implemented by the fake: a server without it says so.
+  EXPECT_EQ(Run({"sim", "unplug", "wb1"}), kExitNotHosted);
+  EXPECT_THAT(err_.str(), HasSubstr("does not host evgate.v1.Simulator"));
+  EXPECT_THAT(err_.str(), HasSubstr("simulation.devices"));
 }
 
 TEST(CliUnreachableTest, OneLineErrorAndExitThree) {
