@@ -22,7 +22,7 @@ namespace {
 namespace v1 = evgate::v1;
 using google::protobuf::util::TimeUtil;
 
-const log::Logger kLog("can-owner");
+constexpr log::Logger kLog("can-owner");
 
 // Bad frames of one wallbox are logged individually up to this many, then
 // every kBadFrameLogEvery-th (a babbling node must not flood the log).

@@ -81,14 +81,9 @@ void CheckSent(CanBus& peer) {
   }
 }
 
-}  // namespace
-}  // namespace evgate::can
-
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  using namespace evgate::can;  // NOLINT(build/namespaces)
-  namespace v1 = evgate::v1;
-  evgate::log::SetMinLevel(evgate::log::Level::kError);
-  evgate::FakeClock clock;
+int RunOne(const uint8_t* data, size_t size) {
+  log::SetMinLevel(log::Level::kError);
+  FakeClock clock;
   std::deque<CanFrame> to_owner, to_peer;
   auto peer = std::make_unique<QueueCanBus>(&to_peer, &to_owner);
 
@@ -96,13 +91,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   a.device_id = "a";
   a.evse_id = "wa";
   a.address = 1;
-  a.phases = {evgate::site::Phase::kL2, evgate::site::Phase::kL3, evgate::site::Phase::kL1};
+  a.phases = {site::Phase::kL2, site::Phase::kL3, site::Phase::kL1};
   a.failsafe_current_a = 8;
   CanWallboxConfig b;
   b.device_id = "b";
   b.evse_id = "wb";
   b.address = 3;
-  b.phases = {evgate::site::Phase::kL1};
+  b.phases = {site::Phase::kL1};
   b.max_current_a = 16;
   b.failsafe_current_a = 0;
   CanBusOwnerOptions options;
@@ -177,4 +172,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (!owner.GetDevice("a").has_value() || !owner.GetDevice("b").has_value()) std::abort();
   }
   return 0;
+}
+
+}  // namespace
+}  // namespace evgate::can
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  return evgate::can::RunOne(data, size);
 }

@@ -114,7 +114,7 @@ class CanBusOwnerTest : public ::testing::Test {
   }
   // Moves time forward in 50 ms steps, the wallboxes sending `status` (if
   // given) every 200 ms as the protocol says.
-  void Advance(absl::Duration d, std::vector<wallbox::Status> statuses = {}) {
+  void Advance(absl::Duration d, const std::vector<wallbox::Status>& statuses = {}) {
     const absl::Time end = clock_.Now() + d;
     while (clock_.Now() < end) {
       clock_.Advance(absl::Milliseconds(50));

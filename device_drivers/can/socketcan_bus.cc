@@ -24,7 +24,7 @@
 namespace evgate::can {
 namespace {
 
-const log::Logger kLog("socketcan");
+constexpr log::Logger kLog("socketcan");
 
 using SteadyClock = std::chrono::steady_clock;
 
@@ -41,7 +41,8 @@ timespec Remaining(SteadyClock::time_point deadline) {
   const int64_t ns = std::max<int64_t>(
       0,
       std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - SteadyClock::now()).count());
-  return timespec{static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
+  return timespec{static_cast<time_t>(ns / 1'000'000'000),
+                  static_cast<decltype(timespec::tv_nsec)>(ns % 1'000'000'000)};
 }
 
 // Errors that mean the interface went down or away (not a bad frame).
@@ -183,8 +184,9 @@ BusEvent TranslateErrorFrame(uint32_t can_id, const std::array<uint8_t, 8>& data
     details.push_back("controller restarted");
   }
   if (classes & CAN_ERR_PROT) details.push_back(ProtocolViolation(data[2], data[3]));
-  if (classes & CAN_ERR_ACK)
+  if (classes & CAN_ERR_ACK) {
     details.push_back("no ACK on transmission (no other node on the bus?)");
+  }
   if (classes & CAN_ERR_TX_TIMEOUT) details.push_back("transmit timeout");
   if (classes & CAN_ERR_LOSTARB) {
     details.push_back(data[0] == CAN_ERR_LOSTARB_UNSPEC

@@ -20,7 +20,7 @@
 namespace evgate::can {
 namespace {
 
-const log::Logger kLog("can-udp");
+constexpr log::Logger kLog("can-udp");
 
 // Flags byte of the datagram.
 constexpr uint8_t kFlagExtended = 0x01;
@@ -288,7 +288,7 @@ BusEvent UdpCanBus::Receive(absl::Duration timeout) {
         0, std::chrono::duration_cast<std::chrono::nanoseconds>(remaining).count());
     pollfd poll_fd{fd_, POLLIN, 0};
     timespec wait{static_cast<time_t>(remaining_ns / 1'000'000'000),
-                  static_cast<long>(remaining_ns % 1'000'000'000)};
+                  static_cast<decltype(timespec::tv_nsec)>(remaining_ns % 1'000'000'000)};
     const int ready = ppoll(&poll_fd, 1, &wait, nullptr);
     if (ready < 0) {
       if (errno == EINTR) continue;

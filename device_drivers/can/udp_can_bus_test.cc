@@ -306,7 +306,7 @@ TEST(UdpCanBusTest, SeveralProcessesShareTheBus) {
 
   std::set<uint32_t> seen;
   const absl::Time deadline = absl::Now() + absl::Seconds(10);
-  auto wait_for = [&](std::set<uint32_t> wanted) {
+  auto wait_for = [&](const std::set<uint32_t>& wanted) {
     while (absl::Now() < deadline) {
       bool all = true;
       for (uint32_t id : wanted) all = all && seen.count(id) > 0;
