@@ -383,15 +383,19 @@ absl::Status SiteSimulator::Start() {
         continue;
       }
       absl::StatusOr<v1::SimulatedEvse> plugged =
-          PlugInLocked(*evse, {vehicle.max_current_a, vehicle.phases, vehicle.energy_to_full_wh});
+          PlugInLocked(*evse, {vehicle.max_current_a, vehicle.phases, vehicle.energy_to_full_wh,
+                               vehicle.id_tag.value_or("")});
       if (!plugged.ok()) {
         kLog.Warning("no vehicle plugged into %s at start: %s", vehicle.evse,
                      plugged.status().message());
         continue;
       }
-      kLog.Info("vehicle plugged into %s at start (%g A, %d-phase, full after %g kWh)",
-                vehicle.evse, vehicle.max_current_a, vehicle.phases,
-                vehicle.energy_to_full_wh / 1000);
+      kLog.Info(
+          "vehicle plugged into %s at start (%g A, %d-phase, full after %g kWh%s)", vehicle.evse,
+          vehicle.max_current_a, vehicle.phases, vehicle.energy_to_full_wh / 1000,
+          vehicle.id_tag
+              ? absl::StrCat("; card ", *vehicle.id_tag, " once a controller drives the wallbox")
+              : "");
     }
   }
   std::vector<std::string> endpoints;
@@ -512,21 +516,37 @@ void SiteSimulator::StepLocked(absl::Time now) {
       PhaseArray& sum = node[circuit];
       for (int p = 0; p < 3; ++p) sum[p] += draw[p];
     }
-    // A vehicle whose battery is full stops asking for current (C -> B).
-    if (evse->vehicle && !evse->vehicle->full) {
-      Device& device = *evse->device;
-      if (device.kind == Kind::kCabur) {
-        std::optional<CaburWallboxSnapshot> snap =
-            device.can->host->Snapshot(device.config->address.value_or(0));
-        if (snap && snap->session_energy_wh >= evse->vehicle->energy_to_full_wh - 0.5) {
-          evse->vehicle->full = true;
+    if (!evse->vehicle) continue;
+    Vehicle& vehicle = *evse->vehicle;
+    Device& device = *evse->device;
+    if (device.kind == Kind::kCabur && (!vehicle.full || !vehicle.card.empty())) {
+      const int address = device.config->address.value_or(0);
+      std::optional<CaburWallboxSnapshot> snap = device.can->host->Snapshot(address);
+      if (!snap) continue;
+      // A vehicle whose battery is full stops asking for current (C -> B).
+      if (snap->session_energy_wh >= vehicle.energy_to_full_wh - 0.5) vehicle.full = true;
+      // The driver taps the card once a controller drives the wallbox.
+      if (!vehicle.card.empty()) {
+        if (!snap->watchdog_configured || snap->failsafe_active) {
+          vehicle.driven_since.reset();
+        } else if (!vehicle.driven_since) {
+          vehicle.driven_since = now;
+        } else if (now - *vehicle.driven_since >= options_.card_tap_delay) {
+          if (absl::Status s = device.can->host->TapCard(address, vehicle.card); s.ok()) {
+            kLog.Info("card %s tapped at %s after plug-in", vehicle.card_text, evse->config->id);
+          } else {
+            kLog.Warning("card %s not tapped at %s: %s", vehicle.card_text, evse->config->id,
+                         s.message());
+          }
+          vehicle.card.clear();
+          vehicle.card_text.clear();
         }
-      } else if (device.kind == Kind::kHeidelberg &&
-                 device.heidelberg->energy_wh() - evse->vehicle->energy_at_plug_in_wh >=
-                     evse->vehicle->energy_to_full_wh) {
-        device.heidelberg->SetEvCharging(false);
-        evse->vehicle->full = true;
       }
+    } else if (device.kind == Kind::kHeidelberg && !vehicle.full &&
+               device.heidelberg->energy_wh() - vehicle.energy_at_plug_in_wh >=
+                   vehicle.energy_to_full_wh) {
+      device.heidelberg->SetEvCharging(false);
+      vehicle.full = true;
     }
   }
   std::array<bool, 3> energized{};
@@ -622,6 +642,7 @@ v1::SimulatedEvse SiteSimulator::DescribeEvseLocked(const Evse& evse) {
     vehicle->set_phases(evse.vehicle->phases);
     vehicle->set_energy_to_full_wh(evse.vehicle->energy_to_full_wh);
     vehicle->set_full(evse.vehicle->full);
+    vehicle->set_pending_id_tag(evse.vehicle->card_text);
   }
   return out;
 }
@@ -730,6 +751,17 @@ absl::StatusOr<v1::SimulatedEvse> SiteSimulator::PlugInLocked(Evse& evse, Vehicl
   }
   Device& device = *evse.device;
   Vehicle vehicle;
+  if (!params.id_tag.empty()) {
+    if (device.kind != Kind::kCabur) {
+      return absl::FailedPreconditionError(absl::StrCat("device '", device.config->id, "' (",
+                                                        device.config->profile->name,
+                                                        ") has no RFID reader evgate can read"));
+    }
+    absl::StatusOr<std::vector<uint8_t>> uid = ParseUid(params.id_tag);
+    if (!uid.ok()) return uid.status();
+    vehicle.card = *std::move(uid);
+    vehicle.card_text = params.id_tag;
+  }
   vehicle.max_current_a = params.max_current_a;
   vehicle.phases = params.phases;
   vehicle.energy_to_full_wh = params.energy_to_full_wh;
@@ -971,8 +1003,8 @@ grpc::Status SiteSimulator::ListSimulatedDevices(grpc::ServerContext* /*context*
 grpc::Status SiteSimulator::PlugIn(grpc::ServerContext* /*context*/,
                                    const v1::PlugInRequest* request, v1::PlugInResponse* response) {
   absl::StatusOr<v1::SimulatedEvse> evse =
-      PlugIn(request->evse_id(),
-             {request->max_current_a(), request->phases(), request->energy_to_full_wh()});
+      PlugIn(request->evse_id(), {request->max_current_a(), request->phases(),
+                                  request->energy_to_full_wh(), request->id_tag()});
   if (!evse.ok()) return ToGrpc(evse.status());
   *response->mutable_evse() = *std::move(evse);
   return grpc::Status::OK;

@@ -89,6 +89,10 @@ struct SiteSimulatorOptions {
   absl::Duration can_tick = absl::Milliseconds(10);
   // Vehicle response time to a new offer (IEC 61851-1 allows up to 5 s).
   absl::Duration ev_lag = absl::Seconds(2);
+  // How long a controller must have driven a wallbox before a vehicle's
+  // card (VehicleParams::id_tag) is tapped: the session service, started
+  // with the drivers, is listening by then.
+  absl::Duration card_tap_delay = absl::Seconds(3);
   // Tests: the UDP virtual CAN buses send and join on this local address.
   std::string udp_interface_address = "127.0.0.1";
 };
@@ -98,6 +102,10 @@ struct VehicleParams {
   double max_current_a = 0;      // 0 = the EVSE's max_current_a
   int phases = 0;                // 1 or 3; 0 = the EVSE's phase count
   double energy_to_full_wh = 0;  // 0 = site::defaults::kSimVehicleEnergyToFullWh
+  // A card the driver taps once a controller has driven the wallbox for
+  // `card_tap_delay` (setpoints arrive, no failsafe), as a person taps after
+  // plugging in; empty = none. CAN wallboxes only (they have the reader).
+  std::string id_tag;
 };
 
 class SiteSimulator final : public Service, public v1::Simulator::Service {
@@ -193,6 +201,9 @@ class SiteSimulator final : public Service, public v1::Simulator::Service {
     double energy_to_full_wh = 0;
     double energy_at_plug_in_wh = 0;  // Heidelberg: its register at plug-in
     bool full = false;
+    std::vector<uint8_t> card;  // still to be tapped; empty = none
+    std::string card_text;
+    std::optional<absl::Time> driven_since;  // controller setpoints in force since
   };
   struct Evse {
     const site::EvseConfig* config = nullptr;

@@ -35,6 +35,17 @@ namespace wb = can::wallbox;
 // 2026-11-21, 03:00 UTC: night, the building at its base load.
 const absl::Time kNight = absl::FromUnixSeconds(1'795'230'000);
 
+// A vehicle; zeros take the EVSE's defaults.
+VehicleParams Ev(double max_current_a, int phases, double energy_to_full_wh = 0,
+                 std::string id_tag = "") {
+  VehicleParams v;
+  v.max_current_a = max_current_a;
+  v.phases = phases;
+  v.energy_to_full_wh = energy_to_full_wh;
+  v.id_tag = std::move(id_tag);
+  return v;
+}
+
 // A port nobody uses right now (the kernel's pick for port 0).
 int FreePort(int type) {
   const int fd = socket(AF_INET, type, 0);
@@ -175,7 +186,7 @@ TEST_F(SiteSimulatorTest, MetersMeasureTheBuildingAndEveryEvseThroughItsWiring) 
   EXPECT_EQ(wb3.current_a().l3(), 6);      // its L1 is the site's L3
 
   // The Heidelberg box (power-up limit 16 A) charges a vehicle on all phases.
-  ASSERT_TRUE(sim_->PlugIn("hd1", {.max_current_a = 10, .phases = 3}).ok());
+  ASSERT_TRUE(sim_->PlugIn("hd1", Ev(10, 3)).ok());
   Run(absl::Seconds(3));
 
   // Night: the building is at its base load, 10/20/30 A.
@@ -285,7 +296,7 @@ simulation:
 TEST_F(SiteSimulatorTest, ControlApiSaysWhatIsWrong) {
   EXPECT_EQ(sim_->PlugIn("wb1", {}).status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(sim_->PlugIn("nope", {}).status().code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(sim_->PlugIn("wb3", {.phases = 2}).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(sim_->PlugIn("wb3", Ev(0, 2)).status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(sim_->Unplug("wb3").status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(sim_->TapCard("hd1", "04B2C3D4").code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(sim_->TapCard("wb1", "04B2C").code(), absl::StatusCode::kInvalidArgument);
@@ -359,8 +370,7 @@ TEST_F(SiteSimulatorTest, ADeadMeterStopsAnsweringAndComesBack) {
 
 TEST_F(SiteSimulatorTest, HeidelbergVehicleStopsWhenFull) {
   // 16 A x 3 x 230 V = 11 kW: 20 Wh take about 7 s after the lag.
-  ASSERT_TRUE(
-      sim_->PlugIn("hd1", {.max_current_a = 32, .phases = 3, .energy_to_full_wh = 20}).ok());
+  ASSERT_TRUE(sim_->PlugIn("hd1", Ev(32, 3, 20)).ok());
   Run(absl::Seconds(3));
   EXPECT_EQ(Evse("hd", "hd1").current_a().l2(), 16);
   Run(absl::Seconds(10));
@@ -419,6 +429,59 @@ TEST_F(SiteSimulatorTest, CaburWallboxesAreOnTheSitesCanBus) {
   }
   EXPECT_THAT(status_from, ElementsAre(1));
   EXPECT_FALSE(Device(sim_->List(), "wallbox-3").responding());
+  controller.Close();
+}
+
+// A vehicle plugged in with a card: the driver taps it once a controller has
+// driven the wallbox for card_tap_delay (3 s), not before.
+TEST_F(SiteSimulatorTest, TheDriverTapsTheCardOnceAControllerDrivesTheWallbox) {
+  can::UdpCanBusOptions options;
+  options.name = "controller";
+  options.port = can_port_;
+  can::UdpCanBus controller(options, clock_);
+  ASSERT_TRUE(controller.Open().ok());
+  ASSERT_TRUE(sim_->PlugIn("wb3", Ev(0, 0, 0, "04B2C3D4E5F607")).ok());
+  EXPECT_EQ(Evse("wallbox-3", "wb3").vehicle().pending_id_tag(), "04B2C3D4E5F607");
+  EXPECT_EQ(sim_->PlugIn("hd1", Ev(0, 0, 0, "04B2C3D4")).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  // Collects the card taps seen on the bus while time moves `d` in 100 ms
+  // physics steps; with `drive`, the controller refreshes wallbox 3's setpoint.
+  wb::RfidAssembler rfid;
+  int sequence = 0;
+  auto run = [&](absl::Duration d, bool drive) {
+    std::vector<wb::RfidTap> taps;
+    for (absl::Duration t; t < d; t += absl::Milliseconds(100)) {
+      if (drive) {
+        EXPECT_TRUE(controller.Send(*wb::Encode(wb::WatchdogConfig{3, 5000, 6})).ok());
+        wb::Setpoint setpoint;
+        setpoint.address = 3;
+        setpoint.sequence = (++sequence % 15) + 1;
+        setpoint.max_current_a = 10;
+        EXPECT_TRUE(controller.Send(*wb::Encode(setpoint)).ok());
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));  // the host takes the frames
+      clock_.Advance(absl::Milliseconds(100));
+      sim_->Step();
+      while (true) {
+        can::BusEvent e = controller.Receive(absl::Milliseconds(5));
+        if (e.kind != can::BusEventKind::kFrame) break;
+        absl::StatusOr<wb::Message> m = wb::Decode(*e.frame);
+        if (!m.ok()) continue;
+        if (auto* r = std::get_if<wb::RfidFragment>(&*m)) {
+          if (auto tap = rfid.Add(*r)) taps.push_back(*tap);
+        }
+      }
+    }
+    return taps;
+  };
+  EXPECT_TRUE(run(absl::Seconds(4), false).empty());  // nobody drives it: no tap
+  EXPECT_TRUE(run(absl::Seconds(2), true).empty());   // driven, but not for 3 s yet
+  std::vector<wb::RfidTap> taps = run(absl::Seconds(2), true);
+  ASSERT_EQ(taps.size(), 1u);
+  EXPECT_EQ(taps[0].address, 3);
+  EXPECT_THAT(taps[0].uid, ElementsAre(0x04, 0xB2, 0xC3, 0xD4, 0xE5, 0xF6, 0x07));
+  EXPECT_EQ(Evse("wallbox-3", "wb3").vehicle().pending_id_tag(), "");
+  EXPECT_TRUE(run(absl::Seconds(4), true).empty());  // once only
   controller.Close();
 }
 

@@ -363,6 +363,9 @@ struct SimulatedVehicleConfig {
   int phases = 0;
   // Energy the battery takes until it is full and stops asking (C -> B).
   double energy_to_full_wh = defaults::kSimVehicleEnergyToFullWh;
+  // A card (upper-case hex UID) the driver taps at the wallbox's reader once
+  // a controller drives the wallbox, so a session starts; unset = no tap.
+  std::optional<std::string> id_tag;
   SourceLines source;
 };
 

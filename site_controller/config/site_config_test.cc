@@ -149,6 +149,7 @@ TEST(DemoSite, IsValidAndHasTheDocumentedFacts) {
   ASSERT_THAT(c.simulation.vehicles, SizeIs(2));
   EXPECT_EQ(c.simulation.vehicles[0].evse, "wb1");
   EXPECT_EQ(c.simulation.vehicles[0].phases, 3);
+  EXPECT_EQ(c.simulation.vehicles[0].id_tag, "04B2C3D4E5F607");
   EXPECT_EQ(c.simulation.vehicles[1].evse, "wb3");
   EXPECT_EQ(c.simulation.vehicles[1].phases, 1);
   EXPECT_EQ(c.services.session_database, "/var/lib/evgate/demo-sessions.db");
@@ -1100,7 +1101,7 @@ simulation:
 simulation:
   devices: [wallbox-1]
   vehicles:
-    - {evse: wb1, max_current_a: 0, phases: 2, energy_to_full_wh: -1}
+    - {evse: wb1, max_current_a: 0, phases: 2, energy_to_full_wh: -1, id_tag: "04:A1"}
 )"));
   EXPECT_THAT(
       Lines(values),
@@ -1108,7 +1109,9 @@ simulation:
           "site.yaml:28: simulation.vehicles[0].max_current_a: must be above 0 and at most 80 A, "
           "got 0",
           "site.yaml:28: simulation.vehicles[0].phases: must be 1 or 3, got 2",
-          "site.yaml:28: simulation.vehicles[0].energy_to_full_wh: must be above 0 Wh, got -1"));
+          "site.yaml:28: simulation.vehicles[0].energy_to_full_wh: must be above 0 Wh, got -1",
+          "site.yaml:28: simulation.vehicles[0].id_tag: '04:A1' is not a valid card UID; use "
+          "8–20 hex digits (an even number, no separators), e.g. \"04A1B2C3D4E5F6\""));
 
   const SiteConfigLoadResult not_simulated = Load(absl::StrCat(kDevices, R"(stations:
   - {id: s1, device: wallbox-1, circuit: grid, evses: [{id: wb1}]}
@@ -1126,7 +1129,7 @@ TEST(Rule20, SimulatedVehicleDefaultsComeFromTheEvse) {
   - {id: s1, device: wallbox-1, circuit: grid, evses: [{id: wb1, phases: [L2, L3, L1], max_current_a: 20}]}
 simulation:
   devices: [wallbox-1]
-  vehicles: [{evse: wb1}]
+  vehicles: [{evse: wb1, id_tag: 04b2c3d4}]
 )"));
   ASSERT_TRUE(result.ok()) << result.ErrorText();
   ASSERT_THAT(result.config.simulation.vehicles, SizeIs(1));
@@ -1135,6 +1138,7 @@ simulation:
   EXPECT_EQ(v.max_current_a, 20);
   EXPECT_EQ(v.phases, 3);
   EXPECT_EQ(v.energy_to_full_wh, defaults::kSimVehicleEnergyToFullWh);
+  EXPECT_EQ(v.id_tag, "04B2C3D4");
 }
 
 TEST(DeviceProfiles, TableHasTheManualsLimits) {

@@ -59,8 +59,9 @@ Commands:
 Simulated sites (the simulator service of a demo site):
   sim list                                   simulated devices: meters, what each wallbox offers
                                              and its vehicle draws, failsafe, faults
-  sim plug EVSE [--max-current-a A] [--phases 1|3] [--energy-kwh KWH]
-                                             plug a vehicle in (defaults: the EVSE's)
+  sim plug EVSE [--max-current-a A] [--phases 1|3] [--energy-kwh KWH] [--id-tag TAG]
+                                             plug a vehicle in (defaults: the EVSE's); with
+                                             --id-tag the driver then taps that card
   sim unplug EVSE
   sim tap EVSE ID_TAG                        present an RFID card at the EVSE's reader
   sim fault DEVICE|EVSE CODE                 raise a vendor fault, e.g. OCP on a Cabur wallbox
@@ -925,8 +926,9 @@ int Ctl::Sim() {
     return kExitOk;
   }
   if (verb == "plug") {
-    if (auto s = check({"max-current-a", "phases", "energy-kwh"}, 3,
-                       "plug EVSE [--max-current-a A] [--phases 1|3] [--energy-kwh KWH]");
+    if (auto s = check({"max-current-a", "phases", "energy-kwh", "id-tag"}, 3,
+                       "plug EVSE [--max-current-a A] [--phases 1|3] [--energy-kwh KWH] "
+                       "[--id-tag TAG]");
         !s.ok()) {
       return Usage(std::string(s.message()));
     }
@@ -948,6 +950,7 @@ int Ctl::Sim() {
     request.set_max_current_a(amps);
     request.set_phases(phases);
     request.set_energy_to_full_wh(kwh * 1000);
+    request.set_id_tag(args_.Get("id-tag"));
     v1::PlugInResponse response;
     auto context = Context();
     grpc::Status status = stub->PlugIn(context.get(), request, &response);

@@ -363,14 +363,15 @@ TEST_F(SimCliTest, ListShowsDevicesEvsesAndTheBuilding) {
 }
 
 TEST_F(SimCliTest, CommandsSendWhatTheOperatorTyped) {
-  EXPECT_EQ(
-      Run({"sim", "plug", "wb3", "--max-current-a", "16", "--phases", "1", "--energy-kwh", "40"}),
-      kExitOk)
+  EXPECT_EQ(Run({"sim", "plug", "wb3", "--max-current-a", "16", "--phases", "1", "--energy-kwh",
+                 "40", "--id-tag", "04B2C3D4"}),
+            kExitOk)
       << err_.str();
   EXPECT_EQ(simulator_.plug.evse_id(), "wb3");
   EXPECT_EQ(simulator_.plug.max_current_a(), 16);
   EXPECT_EQ(simulator_.plug.phases(), 1);
   EXPECT_EQ(simulator_.plug.energy_to_full_wh(), 40000);
+  EXPECT_EQ(simulator_.plug.id_tag(), "04B2C3D4");
   EXPECT_EQ(out_.str(), "wb3: vehicle plugged in (16.0 A, 1-phase, full after 40.0 kWh)\n");
 
   EXPECT_EQ(Run({"sim", "tap", "wb1", "04B2C3D4E5F607"}), kExitOk) << err_.str();

@@ -619,6 +619,9 @@ class Parser {
         vr.Number("max_current_a", &vehicle.max_current_a);
         vr.Integer("phases", &vehicle.phases);
         vr.Number("energy_to_full_wh", &vehicle.energy_to_full_wh);
+        if (vr.String("id_tag", &vehicle.id_tag)) {
+          vehicle.id_tag = absl::AsciiStrToUpper(*vehicle.id_tag);
+        }
         vr.Finish("in a simulated vehicle");
       }
     }

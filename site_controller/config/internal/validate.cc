@@ -1241,6 +1241,22 @@ class Validator {
         Error(s, "energy_to_full_wh",
               absl::StrCat("must be above 0 Wh, got ", Num(vehicle.energy_to_full_wh)));
       }
+      if (vehicle.id_tag) {
+        const std::string& uid = *vehicle.id_tag;
+        const DeviceConfig* wallbox = Device(device);
+        if (!IsHex(uid) || uid.size() % 2 != 0 || uid.size() < 8 || uid.size() > 20) {
+          Error(s, "id_tag",
+                absl::StrCat(Quoted(uid),
+                             " is not a valid card UID; use 8–20 hex digits "
+                             "(an even number, no separators), e.g. \"04A1B2C3D4E5F6\""));
+        } else if (wallbox != nullptr && wallbox->profile != nullptr &&
+                   wallbox->profile->bus != BusKind::kCan) {
+          Error(s, "id_tag",
+                absl::StrCat("device '", device, "' (", wallbox->profile->name,
+                             ") has no RFID reader evgate can read; only the CAN wallboxes "
+                             "report card taps"));
+        }
+      }
     }
   }
 
