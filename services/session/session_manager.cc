@@ -627,8 +627,28 @@ void SessionManager::Reconcile(Evse& evse, Pending& pending) {
 // Device events
 
 void SessionManager::ApplyMeasurements(Evse& evse, const v1::EvseMeasurements& m) {
+  // A driver's bad number (NaN, infinite, a negative energy or an SOC
+  // outside 0-100) is not a measurement: the last good value stays.
+  v1::EvseMeasurements clean = m;
+  auto finite = [](double v) { return std::isfinite(v); };
+  if (clean.has_power_w() && !finite(clean.power_w())) clean.clear_power_w();
+  if (clean.has_energy_import_wh() &&
+      !(finite(clean.energy_import_wh()) && clean.energy_import_wh() >= 0)) {
+    clean.clear_energy_import_wh();
+  }
+  if (clean.has_energy_export_wh() &&
+      !(finite(clean.energy_export_wh()) && clean.energy_export_wh() >= 0)) {
+    clean.clear_energy_export_wh();
+  }
+  if (clean.has_session_energy_wh() &&
+      !(finite(clean.session_energy_wh()) && clean.session_energy_wh() >= 0)) {
+    clean.clear_session_energy_wh();
+  }
+  if (clean.has_soc_pct() && !(clean.soc_pct() >= 0 && clean.soc_pct() <= 100)) {
+    clean.clear_soc_pct();
+  }
   evse.measurements.clear_temperatures();
-  evse.measurements.MergeFrom(m);
+  evse.measurements.MergeFrom(clean);
 }
 
 void SessionManager::ApplyEvseState(Evse& evse, const v1::EvseState& state) {

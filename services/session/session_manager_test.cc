@@ -1,6 +1,7 @@
 #include "services/session/session_manager.h"
 
 #include <cstdlib>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
@@ -411,6 +412,25 @@ TEST_F(SessionManagerTest, TheDevicesSessionCounterIsPreferredToACoarseRegister)
   manager_->OnDeviceEvent(Telemetry("wallbox-1", "wb1", meter(1100, 25)));
   EXPECT_EQ(OpenOn("wb1")->energy_charged_wh(), 125);
   EXPECT_EQ(OpenOn("wb1")->meter_start_wh(), 1000);
+}
+
+TEST_F(SessionManagerTest, ADriversBadNumbersAreNotMeasurements) {
+  AllIdle();
+  State("wallbox-1", "wb1", kPreparing, v1::IEC61851_STATE_B, 1000);
+  manager_->OnDeviceEvent(Tap("wallbox-1", "wb1", kVanCard));
+  const std::string id = OpenOn("wb1")->session_id();
+  manager_->OnDeviceEvent(Telemetry("wallbox-1", "wb1", Meter(1500, 7000)));
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  manager_->OnDeviceEvent(Telemetry("wallbox-1", "wb1", Meter(nan, nan)));
+  manager_->OnDeviceEvent(
+      Telemetry("wallbox-1", "wb1", Meter(-5, std::numeric_limits<double>::infinity())));
+  EXPECT_EQ(OpenOn("wb1")->energy_charged_wh(), 500);
+  EXPECT_EQ(OpenOn("wb1")->power_w(), 7000);
+  // A bad value does not cost the good one next to it.
+  manager_->OnDeviceEvent(Telemetry("wallbox-1", "wb1", Meter(1550, nan)));
+  EXPECT_EQ(OpenOn("wb1")->energy_charged_wh(), 550);
+  manager_->OnDeviceEvent(Telemetry("wallbox-1", "wb1", Meter(1600, 7000)));
+  EXPECT_EQ(Stored(id).energy_charged_wh(), 600);  // and it is still being stored
 }
 
 TEST_F(SessionManagerTest, BidirectionalDischargeCountsDischargedEnergySeparately) {
