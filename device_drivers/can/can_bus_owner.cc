@@ -305,6 +305,7 @@ v1::ConnectorStatus CanBusOwner::ConnectorStatusOf(const Wallbox& w,
   if (s.errors != 0 || s.state == wallbox::IecState::kE || s.state == wallbox::IecState::kF) {
     return v1::CONNECTOR_STATUS_FAULTED;
   }
+  if (w.inoperative) return v1::CONNECTOR_STATUS_UNAVAILABLE;
   if (s.state == wallbox::IecState::kA) return v1::CONNECTOR_STATUS_AVAILABLE;
   if (s.paused || IsPauseOrZero(in_force.value())) return v1::CONNECTOR_STATUS_SUSPENDED_EVSE;
   if (s.state == wallbox::IecState::kB) {
@@ -348,7 +349,8 @@ v1::DeviceState CanBusOwner::BuildDevice(const Wallbox& w, absl::Time now) const
   }
   *device.mutable_link() = BuildLink(w);
   *device.add_evses() = BuildEvseState(w, now);
-  device.set_availability(v1::AVAILABILITY_OPERATIVE);
+  device.set_availability(w.inoperative ? v1::AVAILABILITY_INOPERATIVE
+                                        : v1::AVAILABILITY_OPERATIVE);
   return device;
 }
 
@@ -644,6 +646,7 @@ void CanBusOwner::OnStatus(int index, const wallbox::Status& status, absl::Time 
   }
   if (status.state == wallbox::IecState::kA) {
     w.charged_this_plug = false;
+    if (w.inoperative_pending) ApplyInoperative(index, now, out);  // the session ended
   } else if ((status.state == wallbox::IecState::kC || status.state == wallbox::IecState::kD) &&
              status.relay_closed) {
     w.charged_this_plug = true;
@@ -695,6 +698,33 @@ void CanBusOwner::MaybeConfigureWatchdog(int index, absl::Time now, std::vector<
   w.watchdog_sent_at = now;
   ++w.counters.watchdog_configs_total;
   out->push_back({index, *frame, "WatchdogConfig"});
+}
+
+void CanBusOwner::ApplyInoperative(int index, absl::Time now, std::vector<Outgoing>* out) {
+  Wallbox& w = wallboxes_[index];
+  w.inoperative = true;
+  w.inoperative_pending = false;
+  SentSetpoint command;
+  command.frame.address = w.config.address;
+  command.frame.max_current_a = 0;
+  command.frame.pause = true;
+  command.frame.phase_enabled = {false, false, false};
+  for (size_t i = 0; i < w.config.phases.size() && i < 3; ++i)
+    command.frame.phase_enabled[i] = true;
+  w.sequence = (w.sequence + 1) % 16;
+  command.frame.sequence = w.sequence;
+  command.first_sent_at = now;
+  *command.in_force.mutable_value() = ValueFor(w, 0, /*pause=*/true);
+  command.in_force.set_source(v1::SETPOINT_SOURCE_CONTROLLER);
+  *command.in_force.mutable_applied_at() = ToProto(now);
+  command.in_force.set_batch_id("availability:inoperative");
+  absl::StatusOr<CanFrame> frame = wallbox::Encode(command.frame);
+  if (frame.ok()) out->push_back({index, *frame, "Setpoint (inoperative)"});
+  w.command = command;
+  w.next_refresh = now + RefreshPeriod(w);
+  kLog.Info("bus %s device %s: inoperative (operator); paused", options_.bus_id,
+            w.config.device_id);
+  EmitStateChangeIfChanged(w, now);
 }
 
 // ---------------------------------------------------------------------------
@@ -950,6 +980,12 @@ std::vector<v1::SetpointResult> CanBusOwner::ApplySetpoints(
         results.push_back(reject(v1::SETPOINT_REJECT_REASON_INVALID_VALUE, "no value set"));
         continue;
       }
+      if (w.inoperative) {
+        results.push_back(
+            reject(v1::SETPOINT_REJECT_REASON_EVSE_UNAVAILABLE,
+                   absl::StrCat("EVSE ", evse_id, " is set inoperative by an operator")));
+        continue;
+      }
       if (w.stale) {
         results.push_back(
             reject(v1::SETPOINT_REJECT_REASON_DEVICE_OFFLINE,
@@ -1089,12 +1125,40 @@ v1::CommandResponse CanBusOwner::Command(const v1::CommandRequest& request) {
             absl::StrCat("watchdog ", timeout_ms, " ms, failsafe ", FormatAmps(failsafe)));
         break;
       }
+      case v1::CommandRequest::kChangeAvailability: {
+        const v1::ChangeAvailabilityCommand& change = request.change_availability();
+        if (!change.evse_id().empty() && change.evse_id() != w.config.evse_id) {
+          response.set_status(v1::COMMAND_STATUS_REJECTED);
+          response.set_message(
+              absl::StrCat("EVSE ", change.evse_id(), " is not on device ", w.config.device_id));
+        } else if (change.availability() == v1::AVAILABILITY_INOPERATIVE) {
+          const bool plugged = w.status.has_value() && w.status->state != wallbox::IecState::kA;
+          if (w.inoperative) {
+            response.set_status(v1::COMMAND_STATUS_ACCEPTED);
+          } else if (plugged) {
+            w.inoperative_pending = true;
+            response.set_status(v1::COMMAND_STATUS_SCHEDULED);
+            response.set_message("inoperative once the vehicle is unplugged");
+          } else {
+            ApplyInoperative(index, now, &out);
+            response.set_status(v1::COMMAND_STATUS_ACCEPTED);
+          }
+        } else if (change.availability() == v1::AVAILABILITY_OPERATIVE) {
+          w.inoperative = false;
+          w.inoperative_pending = false;
+          EmitStateChangeIfChanged(w, now);
+          response.set_status(v1::COMMAND_STATUS_ACCEPTED);
+          response.set_message("operative; paused until the next setpoint");
+        } else {
+          response.set_status(v1::COMMAND_STATUS_REJECTED);
+          response.set_message("availability must be OPERATIVE or INOPERATIVE");
+        }
+        break;
+      }
       case v1::CommandRequest::kReset:
       case v1::CommandRequest::kUnlockConnector:
-      case v1::CommandRequest::kChangeAvailability:
         response.set_status(v1::COMMAND_STATUS_NOT_SUPPORTED);
-        response.set_message(
-            "the evgate wallbox CAN protocol has no reset, unlock or availability message");
+        response.set_message("the evgate wallbox CAN protocol has no reset or unlock message");
         break;
       default:
         response.set_status(v1::COMMAND_STATUS_REJECTED);

@@ -44,6 +44,15 @@
 // (Status `applied sequence`) within `not_applied_after` counts as an error
 // in the link health.
 //
+// Operators can take a wallbox out of service (Command ChangeAvailability
+// INOPERATIVE): at once when no vehicle is plugged in, otherwise
+// (SCHEDULED) when it is unplugged. The owner then holds it paused
+// (refreshed, no expiry), rejects setpoints for it (EVSE_UNAVAILABLE) and
+// reports it UNAVAILABLE; OPERATIVE lifts that, and the next setpoint
+// releases the pause. Availability is not kept across restarts.
+// SetFailsafe programs another watchdog timeout / failsafe current; the
+// protocol has no reset or unlock message (NOT_SUPPORTED).
+//
 // Bad input never crashes and never reaches a setpoint: a frame that fails
 // decoding is counted for the wallbox its id names (errors_total, and by
 // kind in Counters()) and logged with the device and the reason; frames of
@@ -226,6 +235,10 @@ class CanBusOwner final : public devices::DeviceBackend {
     std::optional<absl::Time> last_seen;
     bool stale = true;
     bool charged_this_plug = false;  // state C/D seen since the last state A
+    // Set inoperative by an operator (ChangeAvailability); pending while a
+    // vehicle is still plugged in.
+    bool inoperative = false;
+    bool inoperative_pending = false;
     std::optional<absl::Time> failsafe_since;
     int sequence = 0;  // of the last Setpoint sent
     std::optional<SentSetpoint> command;
@@ -262,6 +275,9 @@ class CanBusOwner final : public devices::DeviceBackend {
   void OnIdentity(int index, const wallbox::Identity& identity, absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MaybeConfigureWatchdog(int index, absl::Time now, std::vector<Outgoing>* out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Takes the wallbox out of service: a pause, refreshed without expiry.
+  void ApplyInoperative(int index, absl::Time now, std::vector<Outgoing>* out)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RunDueLocked(absl::Time now, std::vector<Outgoing>* out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Time NextDueLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -10,6 +10,9 @@
 //   op % 4 == 1  time passes: 1 byte x 20 ms
 //   op % 4 == 2  ApplySetpoints: 1 byte EVSE (a, b or unknown), 1 byte
 //                current in 0.25 A (pause when 255), 1 byte TTL in 100 ms
+//                (op bit 4 set: a Command instead: 1 byte device, 1 byte
+//                kind, 2 bytes arguments: availability, SetFailsafe current
+//                in 0.25 A and timeout in 100 ms, or a status report)
 //   op % 4 == 3  a well-formed Status of wallbox a or b from 8 bytes
 #include <cstdint>
 #include <cstdlib>
@@ -132,6 +135,29 @@ int RunOne(const uint8_t* data, size_t size) {
         clock.Advance(absl::Milliseconds(20) * in.Byte());
         break;
       case 2: {
+        if (op & 16) {
+          v1::CommandRequest request;
+          request.set_device_id(in.Byte() % 2 ? "a" : "b");
+          const uint8_t kind = in.Byte();
+          const uint8_t arg1 = in.Byte();
+          const uint8_t arg2 = in.Byte();
+          if (kind % 3 == 0) {
+            request.mutable_change_availability()->set_availability(
+                static_cast<v1::Availability>(arg1 % 3));
+          } else if (kind % 3 == 1) {
+            v1::SetFailsafeCommand* set = request.mutable_set_failsafe();
+            v1::PhaseValues* c = set->mutable_value()->mutable_current_limit_a();
+            c->set_l1(arg1 * 0.25);
+            c->set_l2(arg1 * 0.25);
+            c->set_l3(arg1 * 0.25);
+            set->mutable_watchdog_timeout()->set_seconds(arg2 / 10);
+            set->mutable_watchdog_timeout()->set_nanos((arg2 % 10) * 100'000'000);
+          } else {
+            request.mutable_trigger_status_report();
+          }
+          owner.Command(request);
+          break;
+        }
         const uint8_t which = in.Byte();
         const uint8_t amps = in.Byte();
         const absl::Duration ttl = absl::Milliseconds(100) * in.Byte();

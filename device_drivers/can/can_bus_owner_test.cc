@@ -754,6 +754,10 @@ TEST_F(CanBusOwnerTest, Commands) {
   reset.set_device_id("wallbox-a");
   reset.mutable_reset()->set_type(v1::RESET_TYPE_SOFT);
   EXPECT_EQ(owner_->Command(reset).status(), v1::COMMAND_STATUS_NOT_SUPPORTED);
+  v1::CommandRequest unlock;
+  unlock.set_device_id("wallbox-a");
+  unlock.mutable_unlock_connector()->set_evse_id("wb-a");
+  EXPECT_EQ(owner_->Command(unlock).status(), v1::COMMAND_STATUS_NOT_SUPPORTED);
 
   v1::CommandRequest trigger;
   trigger.set_device_id("wallbox-a");
@@ -766,6 +770,60 @@ TEST_F(CanBusOwnerTest, Commands) {
   unknown.set_device_id("nope");
   unknown.mutable_trigger_status_report();
   EXPECT_EQ(owner_->Command(unknown).status(), v1::COMMAND_STATUS_REJECTED);
+}
+
+TEST_F(CanBusOwnerTest, OperatorTakesAnIdleWallboxOutOfService) {
+  BringUp();
+  wallbox::Status idle = Charging(1, {0, 0, 0});
+  idle.state = wallbox::IecState::kA;
+  idle.relay_closed = false;
+  SendFromWallbox(idle);
+  Sent();
+  v1::CommandRequest request;
+  request.set_device_id("wallbox-a");
+  request.mutable_change_availability()->set_availability(v1::AVAILABILITY_INOPERATIVE);
+  EXPECT_EQ(owner_->Command(request).status(), v1::COMMAND_STATUS_ACCEPTED);
+  std::vector<wallbox::Setpoint> sent = SentOf<wallbox::Setpoint>(Sent());
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_TRUE(sent[0].pause);
+  EXPECT_EQ(Device("wallbox-a").availability(), v1::AVAILABILITY_INOPERATIVE);
+  EXPECT_EQ(Evse("wallbox-a").connector_status(), v1::CONNECTOR_STATUS_UNAVAILABLE);
+  v1::SetpointResult r = Apply(AllPhases("wb-a", 16));
+  EXPECT_EQ(r.status(), v1::SETPOINT_STATUS_REJECTED);
+  EXPECT_EQ(r.reason(), v1::SETPOINT_REJECT_REASON_EVSE_UNAVAILABLE);
+  // Held paused: refreshed, no expiry.
+  Advance(absl::Seconds(30), {idle, Charging(3, {0, 0, 0})});
+  sent = SentOf<wallbox::Setpoint>(Sent());
+  ASSERT_GE(sent.size(), 25u);
+  for (const wallbox::Setpoint& sp : sent) EXPECT_TRUE(sp.pause);
+
+  request.mutable_change_availability()->set_availability(v1::AVAILABILITY_OPERATIVE);
+  EXPECT_EQ(owner_->Command(request).status(), v1::COMMAND_STATUS_ACCEPTED);
+  EXPECT_EQ(Device("wallbox-a").availability(), v1::AVAILABILITY_OPERATIVE);
+  EXPECT_EQ(Evse("wallbox-a").connector_status(), v1::CONNECTOR_STATUS_AVAILABLE);
+  EXPECT_EQ(Apply(AllPhases("wb-a", 16)).status(), v1::SETPOINT_STATUS_ACCEPTED);
+}
+
+TEST_F(CanBusOwnerTest, InoperativeWaitsForTheVehicleToLeave) {
+  BringUp();
+  ASSERT_EQ(Apply(AllPhases("wb-a", 16)).status(), v1::SETPOINT_STATUS_ACCEPTED);
+  Sent();
+  v1::CommandRequest request;
+  request.set_device_id("wallbox-a");
+  request.mutable_change_availability()->set_evse_id("wb-a");
+  request.mutable_change_availability()->set_availability(v1::AVAILABILITY_INOPERATIVE);
+  EXPECT_EQ(owner_->Command(request).status(), v1::COMMAND_STATUS_SCHEDULED);
+  EXPECT_EQ(Evse("wallbox-a").connector_status(), v1::CONNECTOR_STATUS_CHARGING);
+  EXPECT_EQ(Apply(AllPhases("wb-a", 20)).status(), v1::SETPOINT_STATUS_ACCEPTED);
+  Sent();
+  wallbox::Status unplugged = Charging(1, {0, 0, 0}, 2);
+  unplugged.state = wallbox::IecState::kA;
+  unplugged.relay_closed = false;
+  SendFromWallbox(unplugged);
+  std::vector<wallbox::Setpoint> sent = SentOf<wallbox::Setpoint>(Sent());
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_TRUE(sent[0].pause);
+  EXPECT_EQ(Evse("wallbox-a").connector_status(), v1::CONNECTOR_STATUS_UNAVAILABLE);
 }
 
 TEST_F(CanBusOwnerTest, BusDownRejectsSetpointsAndTellsWhy) {
