@@ -266,8 +266,11 @@ void ModbusServer::HandleRtu(RtuEndpoint& endpoint) {
       if (unit == nullptr) continue;
       std::optional<std::vector<uint8_t>> pdu = HandleRequestPdu(*unit, frame.pdu);
       if (!pdu) continue;
-      std::vector<uint8_t> adu{frame.unit};
-      adu.insert(adu.end(), pdu->begin(), pdu->end());
+      // unit + PDU (+ CRC below). Sized up front: gcc 12 -O2 warns wrongly
+      // about inserting into a one-element vector.
+      std::vector<uint8_t> adu(pdu->size() + 1);
+      adu[0] = frame.unit;
+      std::copy(pdu->begin(), pdu->end(), adu.begin() + 1);
       AppendCrc(&adu);
       if (endpoint.line.emulate_line_timing) {
         const int request_bytes = static_cast<int>(frame.pdu.size()) + 3;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 
 namespace evgate::sim {
 namespace {
@@ -18,12 +19,12 @@ constexpr double kBatteryChargedV = 26.4;
 constexpr double kBatteryDischargingV = 25.2;
 
 uint16_t Clamp16(double value) {
-  return static_cast<uint16_t>(std::clamp<long>(std::lround(value), 0, 65535));
+  return static_cast<uint16_t>(std::clamp<int64_t>(std::lround(value), 0, 65535));
 }
 
 uint16_t Int16(double value) {
   return static_cast<uint16_t>(
-      static_cast<int16_t>(std::clamp<long>(std::lround(value), -32768, 32767)));
+      static_cast<int16_t>(std::clamp<int64_t>(std::lround(value), -32768, 32767)));
 }
 
 }  // namespace
@@ -232,9 +233,8 @@ ModbusException OffGridBoxSimulator::Write(uint16_t address, absl::Span<const ui
       } else if (v != 0) {
         return ModbusException::kIllegalDataValue;
       }
-    } else if (reg == kPnPullInEnable && v > 1) {
-      return ModbusException::kIllegalDataValue;
-    } else if (reg == kStandbyCountdown && v > kMaxStandbyCountdownS) {
+    } else if ((reg == kPnPullInEnable && v > 1) ||
+               (reg == kStandbyCountdown && v > kMaxStandbyCountdownS)) {
       return ModbusException::kIllegalDataValue;
     }
   }

@@ -18,6 +18,8 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cinttypes>
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -42,7 +44,7 @@ struct Options {
 
 bool ParseUint(const char* text, uint64_t* out) {
   char* end = nullptr;
-  const unsigned long long value = std::strtoull(text, &end, 10);
+  const uint64_t value = std::strtoull(text, &end, 10);
   if (*text == '\0' || *end != '\0') return false;
   *out = value;
   return true;
@@ -86,7 +88,8 @@ std::vector<std::string> FilesOf(const std::string& path) {
   if (S_ISREG(st.st_mode)) return {path};
   std::vector<std::string> files;
   if (DIR* dir = opendir(path.c_str())) {
-    while (const dirent* entry = readdir(dir)) {
+    // Single-threaded: readdir's static buffer is fine here.
+    while (const dirent* entry = readdir(dir)) {  // NOLINT(concurrency-mt-unsafe)
       const std::string file = path + "/" + entry->d_name;
       struct stat fst {};
       if (entry->d_name[0] != '.' && stat(file.c_str(), &fst) == 0 && S_ISREG(fst.st_mode)) {
@@ -107,7 +110,7 @@ void Run(const std::vector<uint8_t>& input, const std::string& what) {
   if (result != 0) {
     std::fprintf(stderr, "corpus_driver: %s: LLVMFuzzerTestOneInput returned %d (must be 0)\n",
                  what.c_str(), result);
-    std::exit(1);
+    std::exit(1);  // NOLINT(concurrency-mt-unsafe): single-threaded driver
   }
 }
 
@@ -123,11 +126,13 @@ uint64_t RunMutations(const std::vector<uint8_t>& seed, const std::string& name,
   // Every truncation of short seeds, a sample of long ones.
   const size_t step = std::max<size_t>(1, seed.size() / 64);
   for (size_t n = 0; n < seed.size(); n += step) {
-    run(std::vector<uint8_t>(seed.begin(), seed.begin() + n), "truncated");
+    run(std::vector<uint8_t>(seed.begin(), seed.begin() + static_cast<std::ptrdiff_t>(n)),
+        "truncated");
   }
   for (int i = 0; i < 32 && !seed.empty(); ++i) {
     std::vector<uint8_t> m = seed;
     const size_t at = rng() % m.size();
+    const auto where = m.begin() + static_cast<std::ptrdiff_t>(at);
     switch (rng() % 5) {
       case 0:
         m[at] ^= static_cast<uint8_t>(1u << (rng() % 8));
@@ -139,10 +144,10 @@ uint64_t RunMutations(const std::vector<uint8_t>& seed, const std::string& name,
         m[at] = (rng() % 2) ? 0x00 : 0xFF;
         break;
       case 3:
-        m.insert(m.begin() + at, static_cast<uint8_t>(rng()));
+        m.insert(where, static_cast<uint8_t>(rng()));
         break;
       default:
-        m.erase(m.begin() + at);
+        m.erase(where);
         break;
     }
     run(m, "mutated");
@@ -161,7 +166,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (LLVMFuzzerInitialize != nullptr) LLVMFuzzerInitialize(&argc, &argv);
-  std::printf("corpus_driver: seed %llu\n", static_cast<unsigned long long>(options.seed));
+  std::printf("corpus_driver: seed %" PRIu64 "\n", options.seed);
   std::mt19937_64 rng(options.seed);
   uint64_t files = 0, runs = 0;
   for (const std::string& path : options.paths) {
@@ -188,7 +193,7 @@ int main(int argc, char** argv) {
     Run(data, "random input " + std::to_string(i));
     ++runs;
   }
-  std::printf("corpus_driver: %llu corpus files, %llu inputs, all returned 0\n",
-              static_cast<unsigned long long>(files), static_cast<unsigned long long>(runs));
+  std::printf("corpus_driver: %" PRIu64 " corpus files, %" PRIu64 " inputs, all returned 0\n",
+              files, runs);
   return 0;
 }
