@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "device_drivers/driver/site_drivers.h"
 #include "device_drivers/sim/site_simulator.h"
 #include "runtime/clock.h"
 #include "services/load_balancer/load_balancer_service.h"
@@ -19,8 +20,13 @@ const std::vector<ServiceEntry>& ServiceCatalog() {
          return std::unique_ptr<Service>(*std::move(simulator));
        },
        ""},
-      {"device_drivers", "Modbus and CAN bus owners serving DeviceDriver", nullptr,
-       "the Modbus and CAN bus owners are not part of this build yet (issue #4)"},
+      {"device_drivers", "Modbus and CAN bus owners serving DeviceDriver",
+       [](const site::SiteConfig& config) -> absl::StatusOr<std::unique_ptr<Service>> {
+         auto service = devices::MakeSiteDeviceDrivers(config, SystemClock::Get());
+         if (!service.ok()) return service.status();
+         return std::unique_ptr<Service>(*std::move(service));
+       },
+       ""},
       {"ocpp_bridge", "local OCPP Central System for DC chargers + upstream CSMS client", nullptr,
        "the OCPP bridge is not part of this build yet"},
       {"load_balancer", "allocation engine and control loop (LoadBalancer API)",
