@@ -4,6 +4,7 @@
 #ifndef EVGATE_DEVICE_DRIVERS_DRIVER_FAKE_BACKEND_H_
 #define EVGATE_DEVICE_DRIVERS_DRIVER_FAKE_BACKEND_H_
 
+#include <functional>
 #include <map>
 #include <string>
 #include <utility>
@@ -49,6 +50,11 @@ class FakeBackend final : public DeviceBackend {
     absl::MutexLock lock(&mu_);
     return started_;
   }
+  // Called (on the caller's thread) at the start of every ApplySetpoints.
+  void OnApply(std::function<void(const std::vector<v1::Setpoint>&)> hook) {
+    absl::MutexLock lock(&mu_);
+    on_apply_ = std::move(hook);
+  }
   void FailStartWith(absl::Status status) {
     absl::MutexLock lock(&mu_);
     start_status_ = std::move(status);
@@ -78,6 +84,7 @@ class FakeBackend final : public DeviceBackend {
                                                  absl::Duration ttl,
                                                  const std::string& batch_id) override {
     absl::MutexLock lock(&mu_);
+    if (on_apply_) on_apply_(setpoints);
     batches_.push_back({setpoints, ttl, batch_id});
     std::vector<v1::SetpointResult> results;
     for (const v1::Setpoint& setpoint : setpoints) {
@@ -117,6 +124,7 @@ class FakeBackend final : public DeviceBackend {
   std::map<std::string, v1::DeviceState> devices_ ABSL_GUARDED_BY(mu_);
   std::vector<Batch> batches_ ABSL_GUARDED_BY(mu_);
   DeviceEventSink* sink_ ABSL_GUARDED_BY(mu_) = nullptr;
+  std::function<void(const std::vector<v1::Setpoint>&)> on_apply_ ABSL_GUARDED_BY(mu_);
   absl::Status start_status_ ABSL_GUARDED_BY(mu_);
   bool started_ ABSL_GUARDED_BY(mu_) = false;
 };

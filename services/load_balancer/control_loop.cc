@@ -98,21 +98,24 @@ ControlLoopOptions ControlLoopOptionsFromConfig(const site::ControllerConfig& co
 
 absl::StatusOr<std::unique_ptr<ControlLoop>> ControlLoop::Create(
     const site::SiteConfig& config, std::vector<std::unique_ptr<DeviceLink>> links,
-    const Clock& clock, ControlLoopOptions options) {
+    std::unique_ptr<SessionLink> sessions, const Clock& clock, ControlLoopOptions options) {
   if (options.setpoint_ttl <= options.tick) {
     return absl::InvalidArgumentError("the setpoint TTL must be longer than the tick");
   }
   absl::StatusOr<control::ControlPolicy> policy = control::ControlPolicy::FromConfig(config);
   if (!policy.ok()) return policy.status();
-  return std::unique_ptr<ControlLoop>(
-      new ControlLoop(config, std::move(links), clock, std::move(options), *std::move(policy)));
+  return std::unique_ptr<ControlLoop>(new ControlLoop(config, std::move(links), std::move(sessions),
+                                                      clock, std::move(options),
+                                                      *std::move(policy)));
 }
 
 ControlLoop::ControlLoop(const site::SiteConfig& config,
-                         std::vector<std::unique_ptr<DeviceLink>> links, const Clock& clock,
+                         std::vector<std::unique_ptr<DeviceLink>> links,
+                         std::unique_ptr<SessionLink> sessions, const Clock& clock,
                          ControlLoopOptions options, control::ControlPolicy policy)
     : config_(config),
       links_(std::move(links)),
+      sessions_(std::move(sessions)),
       clock_(clock),
       options_(std::move(options)),
       policy_(std::move(policy)),
@@ -154,6 +157,19 @@ void ControlLoop::Start() {
           Post(std::move(input));
         });
   }
+  if (sessions_ != nullptr) {
+    sessions_->Start(
+        [this](const v1::WatchSessionsResponse& event) {
+          Input input;
+          input.kind = Input::Kind::kSession;
+          input.session = event;
+          Post(std::move(input));
+        },
+        [](const absl::Status&) {
+          // The last known authorizations stay in force; the new stream's
+          // snapshot replaces them (StreamFollower logs the loss).
+        });
+  }
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -165,6 +181,7 @@ void ControlLoop::Stop() {
   }
   if (thread_.joinable()) thread_.join();
   for (const auto& link : links_) link->Stop();
+  if (sessions_ != nullptr) sessions_->Stop();
 }
 
 void ControlLoop::Post(Input input) {
@@ -225,6 +242,9 @@ std::optional<v1::AllocationTrigger> ControlLoop::Handle(const Input& input) {
     case Input::Kind::kLinkDown:
       HandleLinkDown(input.link, now);
       return v1::ALLOCATION_TRIGGER_DEVICE_EVENT;
+    case Input::Kind::kSession:
+      HandleSession(input.session, now);
+      return v1::ALLOCATION_TRIGGER_SESSION_EVENT;
     case Input::Kind::kEvent:
       break;
   }
@@ -290,21 +310,61 @@ void ControlLoop::HandleEvse(size_t link, const std::string& device, const v1::E
     return;
   }
   route->second.link = link;
-  const bool active = VehicleConnected(evse);
-  active_[evse.evse_id()] = active;
+  evse_live_[evse.evse_id()].connected = VehicleConnected(evse);
   LoopSnapshot::Evse& shown = working_.evses[evse.evse_id()];
   shown.seen = true;
   shown.connector_status = evse.connector_status();
-  shown.active = active;
   if (evse.has_measurements()) {
     HandleEvseMeasurements(evse.evse_id(), evse.measurements(), now);
-    return;
+  } else {
+    PushEvse(evse.evse_id(), now);
   }
+}
+
+void ControlLoop::PushEvse(const std::string& evse_id, absl::Time now,
+                           std::optional<double> soc_pct, std::optional<double> session_energy_wh) {
+  const EvseLive& live = evse_live_[evse_id];
   control::EvseUpdate update;
-  update.evse = evse.evse_id();
+  update.evse = evse_id;
   update.at = now;
-  update.active = active;
+  update.active = live.connected && (sessions_ == nullptr || authorized_.count(evse_id) > 0);
+  update.measured_a = live.measured_a;
+  update.measured_w = live.measured_w;
+  update.soc_pct = soc_pct;
+  update.session_energy_wh = session_energy_wh;
+  working_.evses[evse_id].active = update.active;
   Apply(policy_.OnEvseUpdate(update));
+}
+
+void ControlLoop::HandleSession(const v1::WatchSessionsResponse& event, absl::Time now) {
+  const v1::Session& session = event.session();
+  const bool authorized = session.energy_authorized() && !session.has_end_time() &&
+                          event.event() != v1::SESSION_EVENT_TYPE_ENDED;
+  std::set<std::string> before = authorized_;
+  switch (event.event()) {
+    case v1::SESSION_EVENT_TYPE_SNAPSHOT:
+      if (!resyncing_) resyncing_.emplace();
+      if (authorized) resyncing_->insert(session.evse_id());
+      return;  // applied as a whole at SNAPSHOT_COMPLETE
+    case v1::SESSION_EVENT_TYPE_SNAPSHOT_COMPLETE:
+      authorized_ = resyncing_.value_or(std::set<std::string>());
+      resyncing_.reset();
+      break;
+    case v1::SESSION_EVENT_TYPE_STARTED:
+    case v1::SESSION_EVENT_TYPE_UPDATED:
+    case v1::SESSION_EVENT_TYPE_ENDED:
+      if (authorized) {
+        authorized_.insert(session.evse_id());
+      } else {
+        authorized_.erase(session.evse_id());
+      }
+      break;
+    default:
+      return;
+  }
+  for (const auto& [evse_id, route] : evse_routes_) {
+    if (before.count(evse_id) != authorized_.count(evse_id)) PushEvse(evse_id, now);
+  }
 }
 
 void ControlLoop::HandleEvseMeasurements(const std::string& evse_id, const v1::EvseMeasurements& m,
@@ -312,14 +372,13 @@ void ControlLoop::HandleEvseMeasurements(const std::string& evse_id, const v1::E
   auto route = evse_routes_.find(evse_id);
   if (route == evse_routes_.end()) return;
   const site::EvseConfig& evse = *route->second.config;
-  control::EvseUpdate update;
-  update.evse = evse_id;
-  update.at = now;
-  update.active = active_[evse_id];
+  EvseLive& live = evse_live_[evse_id];
   LoopSnapshot::Evse& shown = working_.evses[evse_id];
   shown.measured_a = m.current_a();
   shown.measured_power_w.reset();
   if (m.has_power_w()) shown.measured_power_w = m.power_w();
+  live.measured_a.reset();
+  live.measured_w.reset();
   if (evse.ac) {
     std::vector<double> measured;
     for (site::Phase phase : evse.phases) {
@@ -327,13 +386,12 @@ void ControlLoop::HandleEvseMeasurements(const std::string& evse_id, const v1::E
       if (!value) break;
       measured.push_back(*value);
     }
-    if (measured.size() == evse.phases.size()) update.measured_a = std::move(measured);
+    if (measured.size() == evse.phases.size()) live.measured_a = std::move(measured);
   } else if (m.has_power_w()) {
-    update.measured_w = m.power_w();
+    live.measured_w = m.power_w();
   }
-  if (m.has_soc_pct()) update.soc_pct = m.soc_pct();
-  if (m.has_session_energy_wh()) update.session_energy_wh = m.session_energy_wh();
-  Apply(policy_.OnEvseUpdate(update));
+  PushEvse(evse_id, now, m.has_soc_pct() ? std::optional<double>(m.soc_pct()) : std::nullopt,
+           m.has_session_energy_wh() ? std::optional<double>(m.session_energy_wh()) : std::nullopt);
 }
 
 void ControlLoop::HandleMeter(const std::string& device, const v1::MeterReading& reading,
@@ -355,13 +413,12 @@ void ControlLoop::ForgetMeasurements(const std::string& device, absl::Time now) 
   auto route = devices_.find(device);
   if (route == devices_.end()) return;
   for (const std::string& evse_id : route->second.evses) {
-    control::EvseUpdate update;  // measurements unknown: counted at the setpoint
-    update.evse = evse_id;
-    update.at = now;
-    update.active = active_[evse_id];
+    // Measurements unknown: the engine counts the EVSE at its setpoint.
+    evse_live_[evse_id].measured_a.reset();
+    evse_live_[evse_id].measured_w.reset();
     working_.evses[evse_id].measured_a.Clear();
     working_.evses[evse_id].measured_power_w.reset();
-    Apply(policy_.OnEvseUpdate(update));
+    PushEvse(evse_id, now);
   }
 }
 
@@ -426,13 +483,17 @@ bool ControlLoop::Dispatch(absl::Time now) {
     for (int i = 0; i < response->results_size() && i < request.setpoints_size(); ++i) {
       const v1::SetpointResult& result = response->results(i);
       if (result.status() == v1::SETPOINT_STATUS_REJECTED) {
-        auto sent = dispatched_.find(result.evse_id());
-        if (sent == dispatched_.end() ||
-            !MessageDifferencer::Equals(sent->second, request.setpoints(i).value())) {
-          kLog.Warning("setpoint for %s rejected: %s", result.evse_id(), result.message());
+        // Said once per reason, not at every refresh.
+        std::string& why = rejected_[result.evse_id()];
+        if (why != result.message()) {
+          why = result.message();
+          kLog.Warning("setpoint for %s rejected: %s", result.evse_id(), why);
         }
         dispatched_.erase(result.evse_id());
         continue;
+      }
+      if (rejected_.erase(result.evse_id()) > 0) {
+        kLog.Info("setpoint for %s accepted again", result.evse_id());
       }
       dispatched_[result.evse_id()] = request.setpoints(i).value();
     }

@@ -11,6 +11,12 @@
 //   - a stale device link or a lost driver stream → that device's EVSE
 //     measurements become unknown (the engine then counts the EVSE at its
 //     setpoint) and its meters age out into failsafe.
+// Energy is gated by authorization when a session service is connected: an
+// EVSE counts as active only while its vehicle is connected AND it has an
+// open session with `energy_authorized` (SessionService.WatchSessions). While
+// that stream is down, the last known set stays in force (running sessions
+// keep charging, no new one starts until it is back). Without a session
+// service every connected vehicle may charge.
 // It recomputes on every such input and on a periodic tick (controller.tick_ms,
 // which also refreshes every setpoint before its TTL runs out, so that a dead
 // load balancer leaves the wallboxes at their failsafe), drains whatever
@@ -33,6 +39,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -45,6 +52,7 @@
 #include "evgate/v1/load_balancer.pb.h"
 #include "runtime/clock.h"
 #include "services/load_balancer/device_link.h"
+#include "services/load_balancer/session_link.h"
 #include "site_controller/config/site_config.h"
 #include "site_controller/control/control_policy.h"
 
@@ -95,9 +103,10 @@ struct LoopSnapshot {
 
 class ControlLoop {
  public:
+  // `sessions`: nullptr = no authorization gating.
   static absl::StatusOr<std::unique_ptr<ControlLoop>> Create(
       const site::SiteConfig& config, std::vector<std::unique_ptr<DeviceLink>> links,
-      const Clock& clock, ControlLoopOptions options);
+      std::unique_ptr<SessionLink> sessions, const Clock& clock, ControlLoopOptions options);
   ~ControlLoop();
 
   // Starts the links and the loop thread.
@@ -125,9 +134,10 @@ class ControlLoop {
  private:
   // One input for the loop thread.
   struct Input {
-    enum class Kind { kEvent, kLinkDown, kCall } kind = Kind::kEvent;
+    enum class Kind { kEvent, kLinkDown, kSession, kCall } kind = Kind::kEvent;
     size_t link = 0;
     v1::WatchDevicesResponse event;
+    v1::WatchSessionsResponse session;
     std::function<void()> call;  // kCall: runs on the loop thread
     v1::AllocationTrigger call_trigger = v1::ALLOCATION_TRIGGER_UNSPECIFIED;
     absl::Time received_at;
@@ -143,8 +153,16 @@ class ControlLoop {
     std::string device;
   };
 
+  // What the loop knows of an EVSE from its driver.
+  struct EvseLive {
+    bool connected = false;  // a vehicle is plugged in
+    std::optional<std::vector<double>> measured_a;
+    std::optional<double> measured_w;
+  };
+
   ControlLoop(const site::SiteConfig& config, std::vector<std::unique_ptr<DeviceLink>> links,
-              const Clock& clock, ControlLoopOptions options, control::ControlPolicy policy);
+              std::unique_ptr<SessionLink> sessions, const Clock& clock, ControlLoopOptions options,
+              control::ControlPolicy policy);
 
   void Post(Input input);
   void Run();
@@ -159,6 +177,10 @@ class ControlLoop {
   void HandleMeter(const std::string& device, const v1::MeterReading& reading, absl::Time now);
   void HandleLinkDown(size_t link, absl::Time now);
   void ForgetMeasurements(const std::string& device, absl::Time now);
+  void HandleSession(const v1::WatchSessionsResponse& event, absl::Time now);
+  // Gives the policy the EVSE's state from evse_live_ and the gate.
+  void PushEvse(const std::string& evse_id, absl::Time now, std::optional<double> soc_pct = {},
+                std::optional<double> session_energy_wh = {});
   void Apply(absl::StatusOr<control::Decision> decision);
   // Sends each driver its batch when something changed or a refresh is due.
   // Returns true if a batch was taken by a driver.
@@ -169,6 +191,7 @@ class ControlLoop {
 
   const site::SiteConfig config_;  // a copy: routes point into it
   const std::vector<std::unique_ptr<DeviceLink>> links_;
+  const std::unique_ptr<SessionLink> sessions_;
   const Clock& clock_;
   const ControlLoopOptions options_;
   std::map<std::string, DeviceRoute> devices_;  // by device id; built once
@@ -182,10 +205,13 @@ class ControlLoop {
   // Per link: its initial snapshots are all in, so its batches are complete.
   std::vector<bool> link_ready_;
   uint64_t last_sequence_ = 0;
-  std::map<std::string, bool> active_;           // per EVSE, last known
-  std::optional<absl::Time> pending_sample_at_;  // oldest meter sample not yet acted on
-  std::optional<v1::Allocation> published_;      // the last allocation streamed
-  LoopSnapshot working_;                         // copied to snapshot_ after each round
+  std::map<std::string, std::string> rejected_;  // per EVSE: why, while it is refused
+  std::map<std::string, EvseLive> evse_live_;
+  std::set<std::string> authorized_;                // EVSEs with an energy-authorized session
+  std::optional<std::set<std::string>> resyncing_;  // rebuilt from a new stream's snapshot
+  std::optional<absl::Time> pending_sample_at_;     // oldest meter sample not yet acted on
+  std::optional<v1::Allocation> published_;         // the last allocation streamed
+  LoopSnapshot working_;                            // copied to snapshot_ after each round
 
   mutable absl::Mutex mu_;
   std::deque<Input> inputs_ ABSL_GUARDED_BY(mu_);

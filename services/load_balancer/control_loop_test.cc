@@ -380,5 +380,84 @@ TEST_F(ControlLoopTest, AStaleWallboxCountsAtItsSetpointNotAtAnOldMeasurement) {
   }
 }
 
+// A session service stand-in: the test says what WatchSessions would stream.
+class FakeSessionLink final : public SessionLink {
+ public:
+  void Start(EventHandler on_event, DownHandler) override {
+    absl::MutexLock lock(&mu_);
+    on_event_ = std::move(on_event);
+  }
+  void Stop() override {}
+  void Emit(v1::SessionEventType type, const std::string& evse, bool authorized) {
+    v1::WatchSessionsResponse event;
+    event.set_event(type);
+    if (type != v1::SESSION_EVENT_TYPE_SNAPSHOT_COMPLETE) {
+      event.mutable_session()->set_evse_id(evse);
+      event.mutable_session()->set_energy_authorized(authorized);
+    }
+    absl::MutexLock lock(&mu_);
+    on_event_(event);
+  }
+
+ private:
+  absl::Mutex mu_;
+  EventHandler on_event_ ABSL_GUARDED_BY(mu_);
+};
+
+TEST_F(ControlLoopTest, WithASessionServiceOnlyAuthorizedSessionsGetEnergy) {
+  // A second load balancer on its own server, reaching the drivers over TCP
+  // and gated by a (fake) session service.
+  auto sessions = std::make_unique<FakeSessionLink>();
+  FakeSessionLink* session_feed = sessions.get();
+  LoadBalancerService::Links links;
+  const std::string drivers = "127.0.0.1:" + std::to_string(host_->port());
+  links.drivers.push_back(std::make_unique<GrpcDeviceLink>(
+      drivers, grpc::CreateChannel(drivers, grpc::InsecureChannelCredentials())));
+  links.sessions = std::move(sessions);
+  host_->Shutdown(absl::Seconds(1));  // the first load balancer must not dispatch too
+  drivers_ = nullptr;
+  balancer_ = nullptr;
+
+  std::vector<std::unique_ptr<devices::DeviceBackend>> backends;
+  auto modbus = std::make_unique<devices::FakeBackend>("rs485-1");
+  auto can = std::make_unique<devices::FakeBackend>("can0");
+  modbus_ = modbus.get();
+  can_ = can.get();
+  v1::DeviceState meter;
+  meter.set_device_id("grid-meter");
+  meter.set_kind(v1::DEVICE_KIND_METER);
+  modbus_->SetDevice(meter);
+  can_->SetDevice(WallboxState("wallbox-1", "wb1", v1::CONNECTOR_STATUS_CHARGING));
+  can_->SetDevice(WallboxState("wallbox-2", "wb2", v1::CONNECTOR_STATUS_CHARGING));
+  backends.push_back(std::move(modbus));
+  backends.push_back(std::move(can));
+  drivers_ = std::make_unique<devices::DeviceDriverService>(std::move(backends), clock_);
+  ServerOptions server;
+  server.listen = drivers;  // the address the link was given
+  server.insecure = true;
+  auto driver_host = ServerHost::Start(server, {drivers_.get()});
+  ASSERT_TRUE(driver_host.ok()) << driver_host.status();
+  balancer_ = std::make_unique<LoadBalancerService>(config_, clock_, std::move(links));
+  server.listen = "127.0.0.1:0";
+  auto balancer_host = ServerHost::Start(server, {balancer_.get()});
+  ASSERT_TRUE(balancer_host.ok()) << balancer_host.status();
+  host_ = std::move(*balancer_host);
+
+  // Both plugged in, no session yet: nobody gets current.
+  session_feed->Emit(v1::SESSION_EVENT_TYPE_SNAPSHOT_COMPLETE, "", false);
+  Meter(0, 0, 0);
+  ASSERT_TRUE(WaitForBatch(
+      [](const auto& b) { return LimitIn(b, "wb1") == -1 && LimitIn(b, "wb2") == -1; }));
+  // A card authorizes wb2 only.
+  session_feed->Emit(v1::SESSION_EVENT_TYPE_STARTED, "wb2", true);
+  for (int s = 0; s < 8; ++s) Second(0);
+  ASSERT_TRUE(
+      WaitForBatch([](const auto& b) { return LimitIn(b, "wb1") == -1 && Reached(b, "wb2", 32); }));
+  // The session ends: wb2 is paused at once.
+  session_feed->Emit(v1::SESSION_EVENT_TYPE_ENDED, "wb2", false);
+  ASSERT_TRUE(WaitForBatch([](const auto& b) { return LimitIn(b, "wb2") == -1; }));
+  (*driver_host)->Shutdown(absl::Seconds(1));
+}
+
 }  // namespace
 }  // namespace evgate::load_balancer

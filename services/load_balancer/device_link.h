@@ -6,9 +6,9 @@
 // has one link per driver. The control loop learns from the snapshots which
 // link owns which EVSE, and sends each driver one batch.
 //
-// GrpcDeviceLink keeps the stream up: when it breaks (driver restarted,
-// network) it reports the loss, waits with exponential backoff (100 ms to
-// 2 s) and reconnects; the new stream starts with fresh snapshots.
+// GrpcDeviceLink keeps the stream up (StreamFollower): when it breaks
+// (driver restarted, network) it reports the loss and reconnects with
+// backoff; the new stream starts with fresh snapshots.
 //
 // Thread-safety: Start()/Stop() from one thread; Apply() from any thread.
 // The callbacks run on the link's own thread, one at a time.
@@ -27,6 +27,7 @@
 #include "absl/time/time.h"
 #include "evgate/v1/device.grpc.pb.h"
 #include "grpcpp/channel.h"
+#include "services/load_balancer/stream_follower.h"
 
 namespace evgate::load_balancer {
 
@@ -64,17 +65,11 @@ class GrpcDeviceLink final : public DeviceLink {
       const v1::ApplySetpointsRequest& request) override;
 
  private:
-  void Run(EventHandler on_event, DownHandler on_down);
-
   const std::string endpoint_;
   const std::unique_ptr<v1::DeviceDriver::Stub> stub_;
   const absl::Duration telemetry_interval_;
   const absl::Duration apply_deadline_;
-
-  absl::Mutex mu_;
-  bool stop_ ABSL_GUARDED_BY(mu_) = false;
-  grpc::ClientContext* watch_ ABSL_GUARDED_BY(mu_) = nullptr;  // the open stream
-  std::thread thread_;
+  StreamFollower<v1::WatchDevicesResponse> watch_;
 };
 
 }  // namespace evgate::load_balancer

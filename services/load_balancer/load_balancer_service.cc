@@ -21,6 +21,7 @@ using ::google::protobuf::util::TimeUtil;
 log::Logger kLog("load_balancer");
 
 constexpr char kDeviceDriverHealthName[] = "evgate.v1.DeviceDriver";
+constexpr char kSessionHealthName[] = "evgate.v1.SessionService";
 // How often a WatchAllocations stream checks for cancellation.
 constexpr absl::Duration kWatchPoll = absl::Milliseconds(200);
 
@@ -77,9 +78,8 @@ absl::Time ExpiryOf(const Request& request, absl::Time now) {
 
 }  // namespace
 
-LoadBalancerService::LoadBalancerService(
-    const site::SiteConfig& config, const Clock& clock,
-    std::optional<std::vector<std::unique_ptr<DeviceLink>>> links)
+LoadBalancerService::LoadBalancerService(const site::SiteConfig& config, const Clock& clock,
+                                         std::optional<Links> links)
     : config_(config), clock_(clock), links_(std::move(links)) {
   v1::GridConnectionStatus* grid = topology_.mutable_grid();
   *grid->mutable_limit_a() = PerPhase(config.grid.phases, config.grid.fuse_limit_a);
@@ -128,28 +128,47 @@ LoadBalancerService::~LoadBalancerService() { Stop(); }
 void LoadBalancerService::OnHosted(const HostInfo& host) {
   if (links_.has_value()) return;
   links_.emplace();
-  auto endpoint = config_.services.endpoints.find("device_drivers");
-  if (endpoint != config_.services.endpoints.end() && endpoint->second.endpoint) {
-    const std::string& address = *endpoint->second.endpoint;
-    std::shared_ptr<grpc::ChannelCredentials> credentials =
-        config_.insecure_demo ? grpc::InsecureChannelCredentials()
-                              : grpc::SslCredentials(grpc::SslCredentialsOptions());
-    links_->push_back(
-        std::make_unique<GrpcDeviceLink>(address, grpc::CreateChannel(address, credentials)));
-    kLog.Info("device drivers at %s", address);
-  } else if (host.Hosts(kDeviceDriverHealthName)) {
-    links_->push_back(std::make_unique<GrpcDeviceLink>("in-process", host.in_process_channel()));
+  // A peer service: the configured endpoint, else this process, else none.
+  auto channel_to = [&](const std::string& service, const std::string& health_name,
+                        std::string* where) -> std::shared_ptr<grpc::Channel> {
+    auto endpoint = config_.services.endpoints.find(service);
+    if (endpoint != config_.services.endpoints.end() && endpoint->second.endpoint) {
+      *where = *endpoint->second.endpoint;
+      std::shared_ptr<grpc::ChannelCredentials> credentials =
+          config_.insecure_demo ? grpc::InsecureChannelCredentials()
+                                : grpc::SslCredentials(grpc::SslCredentialsOptions());
+      return grpc::CreateChannel(*where, credentials);
+    }
+    if (host.Hosts(health_name)) {
+      *where = "in-process";
+      return host.in_process_channel();
+    }
+    return nullptr;
+  };
+  std::string where;
+  if (auto channel = channel_to("device_drivers", kDeviceDriverHealthName, &where)) {
+    links_->drivers.push_back(std::make_unique<GrpcDeviceLink>(where, channel));
+    kLog.Info("device drivers: %s", where);
   } else {
     kLog.Warning(
         "no device driver in this process and services.endpoints.device_drivers.endpoint is not "
         "set: the load balancer sees no meter and keeps the site in failsafe");
   }
+  if (auto channel = channel_to("session", kSessionHealthName, &where)) {
+    links_->sessions = std::make_unique<GrpcSessionLink>(where, channel);
+    kLog.Info("session service: %s; EVSEs draw energy only with an authorized session", where);
+  } else {
+    kLog.Warning(
+        "no session service in this process and services.endpoints.session.endpoint is not set: "
+        "every connected vehicle may charge without authorization");
+  }
 }
 
 absl::Status LoadBalancerService::Start() {
   if (!links_.has_value()) links_.emplace();
-  absl::StatusOr<std::unique_ptr<ControlLoop>> loop = ControlLoop::Create(
-      config_, std::move(*links_), clock_, ControlLoopOptionsFromConfig(config_.controller));
+  absl::StatusOr<std::unique_ptr<ControlLoop>> loop =
+      ControlLoop::Create(config_, std::move(links_->drivers), std::move(links_->sessions), clock_,
+                          ControlLoopOptionsFromConfig(config_.controller));
   links_.reset();
   if (!loop.ok()) return loop.status();
   loop_ = *std::move(loop);

@@ -10,6 +10,9 @@
 // in site.yaml when set (split deployment); otherwise the DeviceDriver
 // service of this same process, reached in-process (`evgate run`). With
 // neither, the loop runs without devices, i.e. in failsafe, and says so.
+// The session service, which gates energy by authorization, is found the
+// same way (`services.endpoints.session.endpoint`, else in-process); without
+// one, every connected vehicle may charge, and the log says so.
 //
 // Thread-safe.
 #ifndef EVGATE_SERVICES_LOAD_BALANCER_LOAD_BALANCER_SERVICE_H_
@@ -25,16 +28,21 @@
 #include "runtime/service.h"
 #include "services/load_balancer/control_loop.h"
 #include "services/load_balancer/device_link.h"
+#include "services/load_balancer/session_link.h"
 #include "site_controller/config/site_config.h"
 
 namespace evgate::load_balancer {
 
 class LoadBalancerService final : public Service, public v1::LoadBalancer::Service {
  public:
-  // `links`: the device drivers to use; nullopt = decide from site.yaml and
-  // the hosting process (see above).
+  // What the loop connects to; nullopt = decide from site.yaml and the
+  // hosting process (see above).
+  struct Links {
+    std::vector<std::unique_ptr<DeviceLink>> drivers;
+    std::unique_ptr<SessionLink> sessions;  // nullptr: no authorization gating
+  };
   LoadBalancerService(const site::SiteConfig& config, const Clock& clock,
-                      std::optional<std::vector<std::unique_ptr<DeviceLink>>> links = std::nullopt);
+                      std::optional<Links> links = std::nullopt);
   ~LoadBalancerService() override;
 
   // evgate::Service
@@ -66,7 +74,7 @@ class LoadBalancerService final : public Service, public v1::LoadBalancer::Servi
  private:
   const site::SiteConfig config_;
   const Clock& clock_;
-  std::optional<std::vector<std::unique_ptr<DeviceLink>>> links_;
+  std::optional<Links> links_;
   // The configured topology, built once; live values are added per call.
   v1::GetSiteStatusResponse topology_;
   std::unique_ptr<ControlLoop> loop_;

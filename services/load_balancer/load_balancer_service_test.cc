@@ -48,8 +48,7 @@ class LoadBalancerServiceTest : public ::testing::Test {
   void SetUp() override {
     auto config = site::LoadSiteConfigString(kSite, "test.yaml");
     ASSERT_TRUE(config.ok()) << config.status();
-    service_ = std::make_unique<LoadBalancerService>(*config, clock_,
-                                                     std::vector<std::unique_ptr<DeviceLink>>());
+    service_ = std::make_unique<LoadBalancerService>(*config, clock_, LoadBalancerService::Links());
     ASSERT_TRUE(service_->Start().ok());
   }
   void TearDown() override { service_->Stop(); }
