@@ -10,7 +10,11 @@
 // Each iteration publishes one sample whose building load is 0.2 A per EVSE
 // higher than the last, so every sample must lower every EVSE's setpoint at
 // once; after 40 steps the load drops back (a ramped increase, not timed).
-// The site has N three-phase AC wallboxes (6-32 A, all charging) directly
+// The tick is set to 60 s (longer than a run) so that only meter samples
+// trigger setpoints: a tick recomputes from the last sample, which with these
+// unmeasured EVSEs would take one step of the next sample's decrease ahead
+// of it and leave the next sample nothing to change. The site
+// has N three-phase AC wallboxes (6-32 A, all charging) directly
 // under the grid connection, whose fuse leaves each of them 12-20 A.
 //
 //   bazel run -c opt //services/load_balancer:control_loop_benchmark
@@ -52,6 +56,8 @@ controller:
   margin_a: 0
   hysteresis_a: 0.1
   min_pause_s: 0
+  tick_ms: 60000
+  meter_timeout_ms: 60000
 services:
   session_database: /var/lib/evgate/bench.db
 insecure_demo: true
@@ -184,38 +190,39 @@ void BM_MeterSampleToSetpoints(benchmark::State& state) {
   }
 
   std::vector<double> reactions_ms;
-  int step = 0;
+  int level = 0;  // steps above `low` of the last sample
   for (auto _ : state) {
     state.PauseTiming();
-    uint64_t seen;
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      seen = batches;
-    }
-    state.ResumeTiming();
-    const absl::Time at = publish(low + 0.2 * evses * (++step % 40 + 1));
-    if (!wait_for_batch_after(seen, absl::Seconds(2))) {
-      state.SkipWithError("no setpoints within 2 s of a meter sample");
-      break;
-    }
-    absl::Time arrival;
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      arrival = last_arrival;
-    }
-    reactions_ms.push_back(absl::ToDoubleMilliseconds(arrival - at));
-    state.PauseTiming();
-    // The driver passes a meter's telemetry on at most every 100 ms (its
-    // minimum telemetry interval): a 10 Hz meter is the fastest input.
-    absl::SleepFor(absl::Milliseconds(110));
-    if (step % 40 == 0) {
+    if (level == 40) {
       // Back down and let the ramp (5 A/s) bring the EVSEs back to 20 A:
       // increases are rate-limited on purpose and not timed here.
       for (int i = 0; i < 25; ++i) {
         publish(low);
         absl::SleepFor(absl::Milliseconds(110));
       }
+      level = 0;
     }
+    uint64_t seen;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      seen = batches;
+    }
+    state.ResumeTiming();
+    const absl::Time at = publish(low + 0.2 * evses * ++level);
+    if (!wait_for_batch_after(seen, absl::Seconds(2))) {
+      const std::string error = absl::StrFormat(
+          "no setpoints within 2 s of meter sample %d (level %d)", reactions_ms.size() + 1, level);
+      state.SkipWithError(error.c_str());
+      break;
+    }
+    state.PauseTiming();
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      reactions_ms.push_back(absl::ToDoubleMilliseconds(last_arrival - at));
+    }
+    // The driver passes a meter's telemetry on at most every 100 ms (its
+    // minimum telemetry interval): a 10 Hz meter is the fastest input.
+    absl::SleepFor(absl::Milliseconds(110));
     state.ResumeTiming();
   }
   (*host)->Shutdown(absl::Seconds(1));
