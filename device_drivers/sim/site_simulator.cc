@@ -133,6 +133,7 @@ absl::StatusOr<std::vector<uint8_t>> ParseUid(const std::string& text) {
 
 std::string CaburCodes() {
   std::vector<std::string> names;
+  names.reserve(wb::kErrorCodeCount);
   for (int i = 0; i < wb::kErrorCodeCount; ++i) {
     names.emplace_back(wb::ErrorCodeName(static_cast<wb::ErrorCode>(i)));
   }
@@ -501,8 +502,9 @@ SiteSimulator::PhaseArray SiteSimulator::EvseDraw(const Evse& evse) {
   if (device.kind == Kind::kCabur) {
     return ToSitePhases(evse, device.can->host->CurrentDraw(device.config->address.value_or(0)));
   }
-  if (device.kind == Kind::kHeidelberg)
+  if (device.kind == Kind::kHeidelberg) {
     return ToSitePhases(evse, device.heidelberg->PhaseCurrents());
+  }
   return {};
 }
 
@@ -789,7 +791,7 @@ absl::StatusOr<v1::SimulatedEvse> SiteSimulator::PlugIn(const std::string& evse_
     return absl::NotFoundError(absl::StrCat("no simulated EVSE '", evse_id, "'"));
   }
   absl::MutexLock lock(&mu_);
-  absl::StatusOr<v1::SimulatedEvse> out = PlugInLocked(*evse, vehicle);
+  absl::StatusOr<v1::SimulatedEvse> out = PlugInLocked(*evse, std::move(vehicle));
   if (out.ok()) kLog.Info("vehicle plugged into %s", evse_id);
   return out;
 }

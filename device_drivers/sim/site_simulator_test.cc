@@ -33,7 +33,7 @@ using ::testing::HasSubstr;
 namespace wb = can::wallbox;
 
 // 2026-11-21, 03:00 UTC: night, the building at its base load.
-const absl::Time kNight = absl::FromUnixSeconds(1'795'230'000);
+constexpr absl::Time kNight = absl::FromUnixSeconds(1'795'230'000);
 
 // A vehicle; zeros take the EVSE's defaults.
 VehicleParams Ev(double max_current_a, int phases, double energy_to_full_wh = 0,

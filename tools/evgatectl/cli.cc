@@ -864,8 +864,9 @@ void PrintSimulation(const v1::ListSimulatedDevicesResponse& list, std::ostream&
                                "ph", e.vehicle().full() ? " full" : "");
       }
       std::string failsafe = "no";
-      if (e.failsafe_active())
+      if (e.failsafe_active()) {
         failsafe = absl::StrCat("YES ", Fixed(e.failsafe_current_a(), 1), " A");
+      }
       evses.AddRow({e.evse_id(), vehicle,
                     EnumLabel(v1::Iec61851State_descriptor(), e.iec61851_state()),
                     PhaseText(e.offered_current_a(), 1), PhaseText(e.current_a(), 1), failsafe,
