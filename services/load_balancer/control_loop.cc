@@ -128,7 +128,12 @@ ControlLoop::ControlLoop(const site::SiteConfig& config,
   for (const site::StationConfig& station : config_.stations) {
     for (const site::EvseConfig& evse : station.evses) {
       devices_[station.device].evses.push_back(evse.id);
-      evse_routes_[evse.id] = EvseRoute{&evse, std::nullopt, station.device};
+      std::vector<site::Phase> phases = evse.phases;
+      if (phases.empty()) {
+        const site::CircuitConfig* circuit = config_.FindCircuit(station.circuit);
+        phases = circuit != nullptr ? circuit->phases : config_.grid.phases;
+      }
+      evse_routes_[evse.id] = EvseRoute{&evse, std::nullopt, station.device, std::move(phases)};
       working_.evses[evse.id];
     }
   }
@@ -517,6 +522,18 @@ void ControlLoop::Publish(v1::AllocationTrigger trigger, std::optional<absl::Tim
     evse.set_paused(s.paused);
     if (evse.has_current_a()) evse.set_current_a(s.paused ? 0 : s.current_a);
     if (evse.has_power_w()) evse.set_power_w(s.paused ? 0 : s.power_w);
+    // The AC current it draws per site phase at that value.
+    const EvseRoute& route = evse_routes_.at(evse.evse_id());
+    const double per_phase_a =
+        s.paused ? 0
+        : route.config->ac
+            ? s.current_a
+            : s.power_w / (static_cast<double>(route.phases.size()) *
+                           config_.grid.nominal_voltage_v * route.config->dc->efficiency);
+    evse.clear_phase_current_a();
+    for (site::Phase phase : route.phases) {
+      SetPhase(evse.mutable_phase_current_a(), static_cast<int>(phase), per_phase_a);
+    }
     LoopSnapshot::Evse& shown = working_.evses[evse.evse_id()];
     if (s.paused && !shown.paused_since) shown.paused_since = d.at;
     if (!s.paused) shown.paused_since.reset();

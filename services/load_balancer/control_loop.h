@@ -151,6 +151,7 @@ class ControlLoop {
     const site::EvseConfig* config = nullptr;
     std::optional<size_t> link;  // the driver that reported it
     std::string device;
+    std::vector<site::Phase> phases;  // site phases it loads (a DC EVSE: its circuit's)
   };
 
   // What the loop knows of an EVSE from its driver.

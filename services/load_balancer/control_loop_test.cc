@@ -267,6 +267,14 @@ TEST_F(ControlLoopTest, SharesMaxMinFairAcrossRotatedWiringAndSendsOneBatchPerBu
   for (const auto& batch : batches) {
     EXPECT_EQ(batch.setpoints.size(), 2u) << "every batch carries the bus's whole set";
   }
+  grpc::ClientContext context;
+  v1::GetSiteStatusResponse status;
+  ASSERT_TRUE(stub_->GetSiteStatus(&context, {}, &status).ok());
+  ASSERT_EQ(status.allocation().evses_size(), 2);
+  const v1::EvseAllocation& alloc = status.allocation().evses(1);
+  EXPECT_EQ(alloc.evse_id(), "wb2");
+  EXPECT_DOUBLE_EQ(alloc.phase_current_a().l3(), alloc.current_a()) << "wired to all three";
+  EXPECT_GT(status.grid().measured_a().l1(), 0);
 }
 
 TEST_F(ControlLoopTest, AStaleMeterFallsBackToFailsafeAndRecovers) {
