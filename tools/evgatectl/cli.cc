@@ -54,7 +54,12 @@ Commands:
                 [--parent TAG] [--blocked] [--master]   creates or replaces the card
   cards delete UID
   allocation show                            the load balancer's current allocation
+  allocation watch                           print every new allocation until Ctrl-C
   allocation simulate --scenario FILE.json   allocation for a scenario (docs/scenario-format.md)
+  allocation limit set --source S [--circuit C] [--current-a A | A1,A2,A3] [--power-w W]
+                       [--export-w W] [--ttl DURATION]   an external limit (grid by default)
+  allocation limit clear --source S [--circuit C]
+  allocation priority EVSE N [--ttl DURATION]   priority class N (higher first) for the EVSE
 
 Simulated sites (the simulator service of a demo site):
   sim list                                   simulated devices: meters, what each wallbox offers
@@ -173,6 +178,7 @@ class Ctl {
   int Authorize();
   int Cards();
   int Allocation();
+  int AllocationLimit(v1::LoadBalancer::Stub* stub);
   int Sim();
   int PrintSessions(const std::vector<v1::Session>& sessions);
   absl::Status FillSessionFilter(v1::ListSessionsRequest* request);
@@ -746,8 +752,12 @@ int Ctl::Cards() {
   return Usage("usage: evgatectl cards list|add|delete");
 }
 
-void PrintAllocation(const v1::Allocation& allocation, std::ostream& out) {
-  if (allocation.failsafe()) out << "FAILSAFE: the grid meter is stale; EVSEs at failsafe\n";
+// `failsafe_said`: the caller already printed why the site is in failsafe.
+void PrintAllocation(const v1::Allocation& allocation, std::ostream& out,
+                     bool failsafe_said = false) {
+  if (allocation.failsafe() && !failsafe_said) {
+    out << "FAILSAFE: the grid meter is stale; EVSEs at failsafe\n";
+  }
   Table evses({"EVSE", "SETPOINT", "PHASES A (L1/L2/L3)", "PAUSED", "LIMITED BY"});
   for (const v1::EvseAllocation& e : allocation.evses()) {
     std::string setpoint = e.has_current_a() ? Fixed(e.current_a(), 1) + " A"
@@ -795,7 +805,80 @@ int Ctl::Allocation() {
       out_ << ToJson(response) << "\n";
       return kExitOk;
     }
-    PrintAllocation(response.allocation(), out_);
+    if (response.failsafe()) {
+      out_ << "FAILSAFE since "
+           << FormatTime(response.failsafe_since(), response.has_failsafe_since()) << ": "
+           << response.failsafe_detail() << "\n";
+    }
+    for (const v1::DynamicLimit& limit : response.dynamic_limits()) {
+      out_ << "limit " << limit.source() << " on " << limit.circuit_id() << ":";
+      if (limit.has_current_limit_a()) out_ << " " << PhaseText(limit.current_limit_a(), 1) << " A";
+      if (limit.has_power_limit_w()) out_ << " " << Fixed(limit.power_limit_w(), 0) << " W";
+      if (limit.has_export_limit_w()) {
+        out_ << " export " << Fixed(limit.export_limit_w(), 0) << " W";
+      }
+      out_ << (limit.has_expires_at() ? " until " + FormatTime(limit.expires_at(), true) : "")
+           << "\n";
+    }
+    PrintAllocation(response.allocation(), out_, response.failsafe());
+    return kExitOk;
+  }
+  if (verb == "watch") {
+    if (auto s = CheckFlags(args_, {"server", "output", "tls-ca"}, "allocation watch"); !s.ok()) {
+      return Usage(std::string(s.message()));
+    }
+    grpc::ClientContext context;  // no deadline: until the user stops it
+    auto reader = stub->WatchAllocations(&context, v1::WatchAllocationsRequest());
+    v1::WatchAllocationsResponse message;
+    while (reader->Read(&message)) {
+      if (Json()) {
+        out_ << ToJson(message.allocation()) << "\n";
+      } else {
+        out_ << "#" << message.allocation().sequence() << " "
+             << FormatTime(message.allocation().computed_at(), true) << " "
+             << EnumLabel(v1::AllocationTrigger_descriptor(), message.allocation().trigger())
+             << "\n";
+        PrintAllocation(message.allocation(), out_);
+        out_ << "\n";
+      }
+      out_.flush();
+    }
+    grpc::Status status = reader->Finish();
+    if (!status.ok()) return RpcFailure(status, "allocation");
+    return kExitOk;
+  }
+  if (verb == "limit") return AllocationLimit(stub.get());
+  if (verb == "priority") {
+    if (auto s = CheckFlags(args_, {"server", "output", "timeout", "tls-ca", "ttl"},
+                            "allocation priority");
+        !s.ok()) {
+      return Usage(std::string(s.message()));
+    }
+    int priority = 0;
+    if (args_.words.size() != 4 || !absl::SimpleAtoi(args_.words[3], &priority)) {
+      return Usage("usage: evgatectl allocation priority EVSE N [--ttl DURATION]");
+    }
+    v1::SetEvsePriorityRequest request;
+    request.set_evse_id(args_.words[2]);
+    request.set_priority(priority);
+    if (args_.Has("ttl")) {
+      absl::Duration ttl;
+      if (!absl::ParseDuration(args_.Get("ttl"), &ttl) || ttl <= absl::ZeroDuration()) {
+        return Usage("--ttl must be a positive duration such as 90m or 2h");
+      }
+      request.mutable_ttl()->set_seconds(absl::ToInt64Seconds(ttl));
+    }
+    v1::SetEvsePriorityResponse response;
+    auto context = Context();
+    grpc::Status status = stub->SetEvsePriority(context.get(), request, &response);
+    if (!status.ok()) return RpcFailure(status, "allocation");
+    if (Json()) {
+      out_ << ToJson(response) << "\n";
+    } else {
+      out_ << response.evse_id() << ": priority " << response.priority()
+           << (response.has_expires_at() ? " until " + FormatTime(response.expires_at(), true) : "")
+           << "\n";
+    }
     return kExitOk;
   }
   if (verb == "simulate") {
@@ -825,7 +908,79 @@ int Ctl::Allocation() {
     }
     return kExitOk;
   }
-  return Usage("usage: evgatectl allocation show|simulate");
+  return Usage("usage: evgatectl allocation show|watch|simulate|limit|priority");
+}
+
+int Ctl::AllocationLimit(v1::LoadBalancer::Stub* stub) {
+  const std::string action = args_.words.size() > 2 ? args_.words[2] : "";
+  if (action != "set" && action != "clear") {
+    return Usage("usage: evgatectl allocation limit set|clear --source S [--circuit C] ...");
+  }
+  std::set<std::string> flags = {"server", "output", "timeout", "tls-ca", "source", "circuit"};
+  if (action == "set") flags.insert({"current-a", "power-w", "export-w", "ttl"});
+  if (auto s = CheckFlags(args_, flags, "allocation limit " + action); !s.ok()) {
+    return Usage(std::string(s.message()));
+  }
+  if (!args_.Has("source") || args_.words.size() != 3) {
+    return Usage("allocation limit " + action + " needs --source (who sets the limit)");
+  }
+  v1::SetDynamicLimitsRequest request;
+  v1::DynamicLimitUpdate* update = request.add_updates();
+  v1::DynamicLimit* limit = update->mutable_limit();
+  limit->set_source(args_.Get("source"));
+  limit->set_circuit_id(args_.Get("circuit", "grid"));
+  if (action == "clear") {
+    update->mutable_ttl();  // zero: clears
+  } else {
+    if (args_.Has("current-a")) {
+      std::vector<std::string> parts = absl::StrSplit(args_.Get("current-a"), ',');
+      if (parts.size() == 1) parts = {parts[0], parts[0], parts[0]};
+      double a[3] = {0, 0, 0};
+      for (size_t i = 0; i < parts.size(); ++i) {
+        if (parts.size() != 3 || !absl::SimpleAtod(parts[i], &a[i]) || a[i] < 0) {
+          return Usage("--current-a takes A or A1,A2,A3 (amperes >= 0)");
+        }
+      }
+      limit->mutable_current_limit_a()->set_l1(a[0]);
+      limit->mutable_current_limit_a()->set_l2(a[1]);
+      limit->mutable_current_limit_a()->set_l3(a[2]);
+    }
+    for (const auto& [flag, setter] :
+         std::vector<std::pair<std::string, void (v1::DynamicLimit::*)(double)>>{
+             {"power-w", &v1::DynamicLimit::set_power_limit_w},
+             {"export-w", &v1::DynamicLimit::set_export_limit_w}}) {
+      if (!args_.Has(flag)) continue;
+      double w = 0;
+      if (!absl::SimpleAtod(args_.Get(flag), &w) || w < 0) {
+        return Usage(absl::StrCat("--", flag, " must be watts >= 0"));
+      }
+      (limit->*setter)(w);
+    }
+    if (!limit->has_current_limit_a() && !limit->has_power_limit_w() &&
+        !limit->has_export_limit_w()) {
+      return Usage("allocation limit set needs --current-a, --power-w or --export-w");
+    }
+    if (args_.Has("ttl")) {
+      absl::Duration ttl;
+      if (!absl::ParseDuration(args_.Get("ttl"), &ttl) || ttl <= absl::ZeroDuration()) {
+        return Usage("--ttl must be a positive duration such as 15m or 2h");
+      }
+      update->mutable_ttl()->set_seconds(absl::ToInt64Seconds(ttl));
+    }
+  }
+  v1::SetDynamicLimitsResponse response;
+  auto context = Context();
+  grpc::Status status = stub->SetDynamicLimits(context.get(), request, &response);
+  if (!status.ok()) return RpcFailure(status, "allocation");
+  if (Json()) {
+    out_ << ToJson(response) << "\n";
+    return kExitOk;
+  }
+  out_ << response.active_limits_size() << " limit(s) in force\n";
+  for (const v1::DynamicLimit& l : response.active_limits()) {
+    out_ << "  " << l.source() << " on " << l.circuit_id() << "\n";
+  }
+  return kExitOk;
 }
 
 void PrintSimulation(const v1::ListSimulatedDevicesResponse& list, std::ostream& out) {

@@ -63,7 +63,26 @@ class FakeLoadBalancer final : public v1::LoadBalancer::Service {
     response->set_allocation_json(R"({"failsafe": false, "evses": []})");
     return grpc::Status::OK;
   }
+  grpc::Status SetDynamicLimits(grpc::ServerContext*, const v1::SetDynamicLimitsRequest* request,
+                                v1::SetDynamicLimitsResponse* response) override {
+    limits = *request;
+    for (const auto& update : request->updates()) {
+      if (!update.has_ttl() || update.ttl().seconds() > 0) {
+        *response->add_active_limits() = update.limit();
+      }
+    }
+    return grpc::Status::OK;
+  }
+  grpc::Status SetEvsePriority(grpc::ServerContext*, const v1::SetEvsePriorityRequest* request,
+                               v1::SetEvsePriorityResponse* response) override {
+    priority = *request;
+    response->set_evse_id(request->evse_id());
+    response->set_priority(request->priority());
+    return grpc::Status::OK;
+  }
   std::string scenario;
+  v1::SetDynamicLimitsRequest limits;
+  v1::SetEvsePriorityRequest priority;
 };
 
 class HostedFakes : public Service {
@@ -212,6 +231,40 @@ TEST_F(CliTest, SimulateSendsTheScenarioFileAndPrintsTheJson) {
   EXPECT_EQ(Run({"allocation", "simulate", "--scenario", path}), kExitOk) << err_.str();
   EXPECT_EQ(balancer_.scenario, R"({"grid": {"limit_a": [63, 63, 63]}})");
   EXPECT_EQ(out_.str(), "{\"failsafe\": false, \"evses\": []}\n");
+}
+
+TEST_F(CliTest, LimitSetSendsTheLimitAndClearSendsAZeroTtl) {
+  ASSERT_EQ(Run({"allocation", "limit", "set", "--source", "utility", "--current-a", "40,40,35",
+                 "--power-w", "20000", "--ttl", "15m"}),
+            0)
+      << err_.str();
+  ASSERT_EQ(balancer_.limits.updates_size(), 1);
+  const v1::DynamicLimitUpdate& set = balancer_.limits.updates(0);
+  EXPECT_EQ(set.limit().source(), "utility");
+  EXPECT_EQ(set.limit().circuit_id(), "grid");
+  EXPECT_DOUBLE_EQ(set.limit().current_limit_a().l3(), 35);
+  EXPECT_DOUBLE_EQ(set.limit().power_limit_w(), 20000);
+  EXPECT_EQ(set.ttl().seconds(), 900);
+  EXPECT_THAT(out_.str(), HasSubstr("1 limit(s) in force"));
+
+  ASSERT_EQ(Run({"allocation", "limit", "clear", "--source", "utility", "--circuit", "garage"}), 0);
+  const v1::DynamicLimitUpdate& clear = balancer_.limits.updates(0);
+  EXPECT_EQ(clear.limit().circuit_id(), "garage");
+  EXPECT_TRUE(clear.has_ttl());
+  EXPECT_EQ(clear.ttl().seconds(), 0);
+
+  EXPECT_EQ(Run({"allocation", "limit", "set", "--source", "utility"}), 2) << "no value";
+  EXPECT_EQ(Run({"allocation", "limit", "set", "--current-a", "10"}), 2) << "no source";
+  EXPECT_EQ(Run({"allocation", "limit", "set", "--source", "u", "--current-a", "1,2"}), 2);
+}
+
+TEST_F(CliTest, PrioritySendsEvseClassAndExpiry) {
+  ASSERT_EQ(Run({"allocation", "priority", "wb2", "5", "--ttl", "2h"}), 0) << err_.str();
+  EXPECT_EQ(balancer_.priority.evse_id(), "wb2");
+  EXPECT_EQ(balancer_.priority.priority(), 5);
+  EXPECT_EQ(balancer_.priority.ttl().seconds(), 7200);
+  EXPECT_THAT(out_.str(), HasSubstr("wb2: priority 5"));
+  EXPECT_EQ(Run({"allocation", "priority", "wb2", "high"}), 2);
 }
 
 TEST_F(CliTest, UsageErrorsExitTwo) {
