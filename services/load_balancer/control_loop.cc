@@ -23,6 +23,8 @@ log::Logger kLog("load_balancer");
 // Longest real-time wait of the loop thread, so that a FakeClock in tests
 // and a clock step in production are noticed promptly.
 constexpr absl::Duration kMaxWait = absl::Milliseconds(20);
+// EVSE measurements kept for aligning with the grid meter: at 5 Hz, 10 s.
+constexpr size_t kMeasurementHistory = 50;
 // How long an RPC waits for the loop thread to take its call.
 constexpr absl::Duration kCallTimeout = absl::Seconds(2);
 
@@ -326,13 +328,17 @@ void ControlLoop::HandleEvse(size_t link, const std::string& device, const v1::E
   }
 }
 
+bool ControlLoop::IsActive(const std::string& evse_id) {
+  return evse_live_[evse_id].connected && (sessions_ == nullptr || authorized_.count(evse_id) > 0);
+}
+
 void ControlLoop::PushEvse(const std::string& evse_id, absl::Time now,
                            std::optional<double> soc_pct, std::optional<double> session_energy_wh) {
   const EvseLive& live = evse_live_[evse_id];
   control::EvseUpdate update;
   update.evse = evse_id;
   update.at = now;
-  update.active = live.connected && (sessions_ == nullptr || authorized_.count(evse_id) > 0);
+  update.active = IsActive(evse_id);
   update.measured_a = live.measured_a;
   update.measured_w = live.measured_w;
   update.soc_pct = soc_pct;
@@ -382,18 +388,26 @@ void ControlLoop::HandleEvseMeasurements(const std::string& evse_id, const v1::E
   shown.measured_a = m.current_a();
   shown.measured_power_w.reset();
   if (m.has_power_w()) shown.measured_power_w = m.power_w();
-  live.measured_a.reset();
-  live.measured_w.reset();
+  Measured measured;
+  measured.at = m.has_measured_at() ? FromProto(m.measured_at()) : now;
   if (evse.ac) {
-    std::vector<double> measured;
+    std::vector<double> currents;
     for (site::Phase phase : evse.phases) {
       std::optional<double> value = GetPhase(m.current_a(), static_cast<int>(phase));
       if (!value) break;
-      measured.push_back(*value);
+      currents.push_back(*value);
     }
-    if (measured.size() == evse.phases.size()) live.measured_a = std::move(measured);
+    if (currents.size() == evse.phases.size()) measured.a = std::move(currents);
   } else if (m.has_power_w()) {
-    live.measured_w = m.power_w();
+    measured.w = m.power_w();
+  }
+  if (config_.grid.meter) {
+    // Used from the next grid meter sample on, as of that sample's time.
+    live.history.push_back(std::move(measured));
+    while (live.history.size() > kMeasurementHistory) live.history.pop_front();
+  } else {
+    live.measured_a = std::move(measured.a);
+    live.measured_w = measured.w;
   }
   PushEvse(evse_id, now, m.has_soc_pct() ? std::optional<double>(m.soc_pct()) : std::nullopt,
            m.has_session_energy_wh() ? std::optional<double>(m.session_energy_wh()) : std::nullopt);
@@ -409,9 +423,32 @@ void ControlLoop::HandleMeter(const std::string& device, const v1::MeterReading&
     sample.current_a[p] = GetPhase(reading.current_a(), p).value_or(0);
   }
   working_.meters[node] = reading;
-  if (node == site::kGridCircuitId) working_.grid_sample_at = sample.at;
   if (!pending_sample_at_ || sample.at < *pending_sample_at_) pending_sample_at_ = sample.at;
-  Apply(policy_.OnMeterSample(sample));
+  if (node != site::kGridCircuitId) {
+    Apply(policy_.OnMeterSample(sample));
+    return;
+  }
+  working_.grid_sample_at = sample.at;
+  // Every EVSE as of the meter's moment: its latest measurement taken no
+  // later than the sample (none yet: it keeps what it had).
+  std::vector<control::EvseUpdate> updates;
+  for (auto& [evse_id, live] : evse_live_) {
+    auto after = std::find_if(live.history.begin(), live.history.end(),
+                              [&](const Measured& m) { return m.at > sample.at; });
+    if (after == live.history.begin()) continue;
+    const Measured& chosen = *std::prev(after);
+    live.measured_a = chosen.a;
+    live.measured_w = chosen.w;
+    live.history.erase(live.history.begin(), std::prev(after));  // older ones are done
+    control::EvseUpdate update;
+    update.evse = evse_id;
+    update.at = now;
+    update.active = IsActive(evse_id);
+    update.measured_a = live.measured_a;
+    update.measured_w = live.measured_w;
+    updates.push_back(std::move(update));
+  }
+  Apply(policy_.OnSamples({sample}, updates, now));
 }
 
 void ControlLoop::ForgetMeasurements(const std::string& device, absl::Time now) {
@@ -421,6 +458,7 @@ void ControlLoop::ForgetMeasurements(const std::string& device, absl::Time now) 
     // Measurements unknown: the engine counts the EVSE at its setpoint.
     evse_live_[evse_id].measured_a.reset();
     evse_live_[evse_id].measured_w.reset();
+    evse_live_[evse_id].history.clear();
     working_.evses[evse_id].measured_a.Clear();
     working_.evses[evse_id].measured_power_w.reset();
     PushEvse(evse_id, now);

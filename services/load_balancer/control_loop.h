@@ -17,6 +17,14 @@
 // that stream is down, the last known set stays in force (running sessions
 // keep charging, no new one starts until it is back). Without a session
 // service every connected vehicle may charge.
+// Base load is the grid meter minus the EVSEs' currents, so both must be of
+// the same moment: a meter polled once a second read against wallbox
+// currents reported five times a second would, during every ramp, misjudge
+// the building by the ramp's step and make the loop overshoot and oscillate
+// near a limit. EVSE measurements are therefore kept for a few seconds and
+// each grid meter sample is applied together with the EVSE measurements as
+// of its own `measured_at` (one recomputation, ControlPolicy::OnSamples);
+// later EVSE measurements wait for the next meter sample.
 // It recomputes on every such input and on a periodic tick (controller.tick_ms,
 // which also refreshes every setpoint before its TTL runs out, so that a dead
 // load balancer leaves the wallboxes at their failsafe), drains whatever
@@ -154,11 +162,20 @@ class ControlLoop {
     std::vector<site::Phase> phases;  // site phases it loads (a DC EVSE: its circuit's)
   };
 
+  // One measurement of an EVSE, as of `at` (the driver's measured_at).
+  struct Measured {
+    absl::Time at;
+    std::optional<std::vector<double>> a;  // AC, in EVSE phase order
+    std::optional<double> w;               // DC
+  };
   // What the loop knows of an EVSE from its driver.
   struct EvseLive {
     bool connected = false;  // a vehicle is plugged in
+    // What the policy uses: the measurement as of the last grid meter
+    // sample (see HandleMeter), so that meter minus EVSEs is the base load.
     std::optional<std::vector<double>> measured_a;
     std::optional<double> measured_w;
+    std::deque<Measured> history;  // recent measurements, oldest first
   };
 
   ControlLoop(const site::SiteConfig& config, std::vector<std::unique_ptr<DeviceLink>> links,
@@ -179,6 +196,8 @@ class ControlLoop {
   void HandleLinkDown(size_t link, absl::Time now);
   void ForgetMeasurements(const std::string& device, absl::Time now);
   void HandleSession(const v1::WatchSessionsResponse& event, absl::Time now);
+  // A vehicle is connected and (with a session service) authorized.
+  bool IsActive(const std::string& evse_id);
   // Gives the policy the EVSE's state from evse_live_ and the gate.
   void PushEvse(const std::string& evse_id, absl::Time now, std::optional<double> soc_pct = {},
                 std::optional<double> session_energy_wh = {});

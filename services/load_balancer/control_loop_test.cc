@@ -177,6 +177,20 @@ class ControlLoopTest : public ::testing::Test {
     ASSERT_TRUE(WaitForBatch([](const auto&) { return true; }));
   }
 
+  // The wallbox reports its vehicle drawing `a` on every phase as of now.
+  void EvseTelemetry(const std::string& device, const std::string& evse, double a) {
+    v1::WatchDevicesResponse event;
+    event.set_device_id(device);
+    v1::EvseTelemetry* t = event.mutable_telemetry()->add_evses();
+    t->set_evse_id(evse);
+    t->mutable_measurements()->mutable_current_a()->set_l1(a);
+    t->mutable_measurements()->mutable_current_a()->set_l2(a);
+    t->mutable_measurements()->mutable_current_a()->set_l3(a);
+    *t->mutable_measurements()->mutable_measured_at() =
+        TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(clock_.Now()));
+    can_->Emit(event);
+  }
+
   void Plug(const std::string& device, const std::string& evse) {
     can_->SetDevice(WallboxState(device, evse, v1::CONNECTOR_STATUS_CHARGING));
     v1::WatchDevicesResponse event;
@@ -386,6 +400,34 @@ TEST_F(ControlLoopTest, AStaleWallboxCountsAtItsSetpointNotAtAnOldMeasurement) {
       EXPECT_FALSE(evse.measured_a().has_l1());
     }
   }
+}
+
+TEST_F(ControlLoopTest, BaseLoadComparesTheMeterWithEvCurrentsOfTheSameMoment) {
+  Plug("wallbox-1", "wb1");
+  WaitConnected();
+  double a = 0;
+  for (int s = 0; s < 9; ++s) {
+    clock_.Advance(absl::Seconds(1));
+    auto batches = can_->batches();
+    a = std::max(0.0, LimitIn(batches.back(), "wb1"));
+    EvseTelemetry("wallbox-1", "wb1", a);  // the vehicle follows at once
+    Meter(a, a, a);
+    std::this_thread::sleep_for(std::chrono::milliseconds(60));
+  }
+  ASSERT_TRUE(WaitForBatch([](const auto& b) { return Reached(b, "wb1", 32); }));
+  a = LimitIn(can_->batches().back(), "wb1");
+
+  // The building starts drawing 10 A; the meter sees it and wb1 drops to 22 A.
+  clock_.Advance(absl::Milliseconds(200));
+  Meter(10 + a, 10 + a, 10 + a);
+  ASSERT_TRUE(WaitForBatch([](const auto& b) { return LimitIn(b, "wb1") == 22; }));
+  // The vehicle follows 300 ms later, before the meter's next poll: against
+  // the old meter reading that would look like 20 A of building load.
+  clock_.Advance(absl::Milliseconds(300));
+  EvseTelemetry("wallbox-1", "wb1", 22);
+  clock_.Advance(absl::Seconds(1));  // a tick, still no new meter sample
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(LimitIn(can_->batches().back(), "wb1"), 22) << "no second, needless cut";
 }
 
 // A session service stand-in: the test says what WatchSessions would stream.
