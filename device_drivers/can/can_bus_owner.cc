@@ -15,9 +15,14 @@
 #include "device_drivers/can/socketcan_bus.h"
 #include "device_drivers/can/udp_can_bus.h"
 #include "runtime/log.h"
+#include "site_controller/config/api_conversions.h"
 
 namespace evgate::can {
 namespace {
+
+using ::evgate::api::GetPhase;
+using ::evgate::api::SetPhase;
+using ::evgate::api::ToProto;
 
 namespace v1 = evgate::v1;
 using google::protobuf::util::TimeUtil;
@@ -28,48 +33,6 @@ constexpr log::Logger kLog("can-owner");
 // every kBadFrameLogEvery-th (a babbling node must not flood the log).
 constexpr uint64_t kBadFrameLogFirst = 10;
 constexpr uint64_t kBadFrameLogEvery = 100;
-
-google::protobuf::Timestamp ToProto(absl::Time t) {
-  return TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(t));
-}
-
-v1::Phase ToProto(site::Phase phase) {
-  switch (phase) {
-    case site::Phase::kL1:
-      return v1::PHASE_L1;
-    case site::Phase::kL2:
-      return v1::PHASE_L2;
-    case site::Phase::kL3:
-      return v1::PHASE_L3;
-  }
-  return v1::PHASE_UNSPECIFIED;
-}
-
-void SetPhase(v1::PhaseValues* values, site::Phase phase, double value) {
-  switch (phase) {
-    case site::Phase::kL1:
-      values->set_l1(value);
-      break;
-    case site::Phase::kL2:
-      values->set_l2(value);
-      break;
-    case site::Phase::kL3:
-      values->set_l3(value);
-      break;
-  }
-}
-
-std::optional<double> GetPhase(const v1::PhaseValues& values, site::Phase phase) {
-  switch (phase) {
-    case site::Phase::kL1:
-      return values.has_l1() ? std::optional<double>(values.l1()) : std::nullopt;
-    case site::Phase::kL2:
-      return values.has_l2() ? std::optional<double>(values.l2()) : std::nullopt;
-    case site::Phase::kL3:
-      return values.has_l3() ? std::optional<double>(values.l3()) : std::nullopt;
-  }
-  return std::nullopt;
-}
 
 v1::Iec61851State ToProto(wallbox::IecState state) {
   switch (state) {

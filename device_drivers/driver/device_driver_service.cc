@@ -9,6 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "google/protobuf/util/time_util.h"
 #include "runtime/log.h"
+#include "site_controller/config/api_conversions.h"
 
 namespace evgate::devices {
 namespace {
@@ -23,14 +24,6 @@ constexpr absl::Duration kMinTelemetryInterval = absl::Milliseconds(100);
 constexpr absl::Duration kMaxTelemetryInterval = absl::Hours(1);
 // How often a waiting stream looks at cancellation and held-back telemetry.
 constexpr absl::Duration kStreamPoll = absl::Milliseconds(50);
-
-google::protobuf::Timestamp ToProtoTime(absl::Time t) {
-  return TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(t));
-}
-
-absl::Duration FromProto(const google::protobuf::Duration& d) {
-  return absl::Nanoseconds(TimeUtil::DurationToNanoseconds(d));
-}
 
 }  // namespace
 
@@ -234,7 +227,7 @@ grpc::Status DeviceDriverService::WatchDevices(
   }
   absl::Duration interval = options_.default_telemetry_interval;
   if (request->has_telemetry_interval()) {
-    interval = FromProto(request->telemetry_interval());
+    interval = api::FromProto(request->telemetry_interval());
     if (interval < absl::ZeroDuration()) {
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                           "telemetry_interval must not be negative");
@@ -273,13 +266,13 @@ grpc::Status DeviceDriverService::WatchDevices(
     std::optional<v1::DeviceState> state = backend->GetDevice(id);
     if (!state.has_value()) continue;
     v1::WatchDevicesResponse event;
-    *event.mutable_at() = ToProtoTime(clock_.Now());
+    *event.mutable_at() = api::ToProto(clock_.Now());
     event.set_device_id(id);
     *event.mutable_snapshot() = std::move(*state);
     if (!write(event)) return grpc::Status::OK;  // the client went away
   }
   v1::WatchDevicesResponse complete;
-  *complete.mutable_at() = ToProtoTime(clock_.Now());
+  *complete.mutable_at() = api::ToProto(clock_.Now());
   complete.mutable_initial_snapshot_complete();
   if (!write(complete)) return grpc::Status::OK;
 
@@ -316,7 +309,7 @@ grpc::Status DeviceDriverService::ApplySetpoints(grpc::ServerContext*,
   }
   absl::Duration ttl = options_.default_setpoint_ttl;
   if (request->has_ttl()) {
-    ttl = FromProto(request->ttl());
+    ttl = api::FromProto(request->ttl());
     if (ttl <= absl::ZeroDuration()) {
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                           "ttl must be positive (leave it out for the site default)");

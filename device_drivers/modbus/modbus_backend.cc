@@ -11,9 +11,14 @@
 #include "device_drivers/modbus/builtin_profiles.h"
 #include "device_drivers/modbus/libmodbus_transport.h"
 #include "runtime/log.h"
+#include "site_controller/config/api_conversions.h"
 
 namespace evgate::modbus {
 namespace {
+
+using ::evgate::api::GetPhase;
+using ::evgate::api::SetPhase;
+using ::evgate::api::ToProto;
 
 namespace v1 = ::evgate::v1;
 
@@ -32,52 +37,6 @@ constexpr absl::Duration kTimerIdle = absl::Milliseconds(100);
 // Off-grid box commands (docs/protocols/offgrid-box.md).
 constexpr double kTransferToOffGrid = 1;
 constexpr double kTransferToOnGrid = 2;
-
-google::protobuf::Timestamp ToProto(absl::Time t) {
-  google::protobuf::Timestamp ts;
-  const int64_t nanos = absl::ToUnixNanos(t);
-  ts.set_seconds(nanos >= 0 ? nanos / 1000000000 : (nanos - 999999999) / 1000000000);
-  ts.set_nanos(static_cast<int32_t>(nanos - ts.seconds() * 1000000000));
-  return ts;
-}
-
-v1::Phase ToProto(site::Phase phase) {
-  switch (phase) {
-    case site::Phase::kL1:
-      return v1::PHASE_L1;
-    case site::Phase::kL2:
-      return v1::PHASE_L2;
-    case site::Phase::kL3:
-      return v1::PHASE_L3;
-  }
-  return v1::PHASE_UNSPECIFIED;
-}
-
-void SetPhase(v1::PhaseValues* values, site::Phase phase, double value) {
-  switch (phase) {
-    case site::Phase::kL1:
-      values->set_l1(value);
-      break;
-    case site::Phase::kL2:
-      values->set_l2(value);
-      break;
-    case site::Phase::kL3:
-      values->set_l3(value);
-      break;
-  }
-}
-
-std::optional<double> GetPhase(const v1::PhaseValues& values, site::Phase phase) {
-  switch (phase) {
-    case site::Phase::kL1:
-      return values.has_l1() ? std::optional<double>(values.l1()) : std::nullopt;
-    case site::Phase::kL2:
-      return values.has_l2() ? std::optional<double>(values.l2()) : std::nullopt;
-    case site::Phase::kL3:
-      return values.has_l3() ? std::optional<double>(values.l3()) : std::nullopt;
-  }
-  return std::nullopt;
-}
 
 // The three per-phase quantities of a register map, L1..L3.
 constexpr Quantity kVoltage[3] = {Quantity::kVoltageL1, Quantity::kVoltageL2, Quantity::kVoltageL3};
@@ -224,20 +183,6 @@ v1::SetpointRejectReason ReasonOf(const absl::Status& status) {
     default:
       return v1::SETPOINT_REJECT_REASON_TIMEOUT;
   }
-}
-
-v1::DeviceKind KindOf(site::DeviceKind kind) {
-  switch (kind) {
-    case site::DeviceKind::kMeter:
-      return v1::DEVICE_KIND_METER;
-    case site::DeviceKind::kAcWallbox:
-      return v1::DEVICE_KIND_AC_WALLBOX;
-    case site::DeviceKind::kDcCharger:
-      return v1::DEVICE_KIND_DC_CHARGER;
-    case site::DeviceKind::kOffgridBox:
-      return v1::DEVICE_KIND_OFFGRID_BOX;
-  }
-  return v1::DEVICE_KIND_UNSPECIFIED;
 }
 
 // Rounds `amps` down to the EVSE's step (with a little slack for values that
@@ -451,7 +396,7 @@ v1::EvseState ModbusBackend::EvseStateLocked(const Device& device,
 v1::DeviceState ModbusBackend::StateLocked(const Device& device, const DeviceStatus& status) const {
   v1::DeviceState s;
   s.set_device_id(device.setup.polled.id);
-  s.set_kind(KindOf(device.setup.kind));
+  s.set_kind(ToProto(device.setup.kind));
   s.set_profile(device.setup.profile);
   s.set_bus_id(bus_id_);
   s.set_address(absl::StrCat(device.setup.polled.unit_id));

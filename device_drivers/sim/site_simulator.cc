@@ -16,9 +16,12 @@
 #include "device_drivers/can/wallbox_protocol.h"
 #include "google/protobuf/util/time_util.h"
 #include "runtime/log.h"
+#include "site_controller/config/api_conversions.h"
 
 namespace evgate::sim {
 namespace {
+
+using ::evgate::api::ToProto;
 
 namespace wb = can::wallbox;
 using ::google::protobuf::util::TimeUtil;
@@ -52,24 +55,6 @@ void SetPhase(v1::PhaseValues* values, int phase, double value) {
       values->set_l3(value);
       break;
   }
-}
-
-google::protobuf::Timestamp ToProto(absl::Time t) {
-  return TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(t));
-}
-
-v1::DeviceKind KindOf(site::DeviceKind kind) {
-  switch (kind) {
-    case site::DeviceKind::kMeter:
-      return v1::DEVICE_KIND_METER;
-    case site::DeviceKind::kAcWallbox:
-      return v1::DEVICE_KIND_AC_WALLBOX;
-    case site::DeviceKind::kDcCharger:
-      return v1::DEVICE_KIND_DC_CHARGER;
-    case site::DeviceKind::kOffgridBox:
-      return v1::DEVICE_KIND_OFFGRID_BOX;
-  }
-  return v1::DEVICE_KIND_UNSPECIFIED;
 }
 
 v1::Iec61851State ToProto(wb::IecState state) {
@@ -654,7 +639,7 @@ v1::SimulatedDevice SiteSimulator::DescribeLocked(const Device& device) {
   const site::DeviceConfig& config = *device.config;
   out.set_device_id(config.id);
   out.set_profile(std::string(config.profile->name));
-  out.set_kind(KindOf(config.profile->kind));
+  out.set_kind(ToProto(config.profile->kind));
   out.set_bus_id(config.bus.value_or(""));
   if (config.address) {
     out.set_address(absl::StrCat(*config.address));

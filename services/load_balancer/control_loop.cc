@@ -11,6 +11,7 @@
 #include "google/protobuf/util/time_util.h"
 #include "runtime/log.h"
 #include "services/load_balancer/proto_conversions.h"
+#include "site_controller/config/api_conversions.h"
 
 namespace evgate::load_balancer {
 namespace {
@@ -27,14 +28,6 @@ constexpr absl::Duration kMaxWait = absl::Milliseconds(20);
 constexpr size_t kMeasurementHistory = 50;
 // How long an RPC waits for the loop thread to take its call.
 constexpr absl::Duration kCallTimeout = absl::Seconds(2);
-
-absl::Time FromProto(const google::protobuf::Timestamp& t) {
-  return absl::FromUnixNanos(TimeUtil::TimestampToNanoseconds(t));
-}
-
-google::protobuf::Timestamp ToProtoTime(absl::Time t) {
-  return TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(t));
-}
 
 // A vehicle is connected and may take energy.
 bool VehicleConnected(const v1::EvseState& evse) {
@@ -389,7 +382,7 @@ void ControlLoop::HandleEvseMeasurements(const std::string& evse_id, const v1::E
   shown.measured_power_w.reset();
   if (m.has_power_w()) shown.measured_power_w = m.power_w();
   Measured measured;
-  measured.at = m.has_measured_at() ? FromProto(m.measured_at()) : now;
+  measured.at = m.has_measured_at() ? api::FromProto(m.measured_at()) : now;
   if (evse.ac) {
     std::vector<double> currents;
     for (site::Phase phase : evse.phases) {
@@ -418,7 +411,7 @@ void ControlLoop::HandleMeter(const std::string& device, const v1::MeterReading&
   const std::string& node = *devices_.at(device).meter_node;
   control::MeterSample sample;
   sample.node = node;
-  sample.at = reading.has_measured_at() ? FromProto(reading.measured_at()) : now;
+  sample.at = reading.has_measured_at() ? api::FromProto(reading.measured_at()) : now;
   for (int p = 0; p < allocation::kPhaseCount; ++p) {
     sample.current_a[p] = GetPhase(reading.current_a(), p).value_or(0);
   }
@@ -582,7 +575,7 @@ void ControlLoop::Publish(v1::AllocationTrigger trigger, std::optional<absl::Tim
             });
   allocation.set_failsafe(d.failsafe);
   allocation.set_trigger(trigger);
-  *allocation.mutable_computed_at() = ToProtoTime(d.at);
+  *allocation.mutable_computed_at() = api::ToProto(d.at);
   if (sample_at) {
     *allocation.mutable_reaction_time() =
         TimeUtil::NanosecondsToDuration(absl::ToInt64Nanoseconds(dispatched_at - *sample_at));
@@ -680,10 +673,10 @@ absl::StatusOr<std::vector<ActiveDynamicLimit>> ControlLoop::SetDynamicLimits(
         ActiveDynamicLimit entry;
         entry.limit = limits[i].first;
         entry.limit.set_circuit_id(converted[i].node);
-        *entry.limit.mutable_set_at() = ToProtoTime(now);
+        *entry.limit.mutable_set_at() = api::ToProto(now);
         entry.limit.clear_expires_at();
         if (converted[i].expires_at != absl::InfiniteFuture()) {
-          *entry.limit.mutable_expires_at() = ToProtoTime(converted[i].expires_at);
+          *entry.limit.mutable_expires_at() = api::ToProto(converted[i].expires_at);
         }
         entry.expires_at = converted[i].expires_at;
         active.push_back(std::move(entry));

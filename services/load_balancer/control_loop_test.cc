@@ -349,16 +349,37 @@ TEST_F(ControlLoopTest, DynamicLimitsBindUntilCleared) {
 TEST_F(ControlLoopTest, PriorityOverrideDecidesWhoPausesWhenMinimumsDoNotFit) {
   Plug("wallbox-1", "wb1");
   Plug("wallbox-2", "wb2");
-  Meter(22, 22, 22);  // 10 A left: room for one minimum
-  for (int s = 0; s < 3; ++s) Second(22);
+  WaitConnected();
+  {
+    grpc::ClientContext context;
+    v1::SetDynamicLimitsRequest request;  // 10 A: room for one minimum only
+    v1::DynamicLimit* limit = request.add_updates()->mutable_limit();
+    limit->set_source("test");
+    limit->mutable_current_limit_a()->set_l1(10);
+    limit->mutable_current_limit_a()->set_l2(10);
+    limit->mutable_current_limit_a()->set_l3(10);
+    v1::SetDynamicLimitsResponse response;
+    ASSERT_TRUE(stub_->SetDynamicLimits(&context, request, &response).ok());
+  }
+  // Nothing draws yet: the meter and both wallboxes measure 0 A.
+  for (int s = 0; s < 3; ++s) {
+    clock_.Advance(absl::Seconds(1));
+    EvseTelemetry("wallbox-1", "wb1", 0);
+    EvseTelemetry("wallbox-2", "wb2", 0);
+    Meter(0, 0, 0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(60));
+  }
+  ASSERT_TRUE(WaitForBatch(
+      [](const auto& b) { return LimitIn(b, "wb1") > 0 && LimitIn(b, "wb2") == -1; }))
+      << "wb1 was plugged in first";
   grpc::ClientContext context;
   v1::SetEvsePriorityRequest request;
   request.set_evse_id("wb2");
   request.set_priority(5);
   v1::SetEvsePriorityResponse response;
   ASSERT_TRUE(stub_->SetEvsePriority(&context, request, &response).ok());
-  ASSERT_TRUE(
-      WaitForBatch([](const auto& b) { return LimitIn(b, "wb1") == -1 && LimitIn(b, "wb2") > 0; }));
+  ASSERT_TRUE(WaitForBatch(
+      [](const auto& b) { return LimitIn(b, "wb1") == -1 && LimitIn(b, "wb2") > 0; }));
 }
 
 TEST_F(ControlLoopTest, WatchAllocationsStreamsTheCurrentThenEachChange) {

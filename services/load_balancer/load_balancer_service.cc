@@ -12,6 +12,7 @@
 #include "runtime/log.h"
 #include "services/load_balancer/proto_conversions.h"
 #include "site_controller/allocation/scenario.h"
+#include "site_controller/config/api_conversions.h"
 
 namespace evgate::load_balancer {
 namespace {
@@ -24,16 +25,6 @@ constexpr char kDeviceDriverHealthName[] = "evgate.v1.DeviceDriver";
 constexpr char kSessionHealthName[] = "evgate.v1.SessionService";
 // How often a WatchAllocations stream checks for cancellation.
 constexpr absl::Duration kWatchPoll = absl::Milliseconds(200);
-
-google::protobuf::Timestamp ToProtoTime(absl::Time t) {
-  return TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(t));
-}
-absl::Time FromProto(const google::protobuf::Timestamp& t) {
-  return absl::FromUnixNanos(TimeUtil::TimestampToNanoseconds(t));
-}
-absl::Duration FromProto(const google::protobuf::Duration& d) {
-  return absl::Nanoseconds(TimeUtil::DurationToNanoseconds(d));
-}
 
 grpc::Status ToGrpc(const absl::Status& status) {
   return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
@@ -71,8 +62,8 @@ v1::PhaseValues EffectiveLimit(const v1::PhaseValues& configured, double margin_
 // When an update or priority expires: absolute, from now, or never.
 template <typename Request>
 absl::Time ExpiryOf(const Request& request, absl::Time now) {
-  if (request.has_expires_at()) return FromProto(request.expires_at());
-  if (request.has_ttl()) return now + FromProto(request.ttl());
+  if (request.has_expires_at()) return api::FromProto(request.expires_at());
+  if (request.has_ttl()) return now + api::FromProto(request.ttl());
   return absl::InfiniteFuture();
 }
 
@@ -185,7 +176,7 @@ grpc::Status LoadBalancerService::GetSiteStatus(grpc::ServerContext*,
                                                 v1::GetSiteStatusResponse* response) {
   *response = topology_;
   const absl::Time now = clock_.Now();
-  *response->mutable_at() = ToProtoTime(now);
+  *response->mutable_at() = api::ToProto(now);
   if (loop_ == nullptr) {
     response->set_failsafe(true);
     response->set_failsafe_reason(v1::FAILSAFE_REASON_CONTROL_LOOP_STALLED);
@@ -201,7 +192,7 @@ grpc::Status LoadBalancerService::GetSiteStatus(grpc::ServerContext*,
                                                       : v1::FAILSAFE_REASON_NO_METER_DATA);
     response->set_failsafe_detail(live.failsafe_reason);
     if (live.failsafe_since)
-      *response->mutable_failsafe_since() = ToProtoTime(*live.failsafe_since);
+      *response->mutable_failsafe_since() = api::ToProto(*live.failsafe_since);
   }
   for (const ActiveDynamicLimit& limit : live.dynamic_limits) {
     *response->add_dynamic_limits() = limit.limit;
@@ -230,10 +221,10 @@ grpc::Status LoadBalancerService::GetSiteStatus(grpc::ServerContext*,
     if (e.priority_override) {
       evse.set_priority(*e.priority_override);
       if (e.priority_expires_at != absl::InfiniteFuture()) {
-        *evse.mutable_priority_expires_at() = ToProtoTime(e.priority_expires_at);
+        *evse.mutable_priority_expires_at() = api::ToProto(e.priority_expires_at);
       }
     }
-    if (e.paused_since && e.active) *evse.mutable_paused_since() = ToProtoTime(*e.paused_since);
+    if (e.paused_since && e.active) *evse.mutable_paused_since() = api::ToProto(*e.paused_since);
     if (auto a = allocated.find(evse.evse_id()); a != allocated.end()) {
       *evse.mutable_allocation() = *a->second;
     }
@@ -376,7 +367,7 @@ grpc::Status LoadBalancerService::SetDynamicLimits(grpc::ServerContext*,
   const absl::Time now = clock_.Now();
   std::vector<std::pair<v1::DynamicLimit, absl::Time>> limits;
   for (const v1::DynamicLimitUpdate& update : request->updates()) {
-    if (update.has_ttl() && FromProto(update.ttl()) < absl::ZeroDuration()) {
+    if (update.has_ttl() && api::FromProto(update.ttl()) < absl::ZeroDuration()) {
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "ttl must not be negative");
     }
     // A zero ttl clears: it expires now.
@@ -403,7 +394,7 @@ grpc::Status LoadBalancerService::SetEvsePriority(grpc::ServerContext*,
   response->set_evse_id(request->evse_id());
   response->set_priority(request->priority());
   if (expires_at != absl::InfiniteFuture())
-    *response->mutable_expires_at() = ToProtoTime(expires_at);
+    *response->mutable_expires_at() = api::ToProto(expires_at);
   return grpc::Status::OK;
 }
 

@@ -1,47 +1,18 @@
 #include "services/load_balancer/proto_conversions.h"
 
+#include "site_controller/config/api_conversions.h"
+
 namespace evgate::load_balancer {
 
 void SetPhase(v1::PhaseValues* values, int phase, double value) {
-  switch (phase) {
-    case 0:
-      values->set_l1(value);
-      break;
-    case 1:
-      values->set_l2(value);
-      break;
-    case 2:
-      values->set_l3(value);
-      break;
-  }
+  api::SetPhase(values, static_cast<site::Phase>(phase), value);
 }
 
 std::optional<double> GetPhase(const v1::PhaseValues& values, int phase) {
-  switch (phase) {
-    case 0:
-      if (values.has_l1()) return values.l1();
-      break;
-    case 1:
-      if (values.has_l2()) return values.l2();
-      break;
-    case 2:
-      if (values.has_l3()) return values.l3();
-      break;
-  }
-  return std::nullopt;
+  return api::GetPhase(values, static_cast<site::Phase>(phase));
 }
 
-v1::Phase ToProto(site::Phase phase) {
-  switch (phase) {
-    case site::Phase::kL1:
-      return v1::PHASE_L1;
-    case site::Phase::kL2:
-      return v1::PHASE_L2;
-    case site::Phase::kL3:
-      return v1::PHASE_L3;
-  }
-  return v1::PHASE_UNSPECIFIED;
-}
+v1::Phase ToProto(site::Phase phase) { return api::ToProto(phase); }
 
 v1::PhaseValues PerPhase(const std::vector<site::Phase>& phases,
                          const std::vector<double>& values) {
