@@ -369,17 +369,17 @@ TEST_F(ControlLoopTest, PriorityOverrideDecidesWhoPausesWhenMinimumsDoNotFit) {
     Meter(0, 0, 0);
     std::this_thread::sleep_for(std::chrono::milliseconds(60));
   }
-  ASSERT_TRUE(WaitForBatch(
-      [](const auto& b) { return LimitIn(b, "wb1") > 0 && LimitIn(b, "wb2") == -1; }))
-      << "wb1 was plugged in first";
+  ASSERT_TRUE(WaitForBatch([](const auto& b) {
+    return LimitIn(b, "wb1") > 0 && LimitIn(b, "wb2") == -1;
+  })) << "wb1 was plugged in first";
   grpc::ClientContext context;
   v1::SetEvsePriorityRequest request;
   request.set_evse_id("wb2");
   request.set_priority(5);
   v1::SetEvsePriorityResponse response;
   ASSERT_TRUE(stub_->SetEvsePriority(&context, request, &response).ok());
-  ASSERT_TRUE(WaitForBatch(
-      [](const auto& b) { return LimitIn(b, "wb1") == -1 && LimitIn(b, "wb2") > 0; }));
+  ASSERT_TRUE(
+      WaitForBatch([](const auto& b) { return LimitIn(b, "wb1") == -1 && LimitIn(b, "wb2") > 0; }));
 }
 
 TEST_F(ControlLoopTest, WatchAllocationsStreamsTheCurrentThenEachChange) {
