@@ -9,20 +9,28 @@
 // (bits 1-2: read input, read holding, write single, write multiple) and
 // whether the harness fixes up the frame so libmodbus looks past its first
 // checks (bit 3: TCP transaction id / RTU CRC); byte 1 is the register
-// count; the rest is the answer. libmodbus is a Debian library built without
-// sanitizers or coverage: this target covers our side of it and catches
-// anything that crashes or corrupts memory through it.
+// count; the rest is the answer. The device side then hangs up (TCP: FIN;
+// RTU: the pty is closed once the client has read every byte), so a short
+// answer fails at once instead of after the response timeout.
+//
+// libmodbus is a Debian library built without sanitizers or coverage: this
+// target covers our side of it and catches anything that crashes or corrupts
+// memory through it.
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdint>
 #include <cstdlib>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "absl/synchronization/mutex.h"
 #include "device_drivers/modbus/libmodbus_transport.h"
 
 namespace {
@@ -119,7 +127,72 @@ void Tcp(const uint8_t* data, size_t size, int request, int count, bool fix) {
   close(server);
 }
 
+// Hangs up the device side of an RTU pty once the client has taken every
+// byte of the answer, so a short answer fails at once instead of after the
+// response timeout (closing earlier would discard the bytes not yet read).
+class HangUp {
+ public:
+  HangUp() : thread_([this] { Run(); }) {}
+  ~HangUp() {
+    {
+      absl::MutexLock lock(&mu_);
+      stop_ = true;
+    }
+    thread_.join();
+  }
+  // Closes `master` when `probe` (another fd of the same pty's client side)
+  // shows an empty input queue, or when the client is done (it may leave
+  // bytes of an over-long answer unread).
+  void Arm(int master, int probe) {
+    absl::MutexLock lock(&mu_);
+    master_ = master;
+    probe_ = probe;
+    client_done_ = false;
+  }
+  void ClientDone() {
+    absl::MutexLock lock(&mu_);
+    client_done_ = true;
+    mu_.Await(absl::Condition(
+        +[](int* m) { return *m < 0; }, &master_));
+  }
+
+ private:
+  void Run() {
+    for (;;) {
+      int master, probe;
+      {
+        absl::MutexLock lock(&mu_);
+        mu_.Await(absl::Condition(
+            +[](HangUp* h) { return h->stop_ || h->master_ >= 0; }, this));
+        if (stop_) return;
+        master = master_;
+        probe = probe_;
+      }
+      for (;;) {
+        int queued = 0;
+        if (ioctl(probe, FIONREAD, &queued) != 0 || queued == 0) break;
+        {
+          absl::MutexLock lock(&mu_);
+          if (client_done_) break;
+        }
+        sched_yield();
+      }
+      close(master);
+      absl::MutexLock lock(&mu_);
+      master_ = -1;
+    }
+  }
+
+  absl::Mutex mu_;
+  int master_ ABSL_GUARDED_BY(mu_) = -1;
+  int probe_ ABSL_GUARDED_BY(mu_) = -1;
+  bool client_done_ ABSL_GUARDED_BY(mu_) = false;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread thread_;
+};
+
 void Rtu(const uint8_t* data, size_t size, int request, int count, bool fix) {
+  static HangUp* hang_up = new HangUp;
   const int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
   char name[128];
   if (master < 0 || grantpt(master) != 0 || unlockpt(master) != 0 ||
@@ -134,6 +207,8 @@ void Rtu(const uint8_t* data, size_t size, int request, int count, bool fix) {
   options.timeout = kTimeout;
   auto t = LibmodbusTransport::Rtu(options);
   if (!t.ok() || !(*t)->SetSlave(1).ok() || !(*t)->Connect().ok()) std::abort();
+  const int probe = open(name, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+  if (probe < 0) std::abort();
   std::vector<uint8_t> answer(data, data + size);
   if (fix && !answer.empty()) {
     const uint16_t crc = Crc16(answer);
@@ -141,8 +216,10 @@ void Rtu(const uint8_t* data, size_t size, int request, int count, bool fix) {
     answer.push_back(static_cast<uint8_t>(crc >> 8));
   }
   WriteAll(master, answer);
-  close(master);  // hang up: the client reads what is there, then EIO
+  hang_up->Arm(master, probe);
   Exercise(**t, request, count);
+  hang_up->ClientDone();
+  close(probe);
 }
 
 }  // namespace
