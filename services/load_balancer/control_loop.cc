@@ -1,6 +1,7 @@
 #include "services/load_balancer/control_loop.h"
 
 #include <algorithm>
+#include <cmath>
 #include <future>
 #include <set>
 #include <utility>
@@ -24,6 +25,8 @@ log::Logger kLog("load_balancer");
 // Longest real-time wait of the loop thread, so that a FakeClock in tests
 // and a clock step in production are noticed promptly.
 constexpr absl::Duration kMaxWait = absl::Milliseconds(20);
+// An EVSE measurement older than this at a meter sample is not trusted.
+constexpr absl::Duration kMaxMeasurementAge = absl::Seconds(3);
 // EVSE measurements kept for aligning with the grid meter: at 5 Hz, 10 s.
 constexpr size_t kMeasurementHistory = 50;
 // How long an RPC waits for the loop thread to take its call.
@@ -85,8 +88,8 @@ bool SameEvseValues(const v1::Allocation& a, const v1::Allocation& b) {
 ControlLoopOptions ControlLoopOptionsFromConfig(const site::ControllerConfig& controller) {
   ControlLoopOptions options;
   options.tick = absl::Milliseconds(controller.tick_ms);
-  // Three ticks, at least 3 s: two lost refreshes are tolerated, and a dead
-  // load balancer leaves the site at its failsafe within seconds.
+  // Three ticks, at least 3 s: every tick refreshes, so two lost refreshes are tolerated, and a
+  // dead load balancer leaves the site at its failsafe within seconds.
   options.setpoint_ttl = std::max(3 * options.tick, absl::Seconds(3));
   return options;
 }
@@ -114,7 +117,6 @@ ControlLoop::ControlLoop(const site::SiteConfig& config,
       clock_(clock),
       options_(std::move(options)),
       policy_(std::move(policy)),
-      last_batch_(links_.size(), absl::InfinitePast()),
       link_ready_(links_.size(), false) {
   if (config_.grid.meter) devices_[*config_.grid.meter].meter_node = site::kGridCircuitId;
   for (const site::CircuitConfig& circuit : config_.circuits) {
@@ -165,9 +167,14 @@ void ControlLoop::Start() {
           input.session = event;
           Post(std::move(input));
         },
-        [](const absl::Status&) {
-          // The last known authorizations stay in force; the new stream's
-          // snapshot replaces them (StreamFollower logs the loss).
+        [this](const absl::Status&) {
+          // The last known authorizations stay in force until the new
+          // stream's snapshot replaces them; a half-received snapshot of the
+          // lost stream is dropped (StreamFollower logs the loss).
+          Input input;
+          input.kind = Input::Kind::kSession;
+          input.session.set_event(v1::SESSION_EVENT_TYPE_UNSPECIFIED);
+          Post(std::move(input));
         });
   }
   thread_ = std::thread([this] { Run(); });
@@ -213,13 +220,15 @@ void ControlLoop::Run() {
       if (t && (!trigger || *t == v1::ALLOCATION_TRIGGER_METER_SAMPLE)) trigger = t;
     }
     absl::Time now = clock_.Now();
+    bool ticked = false;
     if (now >= next_tick) {
+      ticked = true;
       Apply(policy_.OnTick(now));
       if (!trigger) trigger = v1::ALLOCATION_TRIGGER_TICK;
       next_tick = now + options_.tick;
     }
     if (!trigger) continue;
-    const bool changed = Dispatch(now);
+    const bool changed = Dispatch(now, /*refresh=*/ticked);
     const absl::Time dispatched_at = clock_.Now();
     std::optional<absl::Time> sample_at;
     if (*trigger == v1::ALLOCATION_TRIGGER_METER_SAMPLE) sample_at = pending_sample_at_;
@@ -346,6 +355,9 @@ void ControlLoop::HandleSession(const v1::WatchSessionsResponse& event, absl::Ti
                           event.event() != v1::SESSION_EVENT_TYPE_ENDED;
   std::set<std::string> before = authorized_;
   switch (event.event()) {
+    case v1::SESSION_EVENT_TYPE_UNSPECIFIED:  // the stream was lost
+      resyncing_.reset();
+      return;
     case v1::SESSION_EVENT_TYPE_SNAPSHOT:
       if (!resyncing_) resyncing_.emplace();
       if (authorized) resyncing_->insert(session.evse_id());
@@ -387,11 +399,11 @@ void ControlLoop::HandleEvseMeasurements(const std::string& evse_id, const v1::E
     std::vector<double> currents;
     for (site::Phase phase : evse.phases) {
       std::optional<double> value = GetPhase(m.current_a(), static_cast<int>(phase));
-      if (!value) break;
+      if (!value || !std::isfinite(*value)) break;  // unknown: counted at its setpoint
       currents.push_back(*value);
     }
     if (currents.size() == evse.phases.size()) measured.a = std::move(currents);
-  } else if (m.has_power_w()) {
+  } else if (m.has_power_w() && std::isfinite(m.power_w())) {
     measured.w = m.power_w();
   }
   if (config_.grid.meter) {
@@ -402,8 +414,16 @@ void ControlLoop::HandleEvseMeasurements(const std::string& evse_id, const v1::E
     live.measured_a = std::move(measured.a);
     live.measured_w = measured.w;
   }
-  PushEvse(evse_id, now, m.has_soc_pct() ? std::optional<double>(m.soc_pct()) : std::nullopt,
-           m.has_session_energy_wh() ? std::optional<double>(m.session_energy_wh()) : std::nullopt);
+  // A driver's nonsense (NaN, an "unknown" SoC of 255) must not reach the
+  // policy: it would refuse every later computation.
+  std::optional<double> soc;
+  if (m.has_soc_pct() && m.soc_pct() >= 0 && m.soc_pct() <= 100) soc = m.soc_pct();
+  std::optional<double> energy;
+  if (m.has_session_energy_wh() && std::isfinite(m.session_energy_wh()) &&
+      m.session_energy_wh() >= 0) {
+    energy = m.session_energy_wh();
+  }
+  PushEvse(evse_id, now, soc, energy);
 }
 
 void ControlLoop::HandleMeter(const std::string& device, const v1::MeterReading& reading,
@@ -414,6 +434,10 @@ void ControlLoop::HandleMeter(const std::string& device, const v1::MeterReading&
   sample.at = reading.has_measured_at() ? api::FromProto(reading.measured_at()) : now;
   for (int p = 0; p < allocation::kPhaseCount; ++p) {
     sample.current_a[p] = GetPhase(reading.current_a(), p).value_or(0);
+    if (!std::isfinite(sample.current_a[p])) {
+      kLog.Warning("meter %s: non-finite current on phase %d; sample ignored", device, p + 1);
+      return;  // the meter ages into failsafe if it keeps doing this
+    }
   }
   working_.meters[node] = reading;
   if (!pending_sample_at_ || sample.at < *pending_sample_at_) pending_sample_at_ = sample.at;
@@ -430,8 +454,9 @@ void ControlLoop::HandleMeter(const std::string& device, const v1::MeterReading&
                               [&](const Measured& m) { return m.at > sample.at; });
     if (after == live.history.begin()) continue;
     const Measured& chosen = *std::prev(after);
-    live.measured_a = chosen.a;
-    live.measured_w = chosen.w;
+    const bool recent = sample.at - chosen.at <= kMaxMeasurementAge;
+    live.measured_a = recent ? chosen.a : std::nullopt;  // too old: counted at its setpoint
+    live.measured_w = recent ? chosen.w : std::nullopt;
     live.history.erase(live.history.begin(), std::prev(after));  // older ones are done
     control::EvseUpdate update;
     update.evse = evse_id;
@@ -466,7 +491,6 @@ void ControlLoop::HandleLinkDown(size_t link, absl::Time now) {
     for (const std::string& evse : route.evses) ours |= evse_routes_.at(evse).link == link;
     if (ours) ForgetMeasurements(device, now);
   }
-  last_batch_[link] = absl::InfinitePast();  // resend everything once it is back
   link_ready_[link] = false;
   for (auto& [evse, route] : evse_routes_) {
     if (route.link == link) dispatched_.erase(evse);
@@ -475,7 +499,11 @@ void ControlLoop::HandleLinkDown(size_t link, absl::Time now) {
 
 void ControlLoop::Apply(absl::StatusOr<control::Decision> decision) {
   if (!decision.ok()) {
-    kLog.Error("control policy: %s", decision.status().ToString());
+    // No valid decision: stop refreshing the last one, so that the drivers'
+    // TTL runs out and every EVSE falls back to its failsafe.
+    kLog.Error("control policy: %s; setpoints are no longer refreshed (failsafe at their TTL)",
+               decision.status().ToString());
+    decision_.reset();
     return;
   }
   decision_ = *std::move(decision);
@@ -486,7 +514,7 @@ uint64_t ControlLoop::NextSequence(absl::Time now) {
   return last_sequence_;
 }
 
-bool ControlLoop::Dispatch(absl::Time now) {
+bool ControlLoop::Dispatch(absl::Time now, bool refresh) {
   if (!decision_) return false;
   bool changed_taken = false;
   for (size_t link = 0; link < links_.size(); ++link) {
@@ -504,13 +532,12 @@ bool ControlLoop::Dispatch(absl::Time now) {
           sent == dispatched_.end() || !MessageDifferencer::Equals(sent->second, out->value());
     }
     if (request.setpoints().empty()) continue;
-    if (!changed && now - last_batch_[link] < options_.tick) continue;
+    if (!changed && !refresh) continue;
     request.set_controller_id(options_.controller_id);
     request.set_sequence(NextSequence(now));
     request.set_batch_id(absl::StrCat(request.sequence()));
     *request.mutable_ttl() =
         TimeUtil::NanosecondsToDuration(absl::ToInt64Nanoseconds(options_.setpoint_ttl));
-    last_batch_[link] = now;
     absl::StatusOr<v1::ApplySetpointsResponse> response = links_[link]->Apply(request);
     if (!response.ok()) {
       kLog.Warning("%s", response.status().message());
@@ -525,7 +552,9 @@ bool ControlLoop::Dispatch(absl::Time now) {
           why = result.message();
           kLog.Warning("setpoint for %s rejected: %s", result.evse_id(), why);
         }
-        dispatched_.erase(result.evse_id());
+        // Remembered as sent: retried with the tick's refresh, not at every
+        // event (a powered-off wallbox would otherwise be asked in a loop).
+        dispatched_[result.evse_id()] = request.setpoints(i).value();
         continue;
       }
       if (rejected_.erase(result.evse_id()) > 0) {
@@ -739,6 +768,11 @@ std::optional<v1::Allocation> ControlLoop::WaitForAllocation(uint64_t after,
   mu_.AwaitWithTimeout(absl::Condition(&newer), timeout);
   if (allocation_sequence_ <= after || !published_) return std::nullopt;
   return published_;
+}
+
+bool ControlLoop::stopped() const {
+  absl::MutexLock lock(&mu_);
+  return stop_;
 }
 
 std::vector<absl::Duration> ControlLoop::ReactionTimes() const {

@@ -136,6 +136,9 @@ class ControlLoop {
   // passes / the loop stops); returns it with its sequence, or nullopt.
   std::optional<v1::Allocation> WaitForAllocation(uint64_t after, absl::Duration timeout) const;
 
+  // True once Stop() was called.
+  bool stopped() const;
+
   // Meter sample → setpoints taken by the driver, oldest first.
   std::vector<absl::Duration> ReactionTimes() const;
 
@@ -204,7 +207,8 @@ class ControlLoop {
   void Apply(absl::StatusOr<control::Decision> decision);
   // Sends each driver its batch when something changed or a refresh is due.
   // Returns true if a batch was taken by a driver.
-  bool Dispatch(absl::Time now);
+  // `refresh`: send every driver its batch even if nothing changed (the tick).
+  bool Dispatch(absl::Time now, bool refresh);
   void Publish(v1::AllocationTrigger trigger, std::optional<absl::Time> sample_at,
                absl::Time dispatched_at);
   uint64_t NextSequence(absl::Time now);
@@ -221,7 +225,6 @@ class ControlLoop {
   control::ControlPolicy policy_;
   std::optional<control::Decision> decision_;
   std::map<std::string, v1::SetpointValue> dispatched_;  // accepted by the driver
-  std::vector<absl::Time> last_batch_;                   // per link
   // Per link: its initial snapshots are all in, so its batches are complete.
   std::vector<bool> link_ready_;
   uint64_t last_sequence_ = 0;

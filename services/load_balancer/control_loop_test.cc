@@ -3,6 +3,7 @@
 // gRPC as in `evgate run`, time driven by a FakeClock.
 #include "services/load_balancer/control_loop.h"
 
+#include <cmath>
 #include <functional>
 #include <memory>
 #include <string>
@@ -449,6 +450,23 @@ TEST_F(ControlLoopTest, BaseLoadComparesTheMeterWithEvCurrentsOfTheSameMoment) {
   clock_.Advance(absl::Seconds(1));  // a tick, still no new meter sample
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   EXPECT_EQ(LimitIn(can_->batches().back(), "wb1"), 22) << "no second, needless cut";
+}
+
+TEST_F(ControlLoopTest, ADriversNonsenseDoesNotStopTheLoop) {
+  Plug("wallbox-1", "wb1");
+  WaitConnected();
+  v1::WatchDevicesResponse event;
+  event.set_device_id("wallbox-1");
+  v1::EvseTelemetry* t = event.mutable_telemetry()->add_evses();
+  t->set_evse_id("wb1");
+  t->mutable_measurements()->mutable_current_a()->set_l1(std::nan(""));
+  t->mutable_measurements()->set_soc_pct(255);  // "unknown" in some protocols
+  t->mutable_measurements()->set_session_energy_wh(-5);
+  can_->Emit(event);
+  Meter(0, 0, 0);
+  for (int s = 0; s < 4; ++s) Second(0);
+  ASSERT_TRUE(WaitForBatch([](const auto& b) { return LimitIn(b, "wb1") > 6; }))
+      << "the loop still leaves failsafe and ramps";
 }
 
 // A session service stand-in: the test says what WatchSessions would stream.

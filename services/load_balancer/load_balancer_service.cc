@@ -344,7 +344,7 @@ grpc::Status LoadBalancerService::WatchAllocations(
     *message.mutable_allocation() = *sent;
     if (!writer->Write(message)) return grpc::Status::OK;
   }
-  while (!context->IsCancelled()) {
+  while (!context->IsCancelled() && !loop_->stopped()) {
     std::optional<v1::Allocation> next = loop_->WaitForAllocation(seen, kWatchPoll);
     if (!next) continue;
     seen = next->sequence();
