@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "device_drivers/can/can_bus_owner.h"
 #include "device_drivers/modbus/modbus_backend.h"
+#include "site_controller/control/site_model.h"
 
 namespace evgate::devices {
 
@@ -27,9 +28,7 @@ absl::StatusOr<std::unique_ptr<DeviceDriverService>> MakeSiteDeviceDrivers(
     backends.push_back(*std::move(backend));
   }
   DeviceDriverOptions options;
-  // As the load balancer's setpoint TTL: three ticks, at least 3 s.
-  options.default_setpoint_ttl =
-      std::max(3 * absl::Milliseconds(config.controller.tick_ms), absl::Seconds(3));
+  options.default_setpoint_ttl = control::SetpointTtl(config.controller);
   return std::make_unique<DeviceDriverService>(std::move(backends), clock, options);
 }
 

@@ -15,6 +15,7 @@
 #include "device_drivers/can/udp_can_bus.h"
 #include "device_drivers/can/wallbox_protocol.h"
 #include "google/protobuf/util/time_util.h"
+#include "runtime/grpc_status.h"
 #include "runtime/log.h"
 #include "site_controller/config/api_conversions.h"
 
@@ -36,10 +37,6 @@ constexpr uint16_t kSdmCurrentRegisters[3] = {0x0006, 0x0008, 0x000A};
 constexpr uint16_t kSdmImportKwh = 0x0048;
 constexpr uint16_t kSdmExportKwh = 0x004A;
 constexpr double kGridFrequencyHz = 50;
-
-grpc::Status ToGrpc(const absl::Status& status) {
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
-}
 
 int Index(site::Phase phase) { return static_cast<int>(phase); }
 

@@ -70,27 +70,12 @@ v1::SetpointValue ToValue(const control::Setpoint& setpoint, const site::EvseCon
   return value;
 }
 
-bool SameEvseValues(const v1::Allocation& a, const v1::Allocation& b) {
-  if (a.failsafe() != b.failsafe() || a.evses_size() != b.evses_size()) return false;
-  for (int i = 0; i < a.evses_size(); ++i) {
-    const v1::EvseAllocation& x = a.evses(i);
-    const v1::EvseAllocation& y = b.evses(i);
-    if (x.evse_id() != y.evse_id() || x.paused() != y.paused() || x.current_a() != y.current_a() ||
-        x.power_w() != y.power_w()) {
-      return false;
-    }
-  }
-  return true;
-}
-
 }  // namespace
 
 ControlLoopOptions ControlLoopOptionsFromConfig(const site::ControllerConfig& controller) {
   ControlLoopOptions options;
   options.tick = absl::Milliseconds(controller.tick_ms);
-  // Three ticks, at least 3 s: every tick refreshes, so two lost refreshes are tolerated, and a
-  // dead load balancer leaves the site at its failsafe within seconds.
-  options.setpoint_ttl = std::max(3 * options.tick, absl::Seconds(3));
+  options.setpoint_ttl = control::SetpointTtl(controller);
   return options;
 }
 

@@ -118,20 +118,7 @@ class ControlLoopTest : public ::testing::Test {
     auto config = site::LoadSiteConfigString(kSite, "test.yaml");
     ASSERT_TRUE(config.ok()) << config.status();
     config_ = *config;
-    auto modbus = std::make_unique<devices::FakeBackend>("rs485-1");
-    auto can = std::make_unique<devices::FakeBackend>("can0");
-    modbus_ = modbus.get();
-    can_ = can.get();
-    v1::DeviceState meter;
-    meter.set_device_id("grid-meter");
-    meter.set_kind(v1::DEVICE_KIND_METER);
-    modbus_->SetDevice(meter);
-    can_->SetDevice(WallboxState("wallbox-1", "wb1", v1::CONNECTOR_STATUS_AVAILABLE));
-    can_->SetDevice(WallboxState("wallbox-2", "wb2", v1::CONNECTOR_STATUS_AVAILABLE));
-    std::vector<std::unique_ptr<devices::DeviceBackend>> backends;
-    backends.push_back(std::move(modbus));
-    backends.push_back(std::move(can));
-    drivers_ = std::make_unique<devices::DeviceDriverService>(std::move(backends), clock_);
+    MakeDrivers(v1::CONNECTOR_STATUS_AVAILABLE);
     balancer_ = std::make_unique<LoadBalancerService>(config_, clock_);
     ServerOptions server;
     server.listen = "127.0.0.1:0";
@@ -143,6 +130,25 @@ class ControlLoopTest : public ::testing::Test {
         "127.0.0.1:" + std::to_string(host_->port()), grpc::InsecureChannelCredentials()));
   }
   void TearDown() override { host_->Shutdown(absl::Seconds(1)); }
+
+  // The grid meter on one fake bus, both wallboxes (in `status`) on another,
+  // behind a real DeviceDriver service.
+  void MakeDrivers(v1::ConnectorStatus status) {
+    auto modbus = std::make_unique<devices::FakeBackend>("rs485-1");
+    auto can = std::make_unique<devices::FakeBackend>("can0");
+    modbus_ = modbus.get();
+    can_ = can.get();
+    v1::DeviceState meter;
+    meter.set_device_id("grid-meter");
+    meter.set_kind(v1::DEVICE_KIND_METER);
+    modbus_->SetDevice(meter);
+    can_->SetDevice(WallboxState("wallbox-1", "wb1", status));
+    can_->SetDevice(WallboxState("wallbox-2", "wb2", status));
+    std::vector<std::unique_ptr<devices::DeviceBackend>> backends;
+    backends.push_back(std::move(modbus));
+    backends.push_back(std::move(can));
+    drivers_ = std::make_unique<devices::DeviceDriverService>(std::move(backends), clock_);
+  }
 
   // Waits (real time, up to 5 s) until `done` holds for the CAN bus's batches.
   bool WaitForBatch(const std::function<bool(const devices::FakeBackend::Batch&)>& done) {
@@ -507,20 +513,7 @@ TEST_F(ControlLoopTest, WithASessionServiceOnlyAuthorizedSessionsGetEnergy) {
   drivers_ = nullptr;
   balancer_ = nullptr;
 
-  std::vector<std::unique_ptr<devices::DeviceBackend>> backends;
-  auto modbus = std::make_unique<devices::FakeBackend>("rs485-1");
-  auto can = std::make_unique<devices::FakeBackend>("can0");
-  modbus_ = modbus.get();
-  can_ = can.get();
-  v1::DeviceState meter;
-  meter.set_device_id("grid-meter");
-  meter.set_kind(v1::DEVICE_KIND_METER);
-  modbus_->SetDevice(meter);
-  can_->SetDevice(WallboxState("wallbox-1", "wb1", v1::CONNECTOR_STATUS_CHARGING));
-  can_->SetDevice(WallboxState("wallbox-2", "wb2", v1::CONNECTOR_STATUS_CHARGING));
-  backends.push_back(std::move(modbus));
-  backends.push_back(std::move(can));
-  drivers_ = std::make_unique<devices::DeviceDriverService>(std::move(backends), clock_);
+  MakeDrivers(v1::CONNECTOR_STATUS_CHARGING);
   ServerOptions server;
   server.listen = drivers;  // the address the link was given
   server.insecure = true;

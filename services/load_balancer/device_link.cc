@@ -6,15 +6,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/time_util.h"
+#include "runtime/grpc_status.h"
 
 namespace evgate::load_balancer {
-namespace {
-
-absl::Status FromGrpc(const grpc::Status& status) {
-  return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
-}
-
-}  // namespace
+namespace {}  // namespace
 
 GrpcDeviceLink::GrpcDeviceLink(std::string endpoint, std::shared_ptr<grpc::Channel> channel,
                                absl::Duration telemetry_interval, absl::Duration apply_deadline)

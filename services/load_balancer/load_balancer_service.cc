@@ -9,6 +9,7 @@
 #include "google/protobuf/util/time_util.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
+#include "runtime/grpc_status.h"
 #include "runtime/log.h"
 #include "services/load_balancer/proto_conversions.h"
 #include "site_controller/allocation/scenario.h"
@@ -25,10 +26,6 @@ constexpr char kDeviceDriverHealthName[] = "evgate.v1.DeviceDriver";
 constexpr char kSessionHealthName[] = "evgate.v1.SessionService";
 // How often a WatchAllocations stream checks for cancellation.
 constexpr absl::Duration kWatchPoll = absl::Milliseconds(200);
-
-grpc::Status ToGrpc(const absl::Status& status) {
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
-}
 
 // a - b per phase, over the phases present in `a`.
 v1::PhaseValues Minus(const v1::PhaseValues& a, const v1::PhaseValues& b) {
@@ -323,18 +320,6 @@ grpc::Status LoadBalancerService::WatchAllocations(
                  evses->end());
     return allocation;
   };
-  auto same = [](const v1::Allocation& a, const v1::Allocation& b) {
-    if (a.failsafe() != b.failsafe() || a.evses_size() != b.evses_size()) return false;
-    for (int i = 0; i < a.evses_size(); ++i) {
-      const v1::EvseAllocation& x = a.evses(i);
-      const v1::EvseAllocation& y = b.evses(i);
-      if (x.evse_id() != y.evse_id() || x.paused() != y.paused() ||
-          x.current_a() != y.current_a() || x.power_w() != y.power_w()) {
-        return false;
-      }
-    }
-    return true;
-  };
   std::optional<v1::Allocation> sent;
   uint64_t seen = 0;
   if (std::optional<v1::Allocation> current = loop_->Snapshot().allocation) {
@@ -349,7 +334,7 @@ grpc::Status LoadBalancerService::WatchAllocations(
     if (!next) continue;
     seen = next->sequence();
     v1::Allocation filtered = filter(*std::move(next));
-    if (sent && same(*sent, filtered)) continue;
+    if (sent && SameEvseValues(*sent, filtered)) continue;
     v1::WatchAllocationsResponse message;
     *message.mutable_allocation() = filtered;
     if (!writer->Write(message)) break;

@@ -106,4 +106,17 @@ v1::Allocation ToProto(const allocation::Allocation& result) {
   return proto;
 }
 
+bool SameEvseValues(const v1::Allocation& a, const v1::Allocation& b) {
+  if (a.failsafe() != b.failsafe() || a.evses_size() != b.evses_size()) return false;
+  for (int i = 0; i < a.evses_size(); ++i) {
+    const v1::EvseAllocation& x = a.evses(i);
+    const v1::EvseAllocation& y = b.evses(i);
+    if (x.evse_id() != y.evse_id() || x.paused() != y.paused() || x.current_a() != y.current_a() ||
+        x.power_w() != y.power_w()) {
+      return false;
+    }
+  }
+  return true;
+}
+
 }  // namespace evgate::load_balancer

@@ -23,6 +23,7 @@
 #include "absl/time/time.h"
 #include "grpcpp/client_context.h"
 #include "grpcpp/support/sync_stream.h"
+#include "runtime/grpc_status.h"
 #include "runtime/log.h"
 
 namespace evgate::load_balancer {
@@ -94,9 +95,7 @@ class StreamFollower {
                      status.error_message().empty() ? "ended" : status.error_message());
         reported_down = true;
       }
-      on_down(status.ok() ? absl::UnavailableError("stream ended")
-                          : absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                                         status.error_message()));
+      on_down(status.ok() ? absl::UnavailableError("stream ended") : FromGrpc(status));
       absl::MutexLock lock(&mu_);
       mu_.AwaitWithTimeout(absl::Condition(&stop_), backoff);
       backoff = std::min(backoff * 2, kMaxBackoff);

@@ -5,6 +5,7 @@
 #include <system_error>
 
 #include "absl/strings/str_cat.h"
+#include "runtime/grpc_status.h"
 #include "runtime/log.h"
 #include "services/session/grpc_device_events.h"
 
@@ -12,10 +13,6 @@ namespace evgate::session {
 namespace {
 
 constexpr log::Logger kLog("session");
-
-grpc::Status ToGrpc(const absl::Status& status) {
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
-}
 
 }  // namespace
 

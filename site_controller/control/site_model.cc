@@ -1,5 +1,6 @@
 #include "site_controller/control/site_model.h"
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,10 @@ absl::StatusOr<allocation::PhaseLimits> ToPhaseLimits(const std::vector<site::Ph
 }
 
 }  // namespace
+
+absl::Duration SetpointTtl(const site::ControllerConfig& controller) {
+  return std::max(3 * absl::Milliseconds(controller.tick_ms), absl::Seconds(3));
+}
 
 ControlParams ControlParamsFromConfig(const site::ControllerConfig& controller) {
   ControlParams p;

@@ -9,6 +9,7 @@
 #define EVGATE_SITE_CONTROLLER_CONTROL_SITE_MODEL_H_
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "site_controller/allocation/allocation.h"
 #include "site_controller/config/site_config.h"
 
@@ -24,6 +25,13 @@ struct ControlParams {
 };
 
 ControlParams ControlParamsFromConfig(const site::ControllerConfig& controller);
+
+// How long a dispatched setpoint stays valid without a refresh before the
+// driver (and the device's own watchdog) falls back to the failsafe: three
+// ticks, at least 3 s. The load balancer refreshes every tick, so two lost
+// refreshes are tolerated, and a dead controller leaves a safe site within
+// seconds. Drivers use it as their default for batches without a TTL.
+absl::Duration SetpointTtl(const site::ControllerConfig& controller);
 
 // The engine input for `config`'s structure:
 //  - grid: limits on grid.phases, contract and export limits, nominal voltage; metered (with

@@ -109,5 +109,15 @@ TEST(SiteModel, MismatchedLimitsAreAnErrorWithThePath) {
   EXPECT_THAT(in.status().message(), ::testing::HasSubstr("grid.fuse_limit_a"));
 }
 
+TEST(SetpointTtlTest, ThreeTicksButNeverUnderThreeSeconds) {
+  site::ControllerConfig controller;
+  controller.tick_ms = 1000;
+  EXPECT_EQ(SetpointTtl(controller), absl::Seconds(3));
+  controller.tick_ms = 200;  // a fast loop must not make the devices jumpy
+  EXPECT_EQ(SetpointTtl(controller), absl::Seconds(3));
+  controller.tick_ms = 5000;
+  EXPECT_EQ(SetpointTtl(controller), absl::Seconds(15));
+}
+
 }  // namespace
 }  // namespace evgate::control
