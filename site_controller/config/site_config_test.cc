@@ -484,9 +484,9 @@ stations:
 
 TEST(Rule05, DuplicateIdsOfEveryKindAreReported) {
   const SiteConfigLoadResult result = Load(R"(circuits:
-  - {id: grid, parent: grid, limit_a: 10}
-  - {id: a, parent: grid, limit_a: 10}
-  - {id: a, parent: grid, limit_a: 10}
+  - {id: grid, parent: grid, limit_a: 20}
+  - {id: a, parent: grid, limit_a: 20}
+  - {id: a, parent: grid, limit_a: 20}
 buses:
   - {id: can-1, type: can, interface: can0}
   - {id: can-1, type: can, interface: can1}
@@ -1139,6 +1139,63 @@ simulation:
   EXPECT_EQ(v.phases, 3);
   EXPECT_EQ(v.energy_to_full_wh, defaults::kSimVehicleEnergyToFullWh);
   EXPECT_EQ(v.id_tag, "04B2C3D4");
+}
+
+TEST(Rule21, FailsafeCurrentsFitEveryCircuitAndTheGridWithTheMargin) {
+  // Lines 5-22: kDevices; then four more wallboxes and the circuits.
+  const SiteConfigLoadResult result = Load(absl::StrCat(
+      kDevices, R"(  - {id: wallbox-2, profile: cabur_ev_plus_22kw, bus: can-1, address: 2}
+  - {id: wallbox-3, profile: cabur_ev_plus_7kw, bus: can-1, address: 3}
+  - {id: wallbox-4, profile: cabur_ev_plus_7kw, bus: can-1, address: 4}
+circuits:
+  - {id: garage, parent: grid, limit_a: 20}
+  - {id: single, parent: garage, phases: [L1, L2], limit_a: [16, 7]}
+  - {id: dc-feeder, parent: grid, limit_a: 40}
+controller: {margin_a: 1}
+stations:
+  - {id: s1, device: wallbox-1, circuit: garage, evses: [{id: wb1, failsafe_current_a: 8}]}
+  - {id: s2, device: wallbox-2, circuit: garage, evses: [{id: wb2, phases: [L2, L3, L1], failsafe_current_a: 8}]}
+  - {id: s3, device: wallbox-3, circuit: single, evses: [{id: wb3, phases: [L2], failsafe_current_a: 6}]}
+  - {id: s4, device: wallbox-4, circuit: single, evses: [{id: wb4, phases: [L1], failsafe_current_a: 0}]}
+  - id: dc
+    device: ds60-1
+    circuit: dc-feeder
+    max_power_w: 60000
+    evses:
+      - {id: dc1, connector: 1, failsafe_power_w: 30000, efficiency: 0.95}
+      - {id: dc2, connector: 2, failsafe_power_w: 30000, efficiency: 0.95}
+)"));
+  // garage L2: wb1 8 + wb2 8 + wb3 6 = 22 A > 20 - 1; L1 and L3: 16 A fit.
+  // single L2: wb3 6 A = 7 - 1 fits; wb4 pauses on failsafe (0).
+  // dc-feeder: 60 kW / 0.95 / (3 × 230 V) = 91.53 A > 39 A on every phase;
+  // the grid sees the garage and the DC feeder together.
+  EXPECT_THAT(
+      result.errors,
+      ElementsAre(
+          ErrorAt(3, "grid.fuse_limit_a", "add up to 107.53 A on L1"),
+          ErrorAt(3, "grid.fuse_limit_a", "add up to 113.53 A on L2"),
+          ErrorAt(3, "grid.fuse_limit_a", "add up to 107.53 A on L3"),
+          ErrorAt(27, "circuits[0].limit_a",
+                  "the failsafe currents of the EVSEs under circuit 'garage' add up to 22 A on L2 "
+                  "(wb1 8 A, wb2 8 A, wb3 6 A), above its limit 20 A less the margin 1 A = 19 A"),
+          ErrorAt(29, "circuits[2].limit_a", "add up to 91.53 A on L1 (dc1 45.77 A, dc2 45.77 A)"),
+          ErrorAt(29, "circuits[2].limit_a", "on L2"),
+          ErrorAt(29, "circuits[2].limit_a", "on L3")));
+}
+
+TEST(Rule21, PausingOnFailsafeAlwaysFits) {
+  std::string stations = "stations:\n";
+  for (int i = 1; i <= 40; ++i) {
+    absl::StrAppend(&stations, "  - {id: s", i, ", device: w", i, ", circuit: grid, evses: [{id: e",
+                    i, ", failsafe_current_a: 0}]}\n");
+  }
+  std::string devices;
+  for (int i = 1; i <= 40; ++i) {
+    absl::StrAppend(&devices, "  - {id: w", i,
+                    ", profile: cabur_ev_plus_22kw, bus: can-1, address: ", i + 1, "}\n");
+  }
+  const SiteConfigLoadResult result = Load(absl::StrCat(kDevices, devices, stations));
+  EXPECT_THAT(Lines(result), ElementsAre());
 }
 
 TEST(DeviceProfiles, TableHasTheManualsLimits) {

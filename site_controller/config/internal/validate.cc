@@ -30,6 +30,9 @@ namespace {
 // 60000 → "60000", 0.1 → "0.1".
 std::string Num(double value) { return absl::StrFormat("%.10g", value); }
 
+// A current for a person: to the hundredth of an ampere.
+std::string Amperes(double a) { return absl::StrCat(Num(std::round(a * 100) / 100), " A"); }
+
 std::string Quoted(absl::string_view text) { return absl::StrCat("'", text, "'"); }
 
 std::string TimeText(absl::Time time) {
@@ -142,6 +145,7 @@ class Validator {
     CheckAuthorization();
     CheckOcpp();
     CheckController();
+    CheckFailsafeFit();
     CheckServices();
     CheckSimulation();
   }
@@ -1147,6 +1151,102 @@ class Validator {
                          meter->id, "' (2 × ", meter->poll_period_ms,
                          " ms = ", 2 * meter->poll_period_ms,
                          " ms); one late answer would trip the failsafe"));
+    }
+  }
+
+  // ---- failsafe fits the topology ----------------------------------------
+  // The failsafe is what every EVSE runs at when nothing can be measured or
+  // commanded (grid meter stale, gateway dead): then all of them may draw it
+  // at once, so per phase their sum must fit every circuit on their path,
+  // with the controller's margin, or the failsafe itself trips a breaker.
+  void CheckFailsafeFit() {
+    struct Load {
+      double a = 0;
+      std::vector<std::string> evses;  // contributing, with their current
+    };
+    // node ("grid" or circuit id) -> site phase -> failsafe load
+    std::map<std::string, std::map<Phase, Load>> loads;
+    for (const StationConfig& station : c_.stations) {
+      const std::vector<Phase>* circuit_phases = PhasesOf(station.circuit);
+      if (circuit_phases == nullptr) {
+        continue;  // unknown circuit, reported with the station
+      }
+      // A DC station's connectors share its max_power_w, in failsafe too.
+      double dc_budget_w = station.max_power_w > 0 ? station.max_power_w : 0;
+      for (const EvseConfig& evse : station.evses) {
+        std::vector<Phase> phases = evse.phases.empty() ? *circuit_phases : evse.phases;
+        double per_phase_a = 0;
+        if (evse.ac) {
+          per_phase_a = evse.ac->failsafe_current_a;
+        } else if (evse.dc && !phases.empty() && evse.dc->efficiency > 0) {
+          const double w = std::min(evse.dc->failsafe_power_w, dc_budget_w);
+          dc_budget_w -= w;
+          per_phase_a = w / evse.dc->efficiency /
+                        (static_cast<double>(phases.size()) * c_.grid.nominal_voltage_v);
+        }
+        if (!(per_phase_a > 0)) {
+          continue;
+        }
+        // The EVSE's circuit and every ancestor up to the grid; a cycle is
+        // reported on its own (CheckCircuitCycles), so the walk is bounded.
+        std::string node = station.circuit;
+        for (size_t depth = 0; depth <= c_.circuits.size() + 1; ++depth) {
+          for (Phase phase : phases) {
+            Load& load = loads[node][phase];
+            load.a += per_phase_a;
+            load.evses.push_back(absl::StrCat(evse.id, " ", Amperes(per_phase_a)));
+          }
+          if (node == kGridCircuitId) {
+            break;
+          }
+          const CircuitConfig* circuit = Circuit(node);
+          if (circuit == nullptr) {
+            break;
+          }
+          node = circuit->parent.empty() ? std::string(kGridCircuitId) : circuit->parent;
+        }
+      }
+    }
+    auto check = [&](const std::string& node, const SourceLines& source, absl::string_view field,
+                     const std::vector<Phase>& phases, const std::vector<double>& limits) {
+      auto found = loads.find(node);
+      if (found == loads.end() || limits.size() != phases.size()) {
+        return;  // no failsafe load, or a limit list already reported
+      }
+      for (size_t i = 0; i < phases.size(); ++i) {
+        auto load = found->second.find(phases[i]);
+        if (load == found->second.end()) {
+          continue;
+        }
+        const double allowed = limits[i] - c_.controller.margin_a;
+        // A hundredth of an ampere of tolerance for decimal arithmetic.
+        if (load->second.a <= allowed + 0.005) {
+          continue;
+        }
+        constexpr size_t kShown = 6;
+        std::vector<std::string> shown(
+            load->second.evses.begin(),
+            load->second.evses.begin() + std::min(kShown, load->second.evses.size()));
+        std::string who = absl::StrJoin(shown, ", ");
+        if (load->second.evses.size() > kShown) {
+          absl::StrAppend(&who, " and ", load->second.evses.size() - kShown, " more");
+        }
+        Error(source, field,
+              absl::StrCat("the failsafe currents of the EVSEs under ", CircuitName(node),
+                           " add up to ", Amperes(load->second.a), " on ", PhaseName(phases[i]),
+                           " (", who, "), above its limit ", Num(limits[i]), " A less the margin ",
+                           Num(c_.controller.margin_a), " A = ", Num(allowed),
+                           " A; with no meter or no controller they all run at their failsafe at "
+                           "once, so lower failsafe_current_a / failsafe_power_w of some "
+                           "(0 = pause on failsafe)"));
+      }
+    };
+    check(std::string(kGridCircuitId), c_.grid.source, "fuse_limit_a", c_.grid.phases,
+          c_.grid.fuse_limit_a);
+    for (const CircuitConfig& circuit : c_.circuits) {
+      if (circuit.id != kGridCircuitId && Circuit(circuit.id) == &circuit) {  // else reported
+        check(circuit.id, circuit.source, "limit_a", circuit.phases, circuit.limit_a);
+      }
     }
   }
 
