@@ -7,15 +7,25 @@
 //    power), counted from when the increase became pending, and hysteretic: an increase smaller
 //    than hysteresis_a is not sent (a paused AC EVSE resumes at its minimum at once, since no
 //    value between 0 and the minimum exists);
-//  - a grid meter sample older than meter_timeout_s (or none yet) gives the failsafe setpoints at
-//    once, flagged; the next fresh sample recovers (increases ramp from the failsafe values);
+//  - a grid meter sample older than meter_timeout_s (or none yet, or invalid) gives the failsafe
+//    setpoints at once, flagged; the next fresh sample recovers (increases ramp from the failsafe
+//    values);
+//  - a metered circuit whose sample is older than meter_timeout_s or invalid puts that circuit's
+//    subtree, and only it, in failsafe (Decision::failsafe_nodes): its EVSEs get their failsafe
+//    setpoints and the rest of the site is allocated around them, counting them at their worst
+//    case; a fresh valid sample recovers;
+//  - an EVSE the loop cannot command (EvseUpdate::commandable false) is not allocated: it counts at
+//    its worst case until it has provably fallen back to its failsafe, and its setpoint is its
+//    failsafe value, flagged (Setpoint::commandable false);
 //  - pause rotation: per EVSE the time it started running or was paused by the load balancer is
 //    kept and fed back to the engine, which keeps pauses at least min_pause_s long.
 // Dynamic limits (utility, building EMS) on the grid or a circuit tighten the configured limits
 // until they expire; priority overrides replace an EVSE's priority until they expire.
 //
-// Times are absl::Time passed in by the caller; inputs must not go back in time (an older time
-// is treated as the latest one seen).
+// Times are absl::Time on the caller's monotonic timeline (Clock::MonotonicNow(); the control
+// loop converts a driver's wall-clock measurement time to it at receipt), never wall time: a
+// wall clock step must not freeze or fast-forward a meter's age. Inputs must not go back in time
+// (an older time is treated as the latest one seen).
 //
 // Thread-compatible: one control loop owns it.
 
@@ -39,8 +49,20 @@ namespace evgate::control {
 // A meter reading of the grid connection ("grid") or of a metered circuit.
 struct MeterSample {
   std::string node;                   // "grid" or a circuit id
-  absl::Time at;                      // when the meter measured it
+  absl::Time at;                      // when the meter measured it (monotonic)
   allocation::PhaseValues current_a;  // per site phase (0 for phases the node lacks)
+  // Non-empty: the reading is not usable (a phase the node has carries no value, a non-finite
+  // value, ...), in words. The node is in failsafe at once with this reason until a valid sample
+  // arrives; `current_a` is ignored. Phases the node does not have stay 0 and are not required.
+  std::string invalid_reason = {};
+};
+
+// A setpoint a driver accepted for an EVSE: the value in force on the device.
+struct AcceptedSetpoint {
+  double current_a = 0;  // AC: per phase
+  double power_w = 0;    // DC: at the vehicle
+  bool paused = true;
+  absl::Time at;  // when the driver accepted it (monotonic)
 };
 
 // What a driver reports about an EVSE. The measurements are as of `at` and replace the previous
@@ -54,6 +76,13 @@ struct EvseUpdate {
   std::optional<double> measured_w;               // DC
   std::optional<double> soc_pct;
   std::optional<double> session_energy_wh;
+  // False while the loop cannot command it: its driver stream is down or not yet
+  // synchronised, its device link is stale, or its last setpoint was refused or timed out.
+  bool commandable = true;
+  // The last setpoint a driver accepted for it (value in force) and when (monotonic). Unset:
+  // none accepted since the policy was created (its value in force is unknown). An update
+  // without it keeps the one from before.
+  std::optional<AcceptedSetpoint> last_accepted;
 };
 
 // A limit from outside (utility, building EMS) on the grid or a circuit, until `expires_at`.
@@ -76,12 +105,32 @@ struct Setpoint {
   double power_w = 0;    // DC: at the vehicle, negative = discharge
   bool paused = true;
   bool changed = false;  // differs from the previous decision: dispatch it
+  // False: the EVSE is not controlled (the loop cannot command it, EvseUpdate::commandable).
+  // The value is its failsafe, which the loop keeps retrying; it is not allocated and counts at
+  // its worst case.
+  bool commandable = true;
+  // True: the EVSE is at its failsafe value because the whole site or a circuit it is under is
+  // in failsafe (Decision::failsafe, failsafe_nodes).
+  bool failsafe = false;
+};
+
+// A node (the grid or a metered circuit) whose meter reading is stale or invalid: its subtree is
+// in failsafe.
+struct NodeFailsafe {
+  std::string node;    // "grid" or a circuit id
+  std::string reason;  // in words, e.g. "meter reading is 3.5 s old (timeout 3 s)"
+  absl::Time since;    // when it went into failsafe (monotonic; Decision::at timeline)
 };
 
 struct Decision {
   absl::Time at;
+  // The whole site is in failsafe (the grid meter's reading is missing, stale or invalid).
   bool failsafe = false;
   std::string failsafe_reason;
+  // Every node in failsafe, the grid included when `failsafe`, in node order (grid, then
+  // circuits in configuration order). A circuit under a failed circuit is listed only when its
+  // own meter failed.
+  std::vector<NodeFailsafe> failsafe_nodes;
   std::vector<Setpoint> setpoints;  // every EVSE, in configuration order
   bool any_changed = false;
   // The engine's unramped allocation behind these setpoints.

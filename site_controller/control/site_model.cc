@@ -40,6 +40,7 @@ ControlParams ControlParamsFromConfig(const site::ControllerConfig& controller) 
   p.hysteresis_a = controller.hysteresis_a;
   p.meter_timeout_s = controller.meter_timeout_ms / 1000.0;
   p.min_pause_s = controller.min_pause_s;
+  p.setpoint_ttl_s = absl::ToDoubleSeconds(SetpointTtl(controller));
   return p;
 }
 

@@ -22,6 +22,14 @@ struct ControlParams {
   double hysteresis_a = site::defaults::kHysteresisA;
   double meter_timeout_s = site::defaults::kMeterTimeoutMs / 1000.0;
   double min_pause_s = site::defaults::kMinPauseS;
+  // How long a setpoint a driver accepted stays in force without a refresh (SetpointTtl).
+  double setpoint_ttl_s = 3.0;
+  // The longest watchdog a device may have been programmed with: after the last setpoint a
+  // driver sent (at most setpoint_ttl_s after it accepted one) the device falls back to its
+  // failsafe within this time even when its driver is gone. site.yaml does not give it; the
+  // default is the longest any backend can program (Modbus watchdog register: 65.535 s; CAN
+  // WatchdogConfig: 60 s), so the fallback is proven, not assumed.
+  double device_watchdog_s = 65.535;
 };
 
 ControlParams ControlParamsFromConfig(const site::ControllerConfig& controller);
