@@ -273,6 +273,7 @@ absl::Status ValidateInput(const AllocationInput& in) {
       errors.Add(at("paused_since_s"), "an EVSE cannot be both running and paused");
     }
     if (e.connector < 0) errors.Add(at("connector"), "must be >= 0");
+    if (e.reserved_a) CheckNumber(errors, at("reserved_a"), *e.reserved_a, 0);
     if (!e.station.empty() && station_index.find(e.station) == station_index.end()) {
       errors.Add(at("station"), absl::StrCat("unknown station \"", e.station, "\""));
     }
@@ -523,6 +524,7 @@ class Engine {
     BuildItems();
     ComputeBaseLoads();
     BuildConstraints();
+    Reserve();
     PeakShave();
     size_t begin = 0;
     while (begin < items_.size()) {
@@ -680,7 +682,7 @@ class Engine {
         double a = 0;
         if (e.measured_a) {
           a = (*e.measured_a)[k];
-        } else if (e.active && e.setpoint_a) {
+        } else if (e.active && e.setpoint_a && !e.reserved_a) {
           a = *e.setpoint_a;
         }
         m[static_cast<int>(e.phases[k])] += a;
@@ -689,7 +691,7 @@ class Engine {
       double w = 0;
       if (e.measured_w) {
         w = *e.measured_w;
-      } else if (e.active && e.setpoint_w) {
+      } else if (e.active && e.setpoint_w && !e.reserved_a) {
         w = *e.setpoint_w;
       }
       const double a = w >= 0 ? w / (n * volts_ * e.efficiency) : w * e.efficiency / (n * volts_);
@@ -768,7 +770,9 @@ class Engine {
       Item& it = items_.emplace_back(static_items_[k.index]);
       it.evse = &e;
       it.tier = k.tier;
-      if (!e.active) {
+      if (e.reserved_a) {
+        it.reason = e.active ? PauseReason::kFailsafe : PauseReason::kInactive;
+      } else if (!e.active) {
         it.reason = PauseReason::kInactive;
       } else if (e.type == EvseType::kDc && e.soc_pct && *e.soc_pct >= e.soc_max_pct) {
         it.reason = PauseReason::kSocLimit;
@@ -777,6 +781,15 @@ class Engine {
       } else {
         it.chargeable = true;
       }
+    }
+  }
+
+  // Reserved EVSEs (not controlled) as fixed loads, in rank order (deterministic sums).
+  void Reserve() {
+    for (const Item& it : items_) {
+      if (!it.evse->reserved_a) continue;
+      const double level = *it.evse->reserved_a;
+      for (const auto& [c, coef] : it.path) cons_[c].used += coef * level;
     }
   }
 
@@ -795,7 +808,7 @@ class Engine {
     std::vector<int> dischargers;
     for (size_t i = 0; i < items_.size(); ++i) {
       const Evse& e = *items_[i].evse;
-      if (e.active && e.type == EvseType::kDc && e.bidirectional && e.soc_pct &&
+      if (e.active && !e.reserved_a && e.type == EvseType::kDc && e.bidirectional && e.soc_pct &&
           *e.soc_pct > e.soc_min_pct && e.max_discharge_w > 0) {
         dischargers.push_back(static_cast<int>(i));
       }
@@ -1092,6 +1105,10 @@ class Engine {
       a.id = e.id;
       a.type = e.type;
       a.pause_reason = it.reason;
+      if (e.reserved_a) {
+        SetReserved(a, e);
+        continue;
+      }
       if (it.discharge_w > 0) {
         a.power_w = -it.discharge_w;
         a.current_a = -it.discharge_w * e.efficiency / it.volts_per_level;
@@ -1134,6 +1151,30 @@ class Engine {
       out.circuits.push_back(std::move(load));
     }
     return out;
+  }
+
+  // A reserved EVSE's output: its failsafe value (0 when inactive), not controlled.
+  void SetReserved(EvseAllocation& a, const Evse& e) const {
+    a.controlled = false;
+    const double volts = e.phases.size() * volts_;
+    if (e.type == EvseType::kAc) {
+      a.current_a = e.active ? e.failsafe_a : 0.0;
+      a.power_w = a.current_a * volts;
+      a.paused = a.current_a <= 0;
+    } else {
+      a.power_w = e.active ? e.failsafe_w : 0.0;
+      a.current_a = a.power_w / (volts * e.efficiency);
+      a.paused = a.power_w <= 0;
+    }
+    a.limited_by.clear();
+    a.limit = Limit{};
+    if (e.active) {
+      a.limited_by = "failsafe";
+      a.limit.kind = Limit::Kind::kFailsafe;
+    }
+    a.pause_reason = !e.active  ? PauseReason::kInactive
+                     : a.paused ? PauseReason::kFailsafe
+                                : PauseReason::kNone;
   }
 
   struct Key {
@@ -1237,7 +1278,8 @@ bool SnapshotFieldsValid(const AllocationInput& in) {
   for (const Evse& e : in.evses) {
     ok = ok && std::isfinite(e.session_energy_wh) && e.session_energy_wh >= 0 &&
          Finite(e.plugged_at_s) && Finite(e.running_since_s) && Finite(e.paused_since_s) &&
-         !(e.running_since_s && e.paused_since_s);
+         !(e.running_since_s && e.paused_since_s) &&
+         (!e.reserved_a || (std::isfinite(*e.reserved_a) && *e.reserved_a >= 0));
     if (e.type == EvseType::kAc) {
       if (e.measured_a) {
         ok = ok && e.measured_a->size() == e.phases.size();

@@ -121,6 +121,11 @@ struct Evse {
   std::optional<double> soc_pct;
   double soc_min_pct = 0.0;    // V2X SOC lower limit: no discharge at or below
   double soc_max_pct = 100.0;  // max SOC limit: no charging at or above
+
+  // Snapshot: set while the EVSE is not controlled (the caller cannot command it, or its circuit
+  // is in failsafe): the worst case it can draw, in AC A per wired phase (also for DC). It is not
+  // allocated, is reported at its failsafe value (0 when inactive), and counts as this fixed load.
+  std::optional<double> reserved_a;
 };
 
 struct AllocationInput {
@@ -165,6 +170,8 @@ struct EvseAllocation {
   std::string limited_by;
   Limit limit;  // the same, structured, for the API
   PauseReason pause_reason = PauseReason::kNone;
+  // False for a reserved EVSE (Evse::reserved_a): at its failsafe value, not allocated.
+  bool controlled = true;
 };
 
 struct CircuitLoad {
@@ -208,7 +215,7 @@ class Engine;
 // min/max/step, efficiency, failsafe values, V2X limits). Everything else is a snapshot value
 // that may differ from call to call: meter readings and age, margin, now_s, min_pause_s,
 // min_run_s, and per EVSE active, priority, rotation state, session energy, plug-in time,
-// measurements, setpoints in force and SOC.
+// measurements, setpoints in force, SOC and reservation (reserved_a).
 //
 // `Allocate(snapshot)` gives exactly (bit for bit) what `evgate::allocation::Allocate(snapshot)`
 // gives, provided `snapshot` has the prepared structure; it validates only the snapshot values

@@ -195,6 +195,16 @@ AllocationInput GenerateSite(uint64_t seed) {
     }
     in.evses.push_back(std::move(e));
   }
+  // EVSEs that are not controlled (unreachable, or under a failed circuit meter): from their own
+  // generator, so that the sites above stay what they were before reservations existed.
+  Gen r(seed ^ 0x5eed5eed5eedULL);
+  for (Evse& e : in.evses) {
+    if (!r.Chance(0.12)) continue;
+    const double n = static_cast<double>(e.phases.size());
+    const double max_a =
+        e.type == EvseType::kAc ? e.max_a : e.max_w / (n * grid.nominal_voltage_v * e.efficiency);
+    e.reserved_a = r.Chance(0.2) ? 0.0 : r.Coarse(0, std::max(1.0, max_a), 0.5);
+  }
   return in;
 }
 
@@ -252,10 +262,12 @@ struct Model {
     PhaseValues m{0, 0, 0};
     for (size_t k = 0; k < e.phases.size(); ++k) {
       double a = 0;
+      // A reserved EVSE's setpoint is not trusted: only a measurement counts.
+      const bool in_force = e.active && !e.reserved_a;
       if (e.type == EvseType::kAc) {
-        a = e.measured_a ? (*e.measured_a)[k] : (e.active ? e.setpoint_a.value_or(0) : 0);
+        a = e.measured_a ? (*e.measured_a)[k] : (in_force ? e.setpoint_a.value_or(0) : 0);
       } else {
-        a = DcAmps(e, e.measured_w ? *e.measured_w : (e.active ? e.setpoint_w.value_or(0) : 0));
+        a = DcAmps(e, e.measured_w ? *e.measured_w : (in_force ? e.setpoint_w.value_or(0) : 0));
       }
       m[static_cast<int>(e.phases[k])] += a;
     }
@@ -282,6 +294,12 @@ struct Load {
 Load LoadOf(const Model& m, const Evse& e, const EvseAllocation& a) {
   Load l;
   const double n = static_cast<double>(e.phases.size());
+  if (e.reserved_a) {  // counts at its worst case, whatever it is told
+    l.amps = *e.reserved_a;
+    l.ac_w = l.amps * n * m.V();
+    l.station_w = e.type == EvseType::kAc ? l.ac_w : l.ac_w * e.efficiency;
+    return l;
+  }
   if (e.type == EvseType::kAc) {
     l.amps = a.current_a;
     l.ac_w = a.current_a * n * m.V();
@@ -298,22 +316,32 @@ struct Usage {
   std::vector<PhaseValues> charge, discharge;  // per node and phase (discharge ≤ 0)
   double contract_charge_w = 0, contract_discharge_w = 0;
   std::map<std::string, double> station_w;
+  // The part of `charge`, `contract_charge_w`, `station_w` that reserved EVSEs take.
+  std::vector<PhaseValues> reserved;
+  double contract_reserved_w = 0;
+  std::map<std::string, double> station_reserved_w;
 };
 
 Usage ComputeUsage(const Model& m, const std::vector<Load>& loads) {
   Usage u;
   u.charge.assign(m.limits.size(), PhaseValues{0, 0, 0});
   u.discharge.assign(m.limits.size(), PhaseValues{0, 0, 0});
+  u.reserved.assign(m.limits.size(), PhaseValues{0, 0, 0});
   for (size_t i = 0; i < m.in.evses.size(); ++i) {
     const Evse& e = m.in.evses[i];
     const Load& l = loads[i];
     for (int n : m.Path(e)) {
       for (Phase ph : e.phases) {
         (l.amps >= 0 ? u.charge : u.discharge)[n][static_cast<int>(ph)] += l.amps;
+        if (e.reserved_a) u.reserved[n][static_cast<int>(ph)] += l.amps;
       }
     }
     (l.ac_w >= 0 ? u.contract_charge_w : u.contract_discharge_w) += l.ac_w;
     if (!e.station.empty() && l.station_w > 0) u.station_w[e.station] += l.station_w;
+    if (e.reserved_a) {
+      u.contract_reserved_w += l.ac_w;
+      if (!e.station.empty()) u.station_reserved_w[e.station] += l.station_w;
+    }
   }
   return u;
 }
@@ -390,6 +418,18 @@ std::vector<std::string> CheckInvariants(const AllocationInput& in, const Alloca
     const Evse& e = in.evses[i];
     const EvseAllocation& a = out.evses[i];
     if (a.id != e.id) fail(absl::StrCat("output ", i, " is ", a.id, ", expected ", e.id));
+    if (e.reserved_a) {
+      // Not controlled: reported at its failsafe value, and flagged.
+      const double want = e.active ? (e.type == EvseType::kAc ? e.failsafe_a : e.failsafe_w) : 0;
+      const double got = e.type == EvseType::kAc ? a.current_a : a.power_w;
+      if (got != want || a.paused != (want <= 0) || a.controlled) {
+        fail(absl::StrCat(e.id, ": reserved EVSE at ", got, " (controlled ", a.controlled,
+                          "), expected its failsafe ", want));
+      }
+      loads.push_back(LoadOf(m, e, a));
+      continue;
+    }
+    if (!a.controlled) fail(absl::StrCat(e.id, ": not reserved but reported not controlled"));
     if (e.type == EvseType::kAc) {
       const double x = a.current_a;
       if (x != 0 && (x < e.min_a - kTol || x > e.max_a + kTol || !MultipleOf(x, e.step_a))) {
@@ -424,16 +464,19 @@ std::vector<std::string> CheckInvariants(const AllocationInput& in, const Alloca
     for (int p = 0; p < kPhaseCount; ++p) {
       if (!m.limits[n][p]) continue;
       const double charge = u.charge[n][p];
+      const double reserved = u.reserved[n][p];
+      const double allocated = charge - reserved;  // to controlled EVSEs
       const double dis = u.discharge[n][p];
       const double total = m.BaseUp(n, p) + charge + dis;
-      const bool base_over = m.Room(n, p) < 0;
-      if (total > m.Usable(n, p) + kTol && !(base_over && charge == 0)) {
+      // Base load and reservations are fixed: the engine can only keep from adding to them.
+      const bool fixed_over = m.Room(n, p) - reserved < 0;
+      if (total > m.Usable(n, p) + kTol && !(fixed_over && allocated <= kTol)) {
         fail(absl::StrFormat("node %d L%d: load %.6f over %.6f", n, p + 1, total, m.Usable(n, p)));
       }
-      // Discharging never makes room for charging.
-      if (charge > std::max(0.0, m.Room(n, p)) + kTol) {
-        fail(absl::StrFormat("node %d L%d: EV charging %.6f over room %.6f", n, p + 1, charge,
-                             m.Room(n, p)));
+      // Discharging never makes room for charging; reservations take theirs first.
+      if (allocated > std::max(0.0, m.Room(n, p) - reserved) + kTol) {
+        fail(absl::StrFormat("node %d L%d: EV charging %.6f over room %.6f (reserved %.6f)", n,
+                             p + 1, allocated, m.Room(n, p), reserved));
       }
       if (dis < 0 && m.base_raw[n][p] + dis < std::min(m.base_raw[n][p], -m.Usable(n, p)) - kTol) {
         fail(absl::StrFormat("node %d L%d: discharge drives reverse current over the limit", n,
@@ -442,10 +485,10 @@ std::vector<std::string> CheckInvariants(const AllocationInput& in, const Alloca
     }
   }
   if (g.contract_power_w) {
-    const double room = m.ContractRoom();
-    if (u.contract_charge_w > std::max(0.0, room) + 1e-3) {
-      fail(absl::StrFormat("contract: EV charging %.3f W over room %.3f W", u.contract_charge_w,
-                           room));
+    const double room = m.ContractRoom() - u.contract_reserved_w;
+    const double allocated = u.contract_charge_w - u.contract_reserved_w;
+    if (allocated > std::max(0.0, room) + 1e-3) {
+      fail(absl::StrFormat("contract: EV charging %.3f W over room %.3f W", allocated, room));
     }
   }
   if (g.export_limit_w && u.contract_discharge_w < 0) {
@@ -457,8 +500,12 @@ std::vector<std::string> CheckInvariants(const AllocationInput& in, const Alloca
   }
   for (const Station& s : in.stations) {
     auto it = u.station_w.find(s.id);
-    if (it != u.station_w.end() && it->second > s.max_power_w + 1e-3) {
-      fail(absl::StrCat("station ", s.id, " at ", it->second, " W over ", s.max_power_w));
+    auto res = u.station_reserved_w.find(s.id);
+    const double reserved = res == u.station_reserved_w.end() ? 0 : res->second;
+    if (it != u.station_w.end() &&
+        it->second - reserved > std::max(0.0, s.max_power_w - reserved) + 1e-3) {
+      fail(absl::StrCat("station ", s.id, " at ", it->second, " W over ", s.max_power_w,
+                        " (reserved ", reserved, ")"));
     }
   }
 
@@ -478,7 +525,7 @@ std::vector<std::string> CheckInvariants(const AllocationInput& in, const Alloca
   for (size_t i = 0; i < in.evses.size(); ++i) {
     const Evse& e = in.evses[i];
     const EvseAllocation& a = out.evses[i];
-    if (!Chargeable(e) || a.power_w < 0) continue;
+    if (!Chargeable(e) || e.reserved_a || a.power_w < 0) continue;
     const double n = static_cast<double>(e.phases.size());
     double next_amps = 0, next_ac_w = 0, next_station_w = 0;
     if (e.type == EvseType::kAc) {
@@ -506,7 +553,10 @@ std::vector<std::string> CheckInvariants(const AllocationInput& in, const Alloca
     if (!a.paused) continue;
     for (size_t j = 0; j < in.evses.size(); ++j) {
       const Evse& low = in.evses[j];
-      if (low.priority >= e.priority || out.evses[j].paused || out.evses[j].power_w < 0) continue;
+      if (low.priority >= e.priority || low.reserved_a || out.evses[j].paused ||
+          out.evses[j].power_w < 0) {
+        continue;
+      }
       std::vector<Load> without = loads;
       without[j] = Load{};
       const Usage uw = ComputeUsage(m, without);
@@ -529,7 +579,8 @@ bool BitIdentical(const Allocation& a, const Allocation& b) {
     const EvseAllocation& x = a.evses[i];
     const EvseAllocation& y = b.evses[i];
     if (x.id != y.id || x.type != y.type || x.current_a != y.current_a || x.power_w != y.power_w ||
-        x.paused != y.paused || x.limited_by != y.limited_by || x.pause_reason != y.pause_reason) {
+        x.paused != y.paused || x.limited_by != y.limited_by || x.pause_reason != y.pause_reason ||
+        x.controlled != y.controlled) {
       return false;
     }
   }
@@ -546,7 +597,7 @@ class AllocationProperty : public ::testing::TestWithParam<int> {};
 
 TEST_P(AllocationProperty, InvariantsHoldOnRandomSites) {
   const uint64_t base = BaseSeed();
-  int failsafe = 0, paused = 0, discharging = 0, evses = 0;
+  int failsafe = 0, paused = 0, discharging = 0, evses = 0, reserved = 0;
   for (int k = 0; k < kSitesPerBlock; ++k) {
     const uint64_t seed = base + static_cast<uint64_t>(GetParam()) * kSitesPerBlock + k;
     const AllocationInput in = GenerateSite(seed);
@@ -594,12 +645,14 @@ TEST_P(AllocationProperty, InvariantsHoldOnRandomSites) {
       ++evses;
       paused += e.paused;
       discharging += e.power_w < 0;
+      reserved += !e.controlled;
     }
   }
   // The generator must exercise the interesting cases, or the invariants prove little.
   EXPECT_GT(failsafe, 0);
   EXPECT_GT(paused, evses / 20);
   EXPECT_GT(discharging, 0);
+  EXPECT_GT(reserved, evses / 20);
   EXPECT_LT(paused, evses * 9 / 10);
 }
 

@@ -43,6 +43,60 @@ const CircuitLoad& FindCircuit(const Allocation& a, const std::string& id) {
   return kMissing;
 }
 
+// ----- Reserved (not controlled) EVSEs. -----
+
+TEST(Reserved, WorstCaseIsReservedOnEveryWiredPhaseOfEveryCircuitOnItsPath) {
+  // x (wired L2, L3) under sub2 under sub cannot be commanded and may draw 20 A; y (3-phase, on
+  // sub) gets what is left on its tightest phase: 32 − 20 = 12 A; z (L1, on the grid) the rest.
+  const Allocation a = AllocateScenario(R"({
+    "grid": {"limit_a": [40, 40, 40], "measured_a": [0, 0, 0]},
+    "circuits": [{"id": "sub", "limit_a": [32, 32, 32]},
+                 {"id": "sub2", "parent": "sub", "limit_a": [32, 32, 32]}],
+    "evses": [
+      {"id": "x", "type": "ac", "circuit": "sub2", "phases": ["L2", "L3"], "max_a": 32,
+       "failsafe_a": 6, "setpoint_a": 32, "reserved_a": 20},
+      {"id": "y", "type": "ac", "circuit": "sub", "phases": ["L1", "L2", "L3"], "max_a": 32},
+      {"id": "z", "type": "ac", "phases": ["L1"], "max_a": 32}
+    ]})");
+  const EvseAllocation& x = FindEvse(a, "x");
+  EXPECT_FALSE(x.controlled);
+  EXPECT_DOUBLE_EQ(x.current_a, 6) << "reported at its failsafe value";
+  EXPECT_EQ(x.limited_by, "failsafe");
+  EXPECT_TRUE(FindEvse(a, "y").controlled);
+  EXPECT_DOUBLE_EQ(FindEvse(a, "y").current_a, 12);
+  EXPECT_EQ(FindEvse(a, "y").limited_by, "circuit sub L2");
+  EXPECT_DOUBLE_EQ(FindEvse(a, "z").current_a, 28) << "grid L1: 40 − 12";
+  // Its setpoint in force is not counted as its load (it is not trusted): only the 20 A.
+  for (const char* node : {"sub2", "sub", "grid"}) {
+    const CircuitLoad& c = FindCircuit(a, node);
+    const double on_l1 = std::string(node) == "sub2" ? 0 : std::string(node) == "sub" ? 12 : 40;
+    const double others = std::string(node) == "sub2" ? 20 : 32;
+    EXPECT_DOUBLE_EQ(*c.load_a[0], on_l1) << node;
+    EXPECT_DOUBLE_EQ(*c.load_a[1], others) << node;
+    EXPECT_DOUBLE_EQ(*c.load_a[2], others) << node;
+  }
+}
+
+TEST(Reserved, ReservationOverTheRoomPausesTheOthersAndIsValidated) {
+  const std::string site = R"({
+    "grid": {"limit_a": [16, 16, 16], "measured_a": [0, 0, 0]},
+    "evses": [
+      {"id": "x", "type": "ac", "phases": ["L1"], "max_a": 32, "reserved_a": %R%},
+      {"id": "y", "type": "ac", "phases": ["L1", "L2", "L3"], "max_a": 32}
+    ]})";
+  std::string over = site;
+  over.replace(over.find("%R%"), 3, "32");
+  const Allocation a = AllocateScenario(over);
+  EXPECT_TRUE(FindEvse(a, "y").paused);
+  EXPECT_EQ(FindEvse(a, "y").pause_reason, PauseReason::kCapacity);
+  EXPECT_EQ(FindEvse(a, "x").pause_reason, PauseReason::kFailsafe) << "failsafe 0: paused";
+  std::string negative = site;
+  negative.replace(negative.find("%R%"), 3, "-1");
+  absl::StatusOr<AllocationInput> in = ParseScenario(negative);
+  ASSERT_FALSE(in.ok());
+  EXPECT_THAT(std::string(in.status().message()), HasSubstr("evses[0].reserved_a"));
+}
+
 // ----- DS60: two connectors share 60 kW. -----
 
 constexpr char kDs60[] = R"({

@@ -256,11 +256,12 @@ void ReadEvse(Reader& r, const Json& j, const std::string& path, Evse* e) {
   r.String(j, path, "type", &type, true);
   if (type == "ac") {
     e->type = EvseType::kAc;
-    r.OnlyKnown(j, path,
-                {"id", "circuit", "type", "phases", "active", "priority", "session_energy_wh",
-                 "plugged_at_s", "running_since_s", "paused_since_s", "connector", "station",
-                 "min_a", "max_a", "step_a", "measured_a", "setpoint_a", "failsafe_a"},
-                "an AC EVSE");
+    r.OnlyKnown(
+        j, path,
+        {"id", "circuit", "type", "phases", "active", "priority", "session_energy_wh",
+         "plugged_at_s", "running_since_s", "paused_since_s", "connector", "station", "min_a",
+         "max_a", "step_a", "measured_a", "setpoint_a", "failsafe_a", "reserved_a"},
+        "an AC EVSE");
   } else if (type == "dc") {
     e->type = EvseType::kDc;
     r.OnlyKnown(j, path,
@@ -287,7 +288,8 @@ void ReadEvse(Reader& r, const Json& j, const std::string& path, Evse* e) {
                  "max_discharge_w",
                  "soc_pct",
                  "soc_min_pct",
-                 "soc_max_pct"},
+                 "soc_max_pct",
+                 "reserved_a"},
                 "a DC EVSE");
   } else if (!type.empty()) {
     r.Error(Reader::Join(path, "type"),
@@ -304,6 +306,7 @@ void ReadEvse(Reader& r, const Json& j, const std::string& path, Evse* e) {
   r.OptNumber(j, path, "paused_since_s", &e->paused_since_s);
   r.Int(j, path, "connector", &e->connector);
   r.String(j, path, "station", &e->station, false);
+  r.OptNumber(j, path, "reserved_a", &e->reserved_a);
   if (e->type == EvseType::kAc) {
     r.Number(j, path, "min_a", &e->min_a, false);
     r.Number(j, path, "max_a", &e->max_a, true);
@@ -451,6 +454,7 @@ std::string ScenarioToJson(const AllocationInput& in, int indent) {
     if (e.plugged_at_s) j["plugged_at_s"] = *e.plugged_at_s;
     if (e.running_since_s) j["running_since_s"] = *e.running_since_s;
     if (e.paused_since_s) j["paused_since_s"] = *e.paused_since_s;
+    if (e.reserved_a) j["reserved_a"] = *e.reserved_a;
     if (e.type == EvseType::kAc) {
       j["min_a"] = e.min_a;
       j["max_a"] = e.max_a;
@@ -495,6 +499,7 @@ std::string AllocationToJson(const Allocation& a, int indent) {
     if (e.pause_reason != PauseReason::kNone) {
       j["pause_reason"] = std::string(PauseReasonName(e.pause_reason));
     }
+    if (!e.controlled) j["controlled"] = false;
     top["evses"].push_back(std::move(j));
   }
   top["circuits"] = OrderedJson::array();
