@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 
 namespace evgate::control {
 namespace {
@@ -40,7 +41,14 @@ absl::StatusOr<ControlPolicy> ControlPolicy::Create(const AllocationInput& struc
     return absl::InvalidArgumentError(
         "controller: ramp_up_a_per_s and meter_timeout must be > 0, hysteresis_a >= 0");
   }
+  if (!(params.setpoint_ttl_s >= 0) || !(params.device_watchdog_s >= 0)) {
+    return absl::InvalidArgumentError("controller: setpoint TTL and device watchdog must be >= 0");
+  }
   AllocationInput in = structure;
+  std::vector<bool> metered;
+  metered.push_back(structure.grid.meter_timeout_s || structure.grid.measured_a);
+  for (const allocation::Circuit& c : structure.circuits)
+    metered.push_back(c.measured_a.has_value());
   in.margin_a = params.margin_a;
   in.min_pause_s = params.min_pause_s;
   if (in.grid.meter_timeout_s || in.grid.measured_a)
@@ -58,18 +66,30 @@ absl::StatusOr<ControlPolicy> ControlPolicy::Create(const AllocationInput& struc
     e.paused_since_s.reset();
     e.plugged_at_s.reset();
     e.session_energy_wh = 0;
+    e.reserved_a.reset();
   }
   absl::StatusOr<allocation::PreparedSite> site = allocation::PreparedSite::Create(in);
   if (!site.ok()) return site.status();
-  return ControlPolicy(std::move(in), params, *std::move(site));
+  return ControlPolicy(std::move(in), params, *std::move(site), metered);
 }
 
 ControlPolicy::ControlPolicy(AllocationInput structure, ControlParams params,
-                             allocation::PreparedSite site)
+                             allocation::PreparedSite site, const std::vector<bool>& metered)
     : configured_(structure),
       input_(std::move(structure)),
       params_(params),
       site_(std::move(site)) {
+  meters_.resize(input_.circuits.size() + 1);
+  for (size_t n = 0; n < meters_.size(); ++n) meters_[n].metered = metered[n];
+  std::map<std::string, int, std::less<>> node_index = {{std::string(allocation::kGridId), 0}};
+  for (size_t i = 0; i < input_.circuits.size(); ++i) {
+    node_index[input_.circuits[i].id] = static_cast<int>(i + 1);
+  }
+  parent_.assign(meters_.size(), -1);
+  for (size_t i = 0; i < input_.circuits.size(); ++i) {
+    parent_[i + 1] = node_index.at(input_.circuits[i].parent);  // validated by PreparedSite
+  }
+  for (const Evse& e : input_.evses) evse_node_.push_back(node_index.at(e.circuit));
   evse_rt_.resize(input_.evses.size());
   sent_.resize(input_.evses.size());
   for (size_t i = 0; i < input_.evses.size(); ++i) {
@@ -122,20 +142,36 @@ absl::StatusOr<Decision> ControlPolicy::OnSamples(const std::vector<MeterSample>
 absl::Status ControlPolicy::ApplyMeterSample(const MeterSample& sample) {
   absl::StatusOr<int> node = NodeIndex(sample.node);
   if (!node.ok()) return node.status();
-  for (double a : sample.current_a) {
-    if (!std::isfinite(a)) {
-      return absl::InvalidArgumentError(absl::StrCat("meter of ", sample.node, ": non-finite"));
-    }
-  }
   Advance(sample.at);
-  if (*node == 0) {
-    if (!grid_sample_at_ || sample.at >= *grid_sample_at_) {
-      input_.grid.measured_a = sample.current_a;
-      grid_sample_at_ = sample.at;
+  const allocation::PhaseLimits& phases =
+      *node == 0 ? configured_.grid.limit_a : configured_.circuits[*node - 1].limit_a;
+  std::string invalid = sample.invalid_reason;
+  allocation::PhaseValues values = {0, 0, 0};
+  for (int p = 0; p < kPhaseCount && invalid.empty(); ++p) {
+    if (!phases[p]) continue;  // a phase the node lacks: not required
+    if (!std::isfinite(sample.current_a[p])) {
+      invalid = absl::StrCat(allocation::PhaseName(static_cast<allocation::Phase>(p)),
+                             " is not a finite number");
     }
-  } else {
-    input_.circuits[*node - 1].measured_a = sample.current_a;
+    values[p] = sample.current_a[p];
   }
+  NodeMeter& m = meters_[*node];
+  m.metered = true;  // a node that sends readings has a meter, and they age
+  if (*node == 0 && !input_.grid.meter_timeout_s)
+    input_.grid.meter_timeout_s = params_.meter_timeout_s;
+  if (!invalid.empty()) {
+    // At once, whatever its time: an unusable reading is no evidence of the present load.
+    m.invalid_reason = std::move(invalid);
+    m.invalid_at = std::max(m.invalid_at, sample.at);
+    return absl::OkStatus();
+  }
+  // Older than the reading in use, or than the invalid one: changes nothing.
+  if ((m.at && sample.at < *m.at) || (!m.invalid_reason.empty() && sample.at < m.invalid_at)) {
+    return absl::OkStatus();
+  }
+  m.invalid_reason.clear();
+  m.at = sample.at;
+  m.current_a = values;
   return absl::OkStatus();
 }
 
@@ -150,6 +186,13 @@ absl::Status ControlPolicy::ApplyEvseUpdate(const EvseUpdate& update) {
     e.session_energy_wh = 0;
   }
   e.active = update.active;
+  if (update.measured_w && !std::isfinite(*update.measured_w)) {
+    return absl::InvalidArgumentError(absl::StrCat("EVSE ", e.id, ": measured_w is not finite"));
+  }
+  if (update.last_accepted && !(std::isfinite(update.last_accepted->current_a) &&
+                                std::isfinite(update.last_accepted->power_w))) {
+    return absl::InvalidArgumentError(absl::StrCat("EVSE ", e.id, ": last_accepted not finite"));
+  }
   if (update.measured_a) {
     if (e.type != EvseType::kAc || update.measured_a->size() != e.phases.size()) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -160,6 +203,16 @@ absl::Status ControlPolicy::ApplyEvseUpdate(const EvseUpdate& update) {
   // just left) would be subtracted from the meter as EV load that is no longer there.
   e.measured_a = update.measured_a;
   e.measured_w = update.measured_w;
+  EvseRuntime& rt = evse_rt_[*index];
+  rt.commandable = update.commandable;
+  if (update.last_accepted) rt.last_accepted = update.last_accepted;
+  if (e.measured_a) {
+    double a = 0;
+    for (double v : *e.measured_a) a = std::max(a, v);
+    rt.last_measured_a = a;
+  } else if (e.measured_w) {
+    rt.last_measured_a = std::max(0.0, DcAmps(e, *e.measured_w));
+  }
   if (update.soc_pct) e.soc_pct = update.soc_pct;
   if (update.session_energy_wh) e.session_energy_wh = *update.session_energy_wh;
   return absl::OkStatus();
@@ -258,11 +311,92 @@ absl::Status ControlPolicy::RebuildStructure() {
   return absl::OkStatus();
 }
 
+double ControlPolicy::DcAmps(const Evse& e, double w) const {
+  const double n_v = static_cast<double>(e.phases.size()) * input_.grid.nominal_voltage_v;
+  return w >= 0 ? w / (n_v * e.efficiency) : w * e.efficiency / n_v;
+}
+
+std::string ControlPolicy::NodeFailure(int n) const {
+  const NodeMeter& m = meters_[n];
+  const std::string name =
+      n == 0 ? "grid meter" : absl::StrCat("circuit ", input_.circuits[n - 1].id, " meter");
+  if (!m.invalid_reason.empty()) return absl::StrCat(name, " reading invalid: ", m.invalid_reason);
+  // A node is metered when configured so, or from its first reading on.
+  if (!m.metered && !m.at) return "";
+  if (!m.at) return absl::StrCat(name, " reading missing");
+  const double age = absl::ToDoubleSeconds(now_ - *m.at);
+  if (age > params_.meter_timeout_s) {
+    return absl::StrFormat("%s reading is %g s old (timeout %g s)", name, age,
+                           params_.meter_timeout_s);
+  }
+  return "";
+}
+
+double ControlPolicy::WorstCaseA(int i, bool commandable) const {
+  const Evse& e = input_.evses[i];
+  const EvseRuntime& rt = evse_rt_[i];
+  const bool ac = e.type == EvseType::kAc;
+  const double failsafe = ac ? e.failsafe_a : DcAmps(e, e.failsafe_w);
+  std::optional<double> accepted;
+  if (rt.last_accepted) {
+    const AcceptedSetpoint& s = *rt.last_accepted;
+    accepted = s.paused ? 0.0 : std::max(0.0, ac ? s.current_a : DcAmps(e, s.power_w));
+  }
+  if (commandable) {
+    // Told its failsafe value now (0 when inactive); until it follows, it may still draw what it
+    // was told before, what it accepted, or what it was last measured at.
+    double w = std::max(e.active ? failsafe : 0.0, std::max(0.0, sent_[i].current_a));
+    if (rt.last_measured_a) w = std::max(w, *rt.last_measured_a);
+    if (accepted) w = std::max(w, *accepted);
+    return w;
+  }
+  // Not commandable. Its driver refreshes an accepted setpoint for at most its TTL, and the
+  // device falls back to its failsafe at most one watchdog period after the last refresh.
+  if (rt.last_accepted && now_ >= rt.last_accepted->at + absl::Seconds(params_.setpoint_ttl_s +
+                                                                       params_.device_watchdog_s)) {
+    return failsafe;
+  }
+  if (!rt.last_measured_a && !accepted) return ac ? e.max_a : DcAmps(e, e.max_w);
+  // Its watchdog may fire at any moment: the failsafe is a possible value too.
+  return std::max({failsafe, rt.last_measured_a.value_or(0.0), accepted.value_or(0.0)});
+}
+
 absl::StatusOr<Decision> ControlPolicy::Recompute() {
   if (absl::Status status = Expire(); !status.ok()) return status;
   const double now_s = Seconds(now_);
   input_.now_s = now_s;
-  input_.grid.meter_age_s = grid_sample_at_ ? Seconds(now_) - Seconds(*grid_sample_at_) : 0.0;
+  // Meters: fresh valid readings are used; a node whose own reading is missing, stale or invalid
+  // is in failsafe (the grid: the whole site, decided by the engine from the reading's age).
+  std::vector<std::string> failure(meters_.size());
+  for (size_t n = 0; n < meters_.size(); ++n) {
+    NodeMeter& m = meters_[n];
+    failure[n] = NodeFailure(static_cast<int>(n));
+    if (failure[n].empty()) {
+      m.failsafe_since.reset();
+    } else if (!m.failsafe_since) {
+      m.failsafe_since = now_;
+    }
+    const bool usable = m.at && m.invalid_reason.empty();
+    if (n == 0) {
+      input_.grid.measured_a =
+          usable ? std::optional<allocation::PhaseValues>(m.current_a) : std::nullopt;
+      input_.grid.meter_age_s = m.at ? std::max(0.0, absl::ToDoubleSeconds(now_ - *m.at)) : 0.0;
+    } else {
+      input_.circuits[n - 1].measured_a = usable && failure[n].empty()
+                                              ? std::optional<allocation::PhaseValues>(m.current_a)
+                                              : std::nullopt;
+    }
+  }
+  // A circuit is in a failed subtree when it or an ancestor below the grid failed.
+  std::vector<char> subtree_failed(meters_.size(), 0);
+  for (size_t n = 1; n < meters_.size(); ++n) {
+    for (int k = static_cast<int>(n); k > 0; k = parent_[k]) {
+      if (!failure[k].empty()) {
+        subtree_failed[n] = 1;
+        break;
+      }
+    }
+  }
   for (size_t i = 0; i < input_.evses.size(); ++i) {
     Evse& e = input_.evses[i];
     const EvseRuntime& rt = evse_rt_[i];
@@ -274,14 +408,27 @@ absl::StatusOr<Decision> ControlPolicy::Recompute() {
     } else {
       e.setpoint_w = sent_[i].power_w;
     }
+    const bool reserve = subtree_failed[evse_node_[i]] || !rt.commandable;
+    e.reserved_a = reserve ? std::optional<double>(WorstCaseA(static_cast<int>(i), rt.commandable))
+                           : std::nullopt;
   }
   absl::StatusOr<allocation::Allocation> out = site_.Allocate(input_);
   if (!out.ok()) return out.status();
+  if (out->failsafe && !meters_[0].invalid_reason.empty()) out->failsafe_reason = failure[0];
 
   Decision d;
   d.at = now_;
   d.failsafe = out->failsafe;
   d.failsafe_reason = out->failsafe_reason;
+  if (d.failsafe)
+    d.failsafe_nodes.push_back({std::string(allocation::kGridId), d.failsafe_reason,
+                                meters_[0].failsafe_since.value_or(now_)});
+  for (size_t n = 1; n < meters_.size(); ++n) {
+    if (!failure[n].empty()) {
+      d.failsafe_nodes.push_back(
+          {input_.circuits[n - 1].id, failure[n], *meters_[n].failsafe_since});
+    }
+  }
   const double volts = input_.grid.nominal_voltage_v;
   for (size_t i = 0; i < input_.evses.size(); ++i) {
     const Evse& e = input_.evses[i];
@@ -293,7 +440,9 @@ absl::StatusOr<Decision> ControlPolicy::Recompute() {
     const double target = ac ? (a.paused ? 0.0 : a.current_a) : (a.paused ? 0.0 : a.power_w);
     const double unit = ac ? 1.0 : WattsPerAmp(e, volts);  // setpoint units per A
     double next = target;
-    if (!out->failsafe && target > prev + kEps) {
+    // A failsafe value is applied at once, also when it is an increase: it was counted already.
+    const bool fixed = out->failsafe || e.reserved_a.has_value();
+    if (!fixed && target > prev + kEps) {
       // An increase: ramp from when it became pending, send only steps ≥ the hysteresis.
       if (rt.ramp_anchor == absl::InfinitePast()) rt.ramp_anchor = now_;
       const double ramp =
@@ -334,6 +483,8 @@ absl::StatusOr<Decision> ControlPolicy::Recompute() {
       sp.current_a = next >= 0 ? next / (n_v * e.efficiency) : next * e.efficiency / n_v;
     }
     sp.paused = next == 0;
+    sp.commandable = rt.commandable;
+    sp.failsafe = out->failsafe || subtree_failed[evse_node_[i]];
     sp.changed = !dispatched_once_ || next != prev || sp.paused != prev_sp.paused;
     d.any_changed |= sp.changed;
     d.setpoints.push_back(sp);

@@ -140,7 +140,9 @@ struct Decision {
 class ControlPolicy {
  public:
   static absl::StatusOr<ControlPolicy> FromConfig(const site::SiteConfig& config);
-  // `structure`: as from AllocationInputFromConfig (snapshot values are ignored).
+  // `structure`: as from AllocationInputFromConfig (snapshot values are ignored, except that a
+  // circuit with `measured_a` set, whatever its value, is metered: it is in failsafe until its
+  // first reading and whenever its reading is older than meter_timeout_s or invalid).
   static absl::StatusOr<ControlPolicy> Create(const allocation::AllocationInput& structure,
                                               const ControlParams& params);
 
@@ -172,13 +174,25 @@ class ControlPolicy {
     absl::Time ramp_anchor = absl::InfinitePast();  // since when an increase is pending
     std::optional<double> running_since_s;
     std::optional<double> paused_since_s;
+    bool commandable = true;
+    std::optional<AcceptedSetpoint> last_accepted;
+    std::optional<double> last_measured_a;  // per-phase A (max over phases; DC: its AC current)
+  };
+  // The meter of a node (0 grid, 1 + circuit).
+  struct NodeMeter {
+    bool metered = false;
+    std::optional<absl::Time> at;  // latest valid reading
+    allocation::PhaseValues current_a = {0, 0, 0};
+    std::string invalid_reason;  // the latest reading was not usable (until a valid one)
+    absl::Time invalid_at = absl::InfinitePast();
+    std::optional<absl::Time> failsafe_since;
   };
   struct NodeLimits {
     std::map<std::string, DynamicLimit> by_source;
   };
 
   ControlPolicy(allocation::AllocationInput structure, ControlParams params,
-                allocation::PreparedSite site);
+                allocation::PreparedSite site, const std::vector<bool>& metered);
 
   absl::StatusOr<int> EvseIndex(const std::string& id) const;
   absl::StatusOr<int> NodeIndex(const std::string& id) const;  // 0 grid, 1 + circuit
@@ -190,6 +204,12 @@ class ControlPolicy {
   absl::StatusOr<Decision> Recompute();
   absl::Status ApplyMeterSample(const MeterSample& sample);
   absl::Status ApplyEvseUpdate(const EvseUpdate& update);
+  // Why node `n`'s own meter makes it failsafe now (empty: it does not).
+  std::string NodeFailure(int n) const;
+  // The worst case EVSE `i` can draw now, per wired phase in A, when it is not controlled.
+  double WorstCaseA(int i, bool commandable) const;
+  // Per-phase A of a DC power at the vehicle (charging > 0).
+  double DcAmps(const allocation::Evse& e, double w) const;
 
   allocation::AllocationInput configured_;  // structure as configured
   allocation::AllocationInput input_;       // structure with dynamic limits + current snapshot
@@ -197,7 +217,9 @@ class ControlPolicy {
   allocation::PreparedSite site_;
   absl::Time epoch_ = absl::UnixEpoch();
   absl::Time now_ = absl::InfinitePast();
-  std::optional<absl::Time> grid_sample_at_;
+  std::vector<NodeMeter> meters_;  // by node index
+  std::vector<int> parent_;        // by node index; -1 for the grid
+  std::vector<int> evse_node_;     // by EVSE index
   std::vector<EvseRuntime> evse_rt_;
   std::map<int, NodeLimits> dynamic_;  // by node index
   std::vector<Setpoint> sent_;

@@ -73,6 +73,8 @@ absl::StatusOr<allocation::AllocationInput> AllocationInputFromConfig(
     circuit.id = c.id;
     circuit.parent = c.parent;
     circuit.limit_a = *limits;
+    // Marks it metered (a reading of 0 A, base load 0, until the first one arrives).
+    if (c.meter) circuit.measured_a = allocation::PhaseValues{0, 0, 0};
     in.circuits.push_back(std::move(circuit));
     node_phases.emplace_back(c.id, c.phases);
   }

@@ -45,8 +45,9 @@ absl::Duration SetpointTtl(const site::ControllerConfig& controller);
 //  - grid: limits on grid.phases, contract and export limits, nominal voltage; metered (with
 //    controller.meter_timeout_ms) when grid.meter is set, so that the engine is in failsafe
 //    until the first reading arrives;
-//  - circuits in config order, each metered iff it has a meter (measurements start missing,
-//    i.e. base load 0, until the first reading);
+//  - circuits in config order; a circuit with a meter has `measured_a` = 0 A on every phase,
+//    which marks it metered (ControlPolicy puts it in failsafe until its first reading), one
+//    without has none (unmetered: base load 0);
 //  - a station constraint for every station with a positive max_power_w;
 //  - EVSEs in config order (stations, then connectors); an EVSE without `phases` (DC chargers)
 //    loads every phase of its circuit; all start inactive.

@@ -68,6 +68,17 @@ TEST_F(DemoSite, CircuitTreeKeepsPhasesPerCircuit) {
   EXPECT_FALSE(in_.circuits[1].limit_a[2].has_value());
 }
 
+TEST_F(DemoSite, MeteredCircuitsAreMarkedMetered) {
+  EXPECT_FALSE(in_.circuits[0].measured_a.has_value()) << "the demo's circuits have no meter";
+  site::SiteConfig config = config_;
+  config.circuits[0].meter = "garage-meter";
+  absl::StatusOr<allocation::AllocationInput> in = AllocationInputFromConfig(config);
+  ASSERT_TRUE(in.ok()) << in.status();
+  ASSERT_TRUE(in->circuits[0].measured_a.has_value());
+  EXPECT_EQ(*in->circuits[0].measured_a, (allocation::PhaseValues{0, 0, 0}));
+  EXPECT_FALSE(in->circuits[1].measured_a.has_value());
+}
+
 TEST_F(DemoSite, EvsesKeepWiringLimitsPriorityAndFailsafe) {
   const allocation::Evse& wb2 = FindEvse(in_, "wb2");
   EXPECT_EQ(wb2.type, EvseType::kAc);
