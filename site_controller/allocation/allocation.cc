@@ -406,19 +406,19 @@ class TightHeap {
  public:
   void Reset(size_t constraints) {
     pos_.assign(constraints, -1);
-    key_.assign(constraints, kInf);
     heap_.clear();
   }
   bool empty() const { return heap_.empty(); }
-  int top() const { return heap_.front(); }
-  double top_key() const { return key_[heap_.front()]; }
+  int top() const { return heap_.front().c; }
+  double top_key() const { return heap_.front().key; }
   // Makes the key of `c` at most `key` (inserting it if absent).
   void Lower(int c, double key) {
-    if (pos_[c] >= 0 && key_[c] <= key) return;
-    key_[c] = key;
-    if (pos_[c] < 0) {
+    if (pos_[c] >= 0) {
+      if (heap_[pos_[c]].key <= key) return;
+      heap_[pos_[c]].key = key;
+    } else {
       pos_[c] = static_cast<int>(heap_.size());
-      heap_.push_back(c);
+      heap_.push_back({key, c});
     }
     SiftUp(pos_[c]);
   }
@@ -428,56 +428,73 @@ class TightHeap {
       if (pos_[c] >= 0) Remove(c);
       return;
     }
-    key_[c] = key;
     if (pos_[c] < 0) {
       pos_[c] = static_cast<int>(heap_.size());
-      heap_.push_back(c);
+      heap_.push_back({key, c});
+      SiftUp(pos_[c]);
+      return;
     }
-    SiftUp(pos_[c]);
-    SiftDown(pos_[c]);
+    const double old = heap_[pos_[c]].key;
+    heap_[pos_[c]].key = key;
+    if (key < old) {
+      SiftUp(pos_[c]);
+    } else {
+      SiftDown(pos_[c]);
+    }
   }
   void Remove(int c) {
     const int i = pos_[c];
-    const int last = heap_.back();
+    const Node last = heap_.back();
     heap_.pop_back();
     pos_[c] = -1;
-    key_[c] = kInf;
-    if (last == c) return;
+    if (last.c == c) return;
     heap_[i] = last;
-    pos_[last] = i;
+    pos_[last.c] = i;
     SiftUp(i);
-    SiftDown(pos_[last]);
+    SiftDown(pos_[last.c]);
   }
 
  private:
-  bool Less(int a, int b) const { return key_[a] < key_[b] || (key_[a] == key_[b] && a < b); }
-  void Swap(int i, int j) {
-    std::swap(heap_[i], heap_[j]);
-    pos_[heap_[i]] = i;
-    pos_[heap_[j]] = j;
+  // Keys are stored in the heap itself (no indirection on every comparison); ties are broken by
+  // the constraint index, so the order of equal keys is a total one whatever the layout.
+  struct Node {
+    double key;
+    int c;
+  };
+  static bool Less(const Node& a, const Node& b) {
+    return a.key < b.key || (a.key == b.key && a.c < b.c);
   }
+  // Moves the node at `i` up to its place (a hole moves instead of swapping at every level).
   void SiftUp(int i) {
-    while (i > 0 && Less(heap_[i], heap_[(i - 1) / 2])) {
-      Swap(i, (i - 1) / 2);
-      i = (i - 1) / 2;
+    const Node node = heap_[i];
+    while (i > 0) {
+      const int parent = (i - 1) / 2;
+      if (!Less(node, heap_[parent])) break;
+      heap_[i] = heap_[parent];
+      pos_[heap_[i].c] = i;
+      i = parent;
     }
+    heap_[i] = node;
+    pos_[node.c] = i;
   }
   void SiftDown(int i) {
     const int n = static_cast<int>(heap_.size());
+    const Node node = heap_[i];
     while (true) {
-      int best = i;
-      for (int child = 2 * i + 1; child <= 2 * i + 2 && child < n; ++child) {
-        if (Less(heap_[child], heap_[best])) best = child;
-      }
-      if (best == i) return;
-      Swap(i, best);
-      i = best;
+      int child = 2 * i + 1;
+      if (child >= n) break;
+      if (child + 1 < n && Less(heap_[child + 1], heap_[child])) ++child;
+      if (!Less(heap_[child], node)) break;
+      heap_[i] = heap_[child];
+      pos_[heap_[i].c] = i;
+      i = child;
     }
+    heap_[i] = node;
+    pos_[node.c] = i;
   }
 
-  std::vector<int> heap_;
+  std::vector<Node> heap_;
   std::vector<int> pos_;
-  std::vector<double> key_;
 };
 
 // std::priority_queue<T, std::vector<T>, std::greater<T>> over a caller-owned vector, so that its
@@ -496,6 +513,13 @@ class MinHeap {
   void pop() {
     std::pop_heap(c_.begin(), c_.end(), std::greater<T>());
     c_.pop_back();
+  }
+  // Fills an empty heap at once (O(n) instead of n pushes). The layout differs from n pushes but
+  // not the sequence of tops, as long as entries are distinct (a strict total order).
+  template <typename It>
+  void Assign(It first, It last) {
+    c_.assign(first, last);
+    std::make_heap(c_.begin(), c_.end(), std::greater<T>());
   }
 
  private:
@@ -756,16 +780,31 @@ class Engine {
       keys_.push_back({e.priority, tier, e.session_energy_wh, e.plugged_at_s.value_or(kInf),
                        e.connector, &e.id, static_cast<int>(i)});
     }
-    std::sort(keys_.begin(), keys_.end(), [](const Key& a, const Key& b) {
+    auto less = [](const Key& a, const Key& b) {
       if (a.priority != b.priority) return a.priority > b.priority;
       if (a.tier != b.tier) return a.tier < b.tier;
       if (a.energy != b.energy) return a.energy < b.energy;
       if (a.plugged != b.plugged) return a.plugged < b.plugged;
       if (a.connector != b.connector) return a.connector < b.connector;
       return *a.id < *b.id;
-    });
+    };
+    // Ids are unique, so the order is a strict total one and its sorted permutation unique: when
+    // the previous run's order is still strictly increasing (the common case of a control loop,
+    // whose rankings rarely change between two samples), it is the sorted order and the sort is
+    // skipped, with the same result.
+    bool sorted = order_.size() == keys_.size();
+    for (size_t k = 1; sorted && k < order_.size(); ++k) {
+      sorted = less(keys_[order_[k - 1]], keys_[order_[k]]);
+    }
+    if (!sorted) {
+      sorted_keys_ = keys_;
+      std::sort(sorted_keys_.begin(), sorted_keys_.end(), less);
+      order_.resize(keys_.size());
+      for (size_t k = 0; k < keys_.size(); ++k) order_[k] = sorted_keys_[k].index;
+    }
     items_.clear();
-    for (const Key& k : keys_) {
+    for (int index : order_) {
+      const Key& k = keys_[index];
       const Evse& e = in.evses[k.index];
       Item& it = items_.emplace_back(static_items_[k.index]);
       it.evse = &e;
@@ -1007,10 +1046,13 @@ class Engine {
   // take one more step on every constraint of its path (Pareto efficiency).
   void TopUp(const std::vector<int>& admitted) {
     using Entry = std::pair<double, int>;
-    MinHeap<Entry> queue(heap_);
+    // Entries are distinct: each EVSE is in the queue at most once.
+    topup_.clear();
     for (int i : admitted) {
-      if (items_[i].q < items_[i].q_max) queue.emplace(items_[i].level, i);
+      if (items_[i].q < items_[i].q_max) topup_.emplace_back(items_[i].level, i);
     }
+    MinHeap<Entry> queue(heap_);
+    queue.Assign(topup_.begin(), topup_.end());
     while (!queue.empty()) {
       const int i = queue.top().second;
       queue.pop();
@@ -1199,7 +1241,9 @@ class Engine {
   std::vector<Item> static_items_;  // input order
   std::vector<PathEntry> paths_;
   // Per snapshot (Run); kept to reuse their memory.
-  std::vector<Key> keys_;
+  std::vector<Key> keys_;  // input order
+  std::vector<Key> sorted_keys_;
+  std::vector<int> order_;  // input indices in rank order, from the last run
   std::vector<PhaseValues> ev_;
   std::vector<PhaseValues> base_raw_;
   std::vector<Constraint> cons_;
@@ -1207,6 +1251,7 @@ class Engine {
   std::vector<int> admitted_;
   std::vector<int> joins_;
   std::vector<std::pair<double, int>> heap_;
+  std::vector<std::pair<double, int>> topup_;
   TightHeap tight_;
   std::vector<int> member_start_, member_fill_, member_list_;
   mutable std::vector<std::string> names_;

@@ -18,6 +18,7 @@
 
 #include "benchmark/benchmark.h"
 #include "site_controller/allocation/allocation.h"
+#include "site_controller/allocation/allocation_reference.h"
 
 namespace evgate::allocation {
 namespace {
@@ -128,9 +129,10 @@ BENCHMARK(BM_Allocate)->Arg(10)->Arg(100)->Arg(1000)->Unit(benchmark::kMicroseco
 
 // The control loop's path: the site is prepared once (PreparedSite::Create), then every
 // iteration allocates a new snapshot (here: the grid reading changes, so no result is cached).
-void BM_AllocatePrepared(benchmark::State& state) {
+template <typename Site>
+void BM_AllocatePreparedWith(benchmark::State& state) {
   AllocationInput site = MakeSite(static_cast<int>(state.range(0)));
-  absl::StatusOr<PreparedSite> prepared = PreparedSite::Create(site);
+  absl::StatusOr<Site> prepared = Site::Create(site);
   if (!prepared.ok()) {
     state.SkipWithError(std::string(prepared.status().message()).c_str());
     return;
@@ -160,7 +162,15 @@ void BM_AllocatePrepared(benchmark::State& state) {
   state.counters["evses"] = static_cast<double>(site.evses.size());
   state.counters["circuits"] = static_cast<double>(site.circuits.size());
 }
+void BM_AllocatePrepared(benchmark::State& state) { BM_AllocatePreparedWith<PreparedSite>(state); }
 BENCHMARK(BM_AllocatePrepared)->Arg(10)->Arg(100)->Arg(1000)->Unit(benchmark::kMicrosecond);
+
+// The same with the engine as it was before issue #10's performance work (allocation_reference.h),
+// to show both figures from one run.
+void BM_AllocatePreparedBefore(benchmark::State& state) {
+  BM_AllocatePreparedWith<reference::PreparedSiteReference>(state);
+}
+BENCHMARK(BM_AllocatePreparedBefore)->Arg(1000)->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 }  // namespace evgate::allocation

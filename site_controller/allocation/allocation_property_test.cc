@@ -23,6 +23,7 @@
 #include "absl/strings/str_join.h"
 #include "gtest/gtest.h"
 #include "site_controller/allocation/allocation.h"
+#include "site_controller/allocation/allocation_reference.h"
 #include "site_controller/allocation/scenario.h"
 
 namespace evgate::allocation {
@@ -626,6 +627,23 @@ TEST_P(AllocationProperty, InvariantsHoldOnRandomSites) {
     ASSERT_TRUE(BitIdentical(*again, *out))
         << "prepared: " << AllocationToJson(*again) << "\nplain: " << AllocationToJson(*out) << "\n"
         << context;
+    // Once more on the same snapshot: the prepared site reuses its previous ranking.
+    absl::StatusOr<Allocation> reused = prepared->Allocate(in);
+    ASSERT_TRUE(reused.ok() && BitIdentical(*reused, *out))
+        << "prepared, reused ranking: " << AllocationToJson(*reused) << "\n"
+        << context;
+    // The engine before its performance work, plain and prepared: the same, bit for bit.
+    absl::StatusOr<Allocation> before = reference::AllocateReference(in);
+    ASSERT_TRUE(before.ok()) << before.status() << "\n" << context;
+    ASSERT_TRUE(BitIdentical(*before, *out)) << "reference: " << AllocationToJson(*before)
+                                             << "\ncurrent: " << AllocationToJson(*out) << "\n"
+                                             << context;
+    absl::StatusOr<reference::PreparedSiteReference> prepared_before =
+        reference::PreparedSiteReference::Create(other);
+    ASSERT_TRUE(prepared_before.ok());
+    ASSERT_TRUE(prepared_before->Allocate(other).ok());
+    absl::StatusOr<Allocation> again_before = prepared_before->Allocate(in);
+    ASSERT_TRUE(again_before.ok() && BitIdentical(*again_before, *out)) << context;
     AllocationInput shuffled = in;
     std::mt19937_64 rng(seed);
     std::shuffle(shuffled.evses.begin(), shuffled.evses.end(), rng);

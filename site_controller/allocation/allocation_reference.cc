@@ -1,0 +1,1351 @@
+// A verbatim copy (names changed) of the allocation engine as it was before the performance
+// work of issue #10 (commit 7d9e9ab). Test-only oracle: allocation_property_test checks that the
+// current engine gives bit for bit the same results, and allocation_benchmark times both in one
+// run. Do not change it, except to follow changes of the engine's semantics.
+#include "site_controller/allocation/allocation_reference.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+
+namespace evgate::allocation::reference {
+
+namespace {
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+// Slack used when converting a continuous value into a whole number of steps, so that
+// 16.299999999999997 A counts as 163 steps of 0.1 A. Far below any physical resolution.
+constexpr double kStepEps = 1e-9;
+
+// Absolute tolerance for comparing a usage with a capacity (floating-point sums only).
+double Tolerance(double capacity) { return 1e-9 * std::max(1.0, std::abs(capacity)); }
+
+// Rounds to 1/scale (scale 1000: 0.001). The 1e-6 of a unit absorbs floating-point noise so that
+// 163 × 0.1 A prints as 16.3 and not 16.299.
+// "+ 0.0" turns -0.0 into 0.0.
+double FloorScaled(double value, double scale) {
+  return std::floor(value * scale + 1e-6) / scale + 0.0;
+}
+double CeilScaled(double value, double scale) {
+  return std::ceil(value * scale - 1e-6) / scale + 0.0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validation.
+
+// A scenario field path ("evses[3].phases[1]"), turned into text only when there is an error:
+// validation runs on every allocation and must not allocate strings on the good path.
+struct FieldPath {
+  const char* list = nullptr;  // "circuits", "stations", "evses"; nullptr for "grid.…" etc.
+  size_t index = 0;
+  const char* field = "";
+  int sub = -1;  // array element, or -1
+
+  FieldPath At(int element) const { return FieldPath{list, index, field, element}; }
+  std::string ToString() const {
+    std::string s;
+    if (list != nullptr) s = absl::StrCat(list, "[", index, "].");
+    s += field;
+    if (sub >= 0) s += absl::StrCat("[", sub, "]");
+    return s;
+  }
+};
+
+FieldPath Top(const char* field) { return FieldPath{nullptr, 0, field, -1}; }
+FieldPath In(const char* list, size_t index, const char* field) {
+  return FieldPath{list, index, field, -1};
+}
+
+class Errors {
+ public:
+  void Add(const FieldPath& path, const std::string& message) {
+    lines_.push_back(absl::StrCat(path.ToString(), ": ", message));
+  }
+  absl::Status ToStatus() const {
+    if (lines_.empty()) return absl::OkStatus();
+    return absl::InvalidArgumentError(absl::StrJoin(lines_, "\n"));
+  }
+
+ private:
+  std::vector<std::string> lines_;
+};
+
+bool ValidPhase(Phase p) { return static_cast<int>(p) >= 0 && static_cast<int>(p) < kPhaseCount; }
+
+void CheckNumber(Errors& errors, const FieldPath& path, double value, double min_value,
+                 bool min_exclusive = false) {
+  if (!std::isfinite(value)) {
+    errors.Add(path, "must be a finite number");
+  } else if (min_exclusive ? value <= min_value : value < min_value) {
+    errors.Add(path, absl::StrFormat("must be %s %g, got %g", min_exclusive ? ">" : ">=", min_value,
+                                     value));
+  }
+}
+
+void CheckFinite(Errors& errors, const FieldPath& path, const std::optional<double>& value) {
+  if (value && !std::isfinite(*value)) errors.Add(path, "must be finite");
+}
+
+void CheckLimits(Errors& errors, const FieldPath& path, const PhaseLimits& limits) {
+  bool any = false;
+  for (int p = 0; p < kPhaseCount; ++p) {
+    if (!limits[p]) continue;
+    any = true;
+    CheckNumber(errors, path.At(p), *limits[p], 0.0);
+  }
+  if (!any) errors.Add(path, "needs a limit for at least one phase");
+}
+
+void CheckMeasured(Errors& errors, const FieldPath& path, const std::optional<PhaseValues>& m) {
+  if (!m) return;
+  for (int p = 0; p < kPhaseCount; ++p) {
+    if (!std::isfinite((*m)[p])) errors.Add(path.At(p), "must be finite");
+  }
+}
+
+int64_t StepsFloor(double value, double step) {
+  return static_cast<int64_t>(std::floor(value / step + kStepEps));
+}
+int64_t StepsCeil(double value, double step) {
+  return static_cast<int64_t>(std::ceil(value / step - kStepEps));
+}
+
+}  // namespace
+
+absl::Status ValidateInputReference(const AllocationInput& in) {
+  Errors errors;
+  const Grid& g = in.grid;
+  CheckLimits(errors, Top("grid.limit_a"), g.limit_a);
+  if (g.contract_power_w) CheckNumber(errors, Top("grid.contract_power_w"), *g.contract_power_w, 0);
+  if (g.export_limit_w) CheckNumber(errors, Top("grid.export_limit_w"), *g.export_limit_w, 0);
+  CheckNumber(errors, Top("grid.nominal_voltage_v"), g.nominal_voltage_v, 0, true);
+  CheckMeasured(errors, Top("grid.measured_a"), g.measured_a);
+  CheckNumber(errors, Top("grid.meter_age_s"), g.meter_age_s, 0);
+  if (g.meter_timeout_s)
+    CheckNumber(errors, Top("grid.meter_timeout_s"), *g.meter_timeout_s, 0, true);
+  CheckNumber(errors, Top("margin_a"), in.margin_a, 0);
+  if (!std::isfinite(in.now_s)) errors.Add(Top("now_s"), "must be finite");
+  CheckNumber(errors, Top("min_pause_s"), in.min_pause_s, 0);
+  if (in.min_run_s) CheckNumber(errors, Top("min_run_s"), *in.min_run_s, 0);
+
+  std::unordered_map<std::string_view, int> circuit_index;
+  circuit_index.reserve(in.circuits.size());
+  for (size_t i = 0; i < in.circuits.size(); ++i) {
+    const Circuit& c = in.circuits[i];
+    if (c.id.empty()) {
+      errors.Add(In("circuits", i, "id"), "must not be empty");
+    } else if (c.id == kGridId) {
+      errors.Add(In("circuits", i, "id"), "\"grid\" is reserved for the grid connection");
+    } else if (!circuit_index.emplace(c.id, static_cast<int>(i)).second) {
+      errors.Add(In("circuits", i, "id"), absl::StrCat("duplicate circuit id \"", c.id, "\""));
+    }
+    CheckLimits(errors, In("circuits", i, "limit_a"), c.limit_a);
+    CheckMeasured(errors, In("circuits", i, "measured_a"), c.measured_a);
+  }
+  auto limits_of = [&](const std::string& node) -> const PhaseLimits* {
+    if (node == kGridId) return &g.limit_a;
+    auto it = circuit_index.find(node);
+    return it == circuit_index.end() ? nullptr : &in.circuits[it->second].limit_a;
+  };
+  for (size_t i = 0; i < in.circuits.size(); ++i) {
+    const Circuit& c = in.circuits[i];
+    const PhaseLimits* parent = limits_of(c.parent);
+    if (parent == nullptr) {
+      errors.Add(In("circuits", i, "parent"), absl::StrCat("unknown circuit \"", c.parent, "\""));
+      continue;
+    }
+    for (int p = 0; p < kPhaseCount; ++p) {
+      if (c.limit_a[p] && !(*parent)[p]) {
+        errors.Add(In("circuits", i, "limit_a").At(p),
+                   absl::StrCat("phase ", PhaseName(static_cast<Phase>(p)),
+                                " does not exist on parent \"", c.parent, "\""));
+      }
+    }
+    // Cycle check: walking up must reach the grid within circuits.size() steps.
+    std::string_view node = c.parent;
+    size_t hops = 0;
+    while (node != kGridId && hops <= in.circuits.size()) {
+      auto it = circuit_index.find(node);
+      if (it == circuit_index.end()) break;
+      node = in.circuits[it->second].parent;
+      ++hops;
+    }
+    if (hops > in.circuits.size()) errors.Add(In("circuits", i, "parent"), "circuits form a cycle");
+  }
+
+  std::unordered_map<std::string_view, int> station_index;
+  station_index.reserve(in.stations.size());
+  for (size_t i = 0; i < in.stations.size(); ++i) {
+    const Station& s = in.stations[i];
+    if (s.id.empty()) {
+      errors.Add(In("stations", i, "id"), "must not be empty");
+    } else if (!station_index.emplace(s.id, static_cast<int>(i)).second) {
+      errors.Add(In("stations", i, "id"), absl::StrCat("duplicate station id \"", s.id, "\""));
+    }
+    CheckNumber(errors, In("stations", i, "max_power_w"), s.max_power_w, 0);
+  }
+
+  // Duplicate ids: sort (hash, index) pairs and compare the strings of equal hashes. Cheaper
+  // than a hash map of 1,000 strings (no allocation per id) or sorting the strings.
+  std::vector<std::pair<size_t, size_t>> ids;
+  ids.reserve(in.evses.size());
+  for (size_t i = 0; i < in.evses.size(); ++i) {
+    ids.emplace_back(std::hash<std::string_view>()(in.evses[i].id), i);
+  }
+  std::sort(ids.begin(), ids.end());
+  for (size_t k = 1; k < ids.size(); ++k) {
+    for (size_t j = k; j > 0 && ids[j - 1].first == ids[k].first; --j) {
+      const std::string& id = in.evses[ids[k].second].id;
+      if (!id.empty() && in.evses[ids[j - 1].second].id == id) {
+        errors.Add(In("evses", ids[k].second, "id"),
+                   absl::StrCat("duplicate EVSE id \"", id, "\""));
+        break;
+      }
+    }
+  }
+  for (size_t i = 0; i < in.evses.size(); ++i) {
+    const Evse& e = in.evses[i];
+    auto at = [i](const char* field) { return In("evses", i, field); };
+    if (e.id.empty()) errors.Add(at("id"), "must not be empty");
+    const PhaseLimits* node = limits_of(e.circuit);
+    if (node == nullptr)
+      errors.Add(at("circuit"), absl::StrCat("unknown circuit \"", e.circuit, "\""));
+    if (e.phases.empty() || e.phases.size() > 3)
+      errors.Add(at("phases"), "must list 1 to 3 site phases");
+    bool seen[kPhaseCount] = {false, false, false};
+    for (size_t k = 0; k < e.phases.size() && k < 3; ++k) {
+      const FieldPath path = at("phases").At(static_cast<int>(k));
+      if (!ValidPhase(e.phases[k])) {
+        errors.Add(path, "must be L1, L2 or L3");
+        continue;
+      }
+      const int p = static_cast<int>(e.phases[k]);
+      if (seen[p]) errors.Add(path, absl::StrCat("phase ", PhaseName(e.phases[k]), " twice"));
+      seen[p] = true;
+      if (node != nullptr && !(*node)[p]) {
+        errors.Add(path, absl::StrCat("phase ", PhaseName(e.phases[k]),
+                                      " does not exist on circuit \"", e.circuit, "\""));
+      }
+    }
+    CheckNumber(errors, at("session_energy_wh"), e.session_energy_wh, 0);
+    CheckFinite(errors, at("plugged_at_s"), e.plugged_at_s);
+    CheckFinite(errors, at("running_since_s"), e.running_since_s);
+    CheckFinite(errors, at("paused_since_s"), e.paused_since_s);
+    if (e.running_since_s && e.paused_since_s) {
+      errors.Add(at("paused_since_s"), "an EVSE cannot be both running and paused");
+    }
+    if (e.connector < 0) errors.Add(at("connector"), "must be >= 0");
+    if (e.reserved_a) CheckNumber(errors, at("reserved_a"), *e.reserved_a, 0);
+    if (!e.station.empty() && station_index.find(e.station) == station_index.end()) {
+      errors.Add(at("station"), absl::StrCat("unknown station \"", e.station, "\""));
+    }
+    if (e.type == EvseType::kAc) {
+      CheckNumber(errors, at("min_a"), e.min_a, 0, true);
+      CheckNumber(errors, at("step_a"), e.step_a, 0, true);
+      if (!std::isfinite(e.max_a)) {
+        errors.Add(at("max_a"), "must be a finite number");
+      } else if (e.max_a < e.min_a) {
+        errors.Add(at("max_a"), absl::StrFormat("must be >= min_a (%g), got %g", e.min_a, e.max_a));
+      } else if (e.step_a > 0 && std::isfinite(e.step_a) && e.min_a > 0 &&
+                 StepsCeil(e.min_a, e.step_a) > StepsFloor(e.max_a, e.step_a)) {
+        errors.Add(at("step_a"), "no multiple of step_a lies in [min_a, max_a]");
+      }
+      if (e.measured_a) {
+        if (e.measured_a->size() != e.phases.size()) {
+          errors.Add(at("measured_a"), absl::StrFormat("has %d values for %d wired phases",
+                                                       e.measured_a->size(), e.phases.size()));
+        }
+        for (size_t k = 0; k < e.measured_a->size(); ++k) {
+          if (!std::isfinite((*e.measured_a)[k])) {
+            errors.Add(at("measured_a").At(static_cast<int>(k)), "must be finite");
+          }
+        }
+      }
+      if (e.setpoint_a) CheckNumber(errors, at("setpoint_a"), *e.setpoint_a, 0);
+      CheckNumber(errors, at("failsafe_a"), e.failsafe_a, 0);
+      if (e.failsafe_a > 0 && (e.failsafe_a < e.min_a || e.failsafe_a > e.max_a)) {
+        errors.Add(at("failsafe_a"),
+                   absl::StrFormat("must be 0 or within [min_a, max_a] = [%g, %g], got %g", e.min_a,
+                                   e.max_a, e.failsafe_a));
+      }
+    } else {
+      if (!(e.efficiency > 0 && e.efficiency <= 1)) {
+        errors.Add(at("efficiency"), absl::StrFormat("must be in (0, 1], got %g", e.efficiency));
+      }
+      CheckNumber(errors, at("min_w"), e.min_w, 0);
+      CheckNumber(errors, at("step_w"), e.step_w, 0, true);
+      if (!std::isfinite(e.max_w) || e.max_w < e.min_w) {
+        errors.Add(at("max_w"), absl::StrFormat("must be >= min_w (%g), got %g", e.min_w, e.max_w));
+      } else if (e.max_w > 0 && e.step_w > 0 && std::isfinite(e.step_w) &&
+                 StepsCeil(e.min_w, e.step_w) > StepsFloor(e.max_w, e.step_w)) {
+        errors.Add(at("step_w"), "no multiple of step_w lies in [min_w, max_w]");
+      }
+      CheckFinite(errors, at("measured_w"), e.measured_w);
+      CheckFinite(errors, at("setpoint_w"), e.setpoint_w);
+      CheckNumber(errors, at("failsafe_w"), e.failsafe_w, 0);
+      CheckNumber(errors, at("max_discharge_w"), e.max_discharge_w, 0);
+      if (e.soc_pct && !(*e.soc_pct >= 0 && *e.soc_pct <= 100)) {
+        errors.Add(at("soc_pct"), "must be in [0, 100]");
+      }
+      if (!(e.soc_min_pct >= 0 && e.soc_min_pct <= 100)) {
+        errors.Add(at("soc_min_pct"), "must be in [0, 100]");
+      }
+      if (!(e.soc_max_pct >= 0 && e.soc_max_pct <= 100)) {
+        errors.Add(at("soc_max_pct"), "must be in [0, 100]");
+      } else if (e.soc_max_pct < e.soc_min_pct) {
+        errors.Add(at("soc_max_pct"), "must be >= soc_min_pct");
+      }
+    }
+  }
+  return errors.ToStatus();
+}
+
+namespace internal {
+
+// ---------------------------------------------------------------------------------------------
+// The engine.
+//
+// Every limit is a linear constraint over the EVSEs' "levels": the current each one draws on
+// each of its wired phases (per-phase AC amperes, also for DC). A constraint has a charging room
+// (limit − margin − base load, in A for a circuit phase, in AC W for the contract, in DC W for a
+// station) and each EVSE on it a coefficient (1 A per A, n×V W per A, n×V×η W per A).
+
+enum class Kind { kNodePhase, kContract, kStation };
+
+struct Constraint {
+  Kind kind = Kind::kNodePhase;
+  int node = -1;
+  int phase = -1;
+  int station = -1;
+  double room = 0;               // charging capacity
+  double used = 0;               // charging usage
+  double deficit = 0;            // base-load overload left to relieve by discharging
+  double discharge_room = kInf;  // discharge that keeps |current| / export within limits
+  double discharged = 0;         // discharge applied (positive magnitude)
+  // Water-filling state.
+  double f = 0;  // usage of EVSEs not rising
+  double s = 0;  // Σ coefficients of rising EVSEs
+  bool saturated = false;
+};
+
+using PathEntry = std::pair<int, double>;  // (constraint, coefficient)
+
+// A view of one EVSE's path in Engine::paths_.
+struct PathRange {
+  const PathEntry* first = nullptr;
+  const PathEntry* last = nullptr;
+  const PathEntry* begin() const { return first; }
+  const PathEntry* end() const { return last; }
+};
+
+struct Item {
+  int input = 0;
+  int node = 0;  // its circuit (0 = grid)
+  const Evse* evse = nullptr;
+  int tier = 1;
+  int n = 1;
+  double volts_per_level = 0;  // AC W per level A: n × V
+  double dc_w_per_level = 0;   // DC W per level A: n × V × η (DC only)
+  double step = 0;             // step_a or step_w
+  int64_t q_min = 0, q_max = 0;
+  double min_level = 0, max_level = 0;
+  PathRange path;
+  bool chargeable = false;
+  bool admitted = false;
+  int64_t q = 0;
+  double level = 0;
+  double discharge_w = 0;
+  PauseReason reason = PauseReason::kNone;
+  int limit_constraint = -1;
+  int wf_state = 0;  // 0 waiting, 1 rising, 2 done
+  double wf_level = 0;
+};
+
+// A binary min-heap of constraint indices keyed by the water level at which each becomes full,
+// with in-place key updates: constraints change their key on every event of their EVSEs, so a
+// heap of stale entries would grow to (EVSEs × path length) entries.
+class TightHeap {
+ public:
+  void Reset(size_t constraints) {
+    pos_.assign(constraints, -1);
+    key_.assign(constraints, kInf);
+    heap_.clear();
+  }
+  bool empty() const { return heap_.empty(); }
+  int top() const { return heap_.front(); }
+  double top_key() const { return key_[heap_.front()]; }
+  // Makes the key of `c` at most `key` (inserting it if absent).
+  void Lower(int c, double key) {
+    if (pos_[c] >= 0 && key_[c] <= key) return;
+    key_[c] = key;
+    if (pos_[c] < 0) {
+      pos_[c] = static_cast<int>(heap_.size());
+      heap_.push_back(c);
+    }
+    SiftUp(pos_[c]);
+  }
+  // Sets the key of `c`; kInf removes it.
+  void Set(int c, double key) {
+    if (key == kInf) {
+      if (pos_[c] >= 0) Remove(c);
+      return;
+    }
+    key_[c] = key;
+    if (pos_[c] < 0) {
+      pos_[c] = static_cast<int>(heap_.size());
+      heap_.push_back(c);
+    }
+    SiftUp(pos_[c]);
+    SiftDown(pos_[c]);
+  }
+  void Remove(int c) {
+    const int i = pos_[c];
+    const int last = heap_.back();
+    heap_.pop_back();
+    pos_[c] = -1;
+    key_[c] = kInf;
+    if (last == c) return;
+    heap_[i] = last;
+    pos_[last] = i;
+    SiftUp(i);
+    SiftDown(pos_[last]);
+  }
+
+ private:
+  bool Less(int a, int b) const { return key_[a] < key_[b] || (key_[a] == key_[b] && a < b); }
+  void Swap(int i, int j) {
+    std::swap(heap_[i], heap_[j]);
+    pos_[heap_[i]] = i;
+    pos_[heap_[j]] = j;
+  }
+  void SiftUp(int i) {
+    while (i > 0 && Less(heap_[i], heap_[(i - 1) / 2])) {
+      Swap(i, (i - 1) / 2);
+      i = (i - 1) / 2;
+    }
+  }
+  void SiftDown(int i) {
+    const int n = static_cast<int>(heap_.size());
+    while (true) {
+      int best = i;
+      for (int child = 2 * i + 1; child <= 2 * i + 2 && child < n; ++child) {
+        if (Less(heap_[child], heap_[best])) best = child;
+      }
+      if (best == i) return;
+      Swap(i, best);
+      i = best;
+    }
+  }
+
+  std::vector<int> heap_;
+  std::vector<int> pos_;
+  std::vector<double> key_;
+};
+
+// std::priority_queue<T, std::vector<T>, std::greater<T>> over a caller-owned vector, so that its
+// memory is reused between runs. Same push_heap/pop_heap calls, hence the same order.
+template <typename T>
+class MinHeap {
+ public:
+  explicit MinHeap(std::vector<T>& storage) : c_(storage) { c_.clear(); }
+  bool empty() const { return c_.empty(); }
+  const T& top() const { return c_.front(); }
+  template <typename... Args>
+  void emplace(Args&&... args) {
+    c_.emplace_back(std::forward<Args>(args)...);
+    std::push_heap(c_.begin(), c_.end(), std::greater<T>());
+  }
+  void pop() {
+    std::pop_heap(c_.begin(), c_.end(), std::greater<T>());
+    c_.pop_back();
+  }
+
+ private:
+  std::vector<T>& c_;
+};
+
+// The engine is split in two: Prepare() turns the site's structure (tree, limits, EVSE wiring
+// and ranges, stations) into flat index-based tables once; Run() allocates for one snapshot of
+// the values that change (meters, activity, rotation state, SOC) and reuses every buffer, so a
+// control loop re-running it on each meter sample does no string lookups and, once warm, almost
+// no heap allocation. Run() must see an input with the structure given to Prepare().
+class Engine {
+ public:
+  void Prepare(const AllocationInput& in) {
+    in_ = &in;
+    volts_ = in.grid.nominal_voltage_v;
+    names_.clear();
+    BuildNodes(in);
+    BuildConstraintTemplate(in);
+    BuildStaticItems(in);
+    BuildPaths(in);
+  }
+
+  Allocation Run(const AllocationInput& in) {
+    in_ = &in;
+    BuildItems();
+    ComputeBaseLoads();
+    BuildConstraints();
+    Reserve();
+    PeakShave();
+    size_t begin = 0;
+    while (begin < items_.size()) {
+      size_t end = begin;
+      while (end < items_.size() && items_[end].evse->priority == items_[begin].evse->priority) {
+        ++end;
+      }
+      AllocateClass(begin, end);
+      begin = end;
+    }
+    return Result();
+  }
+
+ private:
+  // --- Structure (Prepare). ---
+  void BuildNodes(const AllocationInput& in) {
+    const size_t n = in.circuits.size() + 1;
+    std::unordered_map<std::string_view, int> node_index;
+    node_index.reserve(n);
+    parent_.assign(n, -1);
+    limits_.resize(n);
+    limits_[0] = in.grid.limit_a;
+    node_index.emplace(kGridId, 0);
+    for (size_t i = 0; i < in.circuits.size(); ++i) {
+      node_index.emplace(in.circuits[i].id, static_cast<int>(i + 1));
+    }
+    for (size_t i = 0; i < in.circuits.size(); ++i) {
+      const Circuit& c = in.circuits[i];
+      parent_[i + 1] = node_index.at(c.parent);
+      limits_[i + 1] = c.limit_a;
+    }
+    evse_node_.resize(in.evses.size());
+    for (size_t i = 0; i < in.evses.size(); ++i) {
+      evse_node_[i] = node_index.at(in.evses[i].circuit);
+    }
+  }
+
+  // Constraints without their per-snapshot rooms, in the order BuildConstraints() fills them.
+  void BuildConstraintTemplate(const AllocationInput& in) {
+    template_.clear();
+    node_phase_.assign(limits_.size(), {-1, -1, -1});
+    for (size_t node = 0; node < limits_.size(); ++node) {
+      for (int p = 0; p < kPhaseCount; ++p) {
+        if (!limits_[node][p]) continue;
+        Constraint c;
+        c.kind = Kind::kNodePhase;
+        c.node = static_cast<int>(node);
+        c.phase = p;
+        node_phase_[node][p] = static_cast<int>(template_.size());
+        template_.push_back(c);
+      }
+    }
+    contract_ = -1;
+    if (in.grid.contract_power_w || in.grid.export_limit_w) {
+      Constraint c;
+      c.kind = Kind::kContract;
+      contract_ = static_cast<int>(template_.size());
+      template_.push_back(c);
+    }
+    std::unordered_map<std::string_view, int> station_index;
+    station_constraint_.clear();
+    for (size_t i = 0; i < in.stations.size(); ++i) {
+      Constraint c;
+      c.kind = Kind::kStation;
+      c.station = static_cast<int>(i);
+      station_index.emplace(in.stations[i].id, static_cast<int>(template_.size()));
+      station_constraint_.push_back(static_cast<int>(template_.size()));
+      template_.push_back(c);
+    }
+    evse_station_.assign(in.evses.size(), -1);
+    for (size_t i = 0; i < in.evses.size(); ++i) {
+      if (!in.evses[i].station.empty()) evse_station_[i] = station_index.at(in.evses[i].station);
+    }
+  }
+
+  // The parts of each EVSE's item that depend only on its structure, in input order.
+  void BuildStaticItems(const AllocationInput& in) {
+    static_items_.assign(in.evses.size(), Item{});
+    for (size_t i = 0; i < in.evses.size(); ++i) {
+      const Evse& e = in.evses[i];
+      Item& it = static_items_[i];
+      it.input = static_cast<int>(i);
+      it.evse = &e;
+      it.node = evse_node_[i];
+      it.n = static_cast<int>(e.phases.size());
+      it.volts_per_level = it.n * volts_;
+      if (e.type == EvseType::kAc) {
+        it.step = e.step_a;
+        it.q_min = StepsCeil(e.min_a, e.step_a);
+        it.q_max = StepsFloor(e.max_a, e.step_a);
+      } else {
+        it.dc_w_per_level = it.n * volts_ * e.efficiency;
+        it.step = e.step_w;
+        it.q_min = StepsCeil(e.min_w, e.step_w);
+        it.q_max = StepsFloor(e.max_w, e.step_w);
+      }
+      it.min_level = Level(it, it.q_min);
+      it.max_level = Level(it, it.q_max);
+    }
+  }
+
+  // Each EVSE's constraints: its circuit and every ancestor on each wired phase, then the
+  // contract power, then its station.
+  void BuildPaths(const AllocationInput& in) {
+    size_t total = 0;
+    for (const Item& it : static_items_) {
+      int depth = 0;
+      for (int node = it.node; node >= 0; node = parent_[node]) ++depth;
+      total += depth * it.n + 2;
+    }
+    paths_.clear();
+    paths_.reserve(total);  // no reallocation below: the ranges point into it
+    for (Item& it : static_items_) {
+      const Evse& e = in.evses[it.input];
+      const size_t first = paths_.size();
+      for (int node = it.node; node >= 0; node = parent_[node]) {
+        for (Phase ph : e.phases) paths_.emplace_back(node_phase_[node][static_cast<int>(ph)], 1.0);
+      }
+      if (contract_ >= 0) paths_.emplace_back(contract_, it.volts_per_level);
+      if (evse_station_[it.input] >= 0) {
+        paths_.emplace_back(evse_station_[it.input],
+                            e.type == EvseType::kAc ? it.volts_per_level : it.dc_w_per_level);
+      }
+      it.path = PathRange{paths_.data() + first, paths_.data() + paths_.size()};
+    }
+  }
+
+  // --- One snapshot (Run). ---
+
+  // Base load per node and site phase. Sums run in rank order so that the result does not depend
+  // on the input order of the EVSEs, not even in the last bit.
+  void ComputeBaseLoads() {
+    const size_t n = limits_.size();
+    ev_.assign(n, PhaseValues{0, 0, 0});
+    for (const Item& it : items_) {
+      const PhaseValues m = MeasuredEvCurrent(*it.evse);
+      for (int node = it.node; node >= 0; node = parent_[node]) {
+        for (int p = 0; p < kPhaseCount; ++p) ev_[node][p] += m[p];
+      }
+    }
+    base_raw_.assign(n, PhaseValues{0, 0, 0});
+    for (size_t node = 0; node < n; ++node) {
+      const std::optional<PhaseValues>& measured =
+          node == 0 ? in_->grid.measured_a : in_->circuits[node - 1].measured_a;
+      if (!measured) continue;
+      for (int p = 0; p < kPhaseCount; ++p) base_raw_[node][p] = (*measured)[p] - ev_[node][p];
+    }
+  }
+
+  PhaseValues MeasuredEvCurrent(const Evse& e) const {
+    PhaseValues m{0, 0, 0};
+    const int n = static_cast<int>(e.phases.size());
+    if (e.type == EvseType::kAc) {
+      for (int k = 0; k < n; ++k) {
+        double a = 0;
+        if (e.measured_a) {
+          a = (*e.measured_a)[k];
+        } else if (e.active && e.setpoint_a && !e.reserved_a) {
+          a = *e.setpoint_a;
+        }
+        m[static_cast<int>(e.phases[k])] += a;
+      }
+    } else {
+      double w = 0;
+      if (e.measured_w) {
+        w = *e.measured_w;
+      } else if (e.active && e.setpoint_w && !e.reserved_a) {
+        w = *e.setpoint_w;
+      }
+      const double a = w >= 0 ? w / (n * volts_ * e.efficiency) : w * e.efficiency / (n * volts_);
+      for (int k = 0; k < n; ++k) m[static_cast<int>(e.phases[k])] += a;
+    }
+    return m;
+  }
+
+  void BuildConstraints() {
+    const AllocationInput& in = *in_;
+    const double margin = in.margin_a;
+    cons_.assign(template_.begin(), template_.end());
+    for (Constraint& c : cons_) {
+      switch (c.kind) {
+        case Kind::kNodePhase: {
+          const double base = base_raw_[c.node][c.phase];
+          const double usable = *limits_[c.node][c.phase] - margin;
+          c.room = usable - std::max(0.0, base);
+          c.deficit = std::max(0.0, -c.room);
+          c.discharge_room = std::max(0.0, usable + base);
+          break;
+        }
+        case Kind::kContract: {
+          double base_w = 0, raw_w = 0;
+          for (int p = 0; p < kPhaseCount; ++p) {
+            base_w += std::max(0.0, base_raw_[0][p]) * volts_;
+            raw_w += base_raw_[0][p] * volts_;
+          }
+          if (in.grid.contract_power_w) {
+            c.room = *in.grid.contract_power_w - base_w;
+            c.deficit = std::max(0.0, -c.room);
+          } else {
+            // Export limit without a contract limit: unlimited room for charging.
+            c.room = kInf;
+          }
+          if (in.grid.export_limit_w) {
+            c.discharge_room = std::max(0.0, *in.grid.export_limit_w + raw_w);
+          }
+          break;
+        }
+        case Kind::kStation:
+          c.room = in.stations[c.station].max_power_w;
+          break;
+      }
+    }
+  }
+
+  void BuildItems() {
+    const AllocationInput& in = *in_;
+    const double min_run = in.min_run_s.value_or(in.min_pause_s);
+    // Canonical rank order: makes the result independent of the input order. (Sorting compact
+    // keys moves and touches less memory than sorting the items.)
+    keys_.clear();
+    for (size_t i = 0; i < in.evses.size(); ++i) {
+      const Evse& e = in.evses[i];
+      int tier = 1;
+      if (e.running_since_s && in.now_s - *e.running_since_s < min_run) {
+        tier = 0;
+      } else if (e.paused_since_s && in.now_s - *e.paused_since_s < in.min_pause_s) {
+        tier = 2;
+      }
+      keys_.push_back({e.priority, tier, e.session_energy_wh, e.plugged_at_s.value_or(kInf),
+                       e.connector, &e.id, static_cast<int>(i)});
+    }
+    std::sort(keys_.begin(), keys_.end(), [](const Key& a, const Key& b) {
+      if (a.priority != b.priority) return a.priority > b.priority;
+      if (a.tier != b.tier) return a.tier < b.tier;
+      if (a.energy != b.energy) return a.energy < b.energy;
+      if (a.plugged != b.plugged) return a.plugged < b.plugged;
+      if (a.connector != b.connector) return a.connector < b.connector;
+      return *a.id < *b.id;
+    });
+    items_.clear();
+    for (const Key& k : keys_) {
+      const Evse& e = in.evses[k.index];
+      Item& it = items_.emplace_back(static_items_[k.index]);
+      it.evse = &e;
+      it.tier = k.tier;
+      if (e.reserved_a) {
+        it.reason = e.active ? PauseReason::kFailsafe : PauseReason::kInactive;
+      } else if (!e.active) {
+        it.reason = PauseReason::kInactive;
+      } else if (e.type == EvseType::kDc && e.soc_pct && *e.soc_pct >= e.soc_max_pct) {
+        it.reason = PauseReason::kSocLimit;
+      } else if (it.q_max <= 0) {
+        it.reason = PauseReason::kNoDemand;
+      } else {
+        it.chargeable = true;
+      }
+    }
+  }
+
+  // Reserved EVSEs (not controlled) as fixed loads, in rank order (deterministic sums).
+  void Reserve() {
+    for (const Item& it : items_) {
+      if (!it.evse->reserved_a) continue;
+      const double level = *it.evse->reserved_a;
+      for (const auto& [c, coef] : it.path) cons_[c].used += coef * level;
+    }
+  }
+
+  double Level(const Item& it, int64_t q) const {
+    if (it.evse->type == EvseType::kAc) return static_cast<double>(q) * it.step;
+    return static_cast<double>(q) * it.step / it.dc_w_per_level;
+  }
+
+  bool IsDischarge(int c) const { return cons_[c].kind != Kind::kStation; }
+
+  // --- Peak shaving. ---
+  void PeakShave() {
+    bool overloaded = false;
+    for (const Constraint& c : cons_) overloaded |= c.deficit > Tolerance(c.room);
+    if (!overloaded) return;
+    std::vector<int> dischargers;
+    for (size_t i = 0; i < items_.size(); ++i) {
+      const Evse& e = *items_[i].evse;
+      if (e.active && !e.reserved_a && e.type == EvseType::kDc && e.bidirectional && e.soc_pct &&
+          *e.soc_pct > e.soc_min_pct && e.max_discharge_w > 0) {
+        dischargers.push_back(static_cast<int>(i));
+      }
+    }
+    // The fullest batteries (relative to their lower limit) discharge first.
+    std::stable_sort(dischargers.begin(), dischargers.end(), [&](int a, int b) {
+      const Evse& x = *items_[a].evse;
+      const Evse& y = *items_[b].evse;
+      return *x.soc_pct - x.soc_min_pct > *y.soc_pct - y.soc_min_pct;
+    });
+    for (int i : dischargers) {
+      Item& it = items_[i];
+      const Evse& e = *it.evse;
+      double need = 0;  // per-phase A
+      int worst = -1;
+      double cap = e.max_discharge_w * e.efficiency / it.volts_per_level;
+      for (const auto& [c, coef] : it.path) {
+        if (!IsDischarge(c)) continue;
+        const Constraint& k = cons_[c];
+        if (k.deficit > Tolerance(k.room) && k.deficit / coef > need) {
+          need = k.deficit / coef;
+          worst = c;
+        }
+        cap = std::min(cap, (k.discharge_room - k.discharged) / coef);
+      }
+      if (need <= 0 || cap <= 0) continue;
+      const double w_per_level = it.volts_per_level / e.efficiency;
+      const double p_need = std::ceil(need * w_per_level / e.step_w - kStepEps) * e.step_w;
+      const double p_cap = std::floor(cap * w_per_level / e.step_w + kStepEps) * e.step_w;
+      const double p = std::min(p_need, p_cap);
+      if (p <= 0) continue;
+      const double level = p / w_per_level;
+      for (const auto& [c, coef] : it.path) {
+        if (!IsDischarge(c)) continue;
+        cons_[c].deficit -= level * coef;
+        cons_[c].discharged += level * coef;
+      }
+      it.discharge_w = p;
+      it.chargeable = false;
+      it.reason = PauseReason::kNone;
+      it.limit_constraint = worst;
+    }
+  }
+
+  // --- Charging, one priority class. ---
+  int Blocking(const Item& it, double delta_level) const {
+    int worst = -1;
+    double worst_over = 0;
+    for (const auto& [c, coef] : it.path) {
+      const Constraint& k = cons_[c];
+      const double over = k.used + coef * delta_level - k.room - Tolerance(k.room);
+      if (over > 0 && (worst < 0 || over / coef > worst_over)) {
+        worst = c;
+        worst_over = over / coef;
+      }
+    }
+    return worst;
+  }
+
+  void Apply(Item& it, int64_t q) {
+    const double level = Level(it, q);
+    for (const auto& [c, coef] : it.path) cons_[c].used += coef * (level - it.level);
+    it.q = q;
+    it.level = level;
+  }
+
+  void AllocateClass(size_t begin, size_t end) {
+    std::vector<int>& admitted = admitted_;
+    admitted.clear();
+    for (size_t i = begin; i < end; ++i) {
+      Item& it = items_[i];
+      if (!it.chargeable) continue;
+      const int blocking = Blocking(it, it.min_level);
+      if (blocking >= 0) {
+        it.reason = PauseReason::kCapacity;
+        it.limit_constraint = blocking;
+        continue;
+      }
+      it.admitted = true;
+      Apply(it, it.q_min);
+      admitted.push_back(static_cast<int>(i));
+    }
+    if (admitted.empty()) return;
+    WaterFill(admitted);
+    for (int i : admitted) {
+      Item& it = items_[i];
+      const double scaled =
+          it.evse->type == EvseType::kAc ? it.wf_level : it.wf_level * it.dc_w_per_level;
+      const int64_t q = std::clamp(StepsFloor(scaled, it.step), it.q_min, it.q_max);
+      Apply(it, q);
+    }
+    TopUp(admitted);
+  }
+
+  // Max-min fair progressive filling: a common water level t rises; an EVSE follows it from its
+  // minimum until its maximum, or until a constraint on its path is full (it then stays there).
+  // Event driven: O((EVSEs × path length) log) instead of simulating small increments.
+  void WaterFill(const std::vector<int>& admitted) {
+    // Members of each constraint among the admitted EVSEs, as one flat array (CSR).
+    member_start_.assign(cons_.size() + 1, 0);
+    for (int i : admitted) {
+      for (const auto& [c, coef] : items_[i].path) ++member_start_[c + 1];
+      items_[i].wf_state = 0;
+      items_[i].wf_level = items_[i].min_level;
+    }
+    for (size_t c = 0; c < cons_.size(); ++c) {
+      member_start_[c + 1] += member_start_[c];
+      Constraint& k = cons_[c];
+      k.f = k.used;
+      k.s = 0;
+      k.saturated = false;
+    }
+    member_list_.resize(member_start_.back());
+    member_fill_.assign(member_start_.begin(), member_start_.end() - 1);
+    for (int i : admitted) {
+      for (const auto& [c, coef] : items_[i].path) member_list_[member_fill_[c]++] = i;
+    }
+    std::vector<int>& joins = joins_;
+    joins.assign(admitted.begin(), admitted.end());
+    std::stable_sort(joins.begin(), joins.end(),
+                     [&](int a, int b) { return items_[a].min_level < items_[b].min_level; });
+    using MaxEntry = std::pair<double, int>;
+    MinHeap<MaxEntry> maxq(heap_);
+    tight_.Reset(cons_.size());
+    double t = 0;
+    // Heap keys may be earlier than a constraint's true fill level (never later): an early key
+    // is corrected when it reaches the top. So a join, which makes its constraints fill
+    // sooner, only ever lowers keys.
+    auto schedule = [&](int c) {
+      const Constraint& k = cons_[c];
+      if (!k.saturated && k.s > 1e-12) tight_.Lower(c, std::max(t, (k.room - k.f) / k.s));
+    };
+    auto settle = [&](int i, double level) {
+      Item& it = items_[i];
+      it.wf_state = 2;
+      it.wf_level = level;
+      for (const auto& [c, coef] : it.path) {
+        // The constraint now fills later; its heap key is left early and corrected when it
+        // reaches the top (see below), which saves most heap updates.
+        cons_[c].f += coef * level;
+        cons_[c].s -= coef;
+      }
+    };
+    size_t next_join = 0;
+    while (true) {
+      const double tt = tight_.empty() ? kInf : tight_.top_key();
+      const double tm = maxq.empty() ? kInf : maxq.top().first;
+      const double tj = next_join < joins.size() ? items_[joins[next_join]].min_level : kInf;
+      if (tt == kInf && tm == kInf && tj == kInf) break;
+      if (tt <= tm && tt <= tj) {
+        const int c = tight_.top();
+        const Constraint& k = cons_[c];
+        if (k.s <= 1e-12) {
+          tight_.Remove(c);
+          continue;
+        }
+        const double actual = std::max(t, (k.room - k.f) / k.s);
+        if (actual > tt) {
+          tight_.Set(c, actual);
+          continue;
+        }
+        tight_.Remove(c);
+        t = std::max(t, tt);
+        cons_[c].saturated = true;
+        for (int m = member_start_[c]; m < member_start_[c + 1]; ++m) {
+          if (items_[member_list_[m]].wf_state == 1) settle(member_list_[m], t);
+        }
+      } else if (tm <= tj) {
+        const int i = maxq.top().second;
+        maxq.pop();
+        if (items_[i].wf_state != 1) continue;
+        t = std::max(t, tm);
+        settle(i, items_[i].max_level);
+      } else {
+        const int i = joins[next_join++];
+        t = std::max(t, tj);
+        Item& it = items_[i];
+        bool blocked = it.max_level <= it.min_level;
+        for (const auto& [c, coef] : it.path) blocked |= cons_[c].saturated;
+        if (blocked) {
+          it.wf_state = 2;
+          continue;
+        }
+        it.wf_state = 1;
+        for (const auto& [c, coef] : it.path) {
+          cons_[c].f -= coef * it.min_level;
+          cons_[c].s += coef;
+          schedule(c);
+        }
+        maxq.emplace(it.max_level, i);
+      }
+    }
+  }
+
+  // After rounding down, hand out the remaining steps, lowest level first, until no EVSE can
+  // take one more step on every constraint of its path (Pareto efficiency).
+  void TopUp(const std::vector<int>& admitted) {
+    using Entry = std::pair<double, int>;
+    MinHeap<Entry> queue(heap_);
+    for (int i : admitted) {
+      if (items_[i].q < items_[i].q_max) queue.emplace(items_[i].level, i);
+    }
+    while (!queue.empty()) {
+      const int i = queue.top().second;
+      queue.pop();
+      Item& it = items_[i];
+      int64_t dq = 1;
+      if (it.evse->type == EvseType::kDc) {
+        // DC steps are tiny (1 W); hand them out in chunks of about 0.1 A per phase.
+        double feasible = kInf;
+        for (const auto& [c, coef] : it.path) {
+          feasible = std::min(feasible, (cons_[c].room - cons_[c].used) / coef);
+        }
+        const int64_t chunk = std::max<int64_t>(
+            1, static_cast<int64_t>(std::ceil(0.1 * it.dc_w_per_level / it.step)));
+        dq = std::min(
+            {chunk, it.q_max - it.q,
+             feasible <= 0 ? int64_t{0} : StepsFloor(feasible * it.dc_w_per_level, it.step)});
+      }
+      if (dq > 1 && Blocking(it, Level(it, it.q + dq) - it.level) >= 0) dq = 1;
+      if (dq <= 0 || Blocking(it, Level(it, it.q + dq) - it.level) >= 0) continue;
+      Apply(it, it.q + dq);
+      if (it.q < it.q_max) queue.emplace(it.level, i);
+    }
+  }
+
+  // --- Result. ---
+  // Names are built once per constraint: many EVSEs report the same limit.
+  const std::string& ConstraintName(int c) const {
+    static const std::string kNone;
+    if (c < 0) return kNone;
+    if (names_.empty()) names_.resize(cons_.size());
+    if (names_[c].empty()) names_[c] = BuildConstraintName(c);
+    return names_[c];
+  }
+
+  // Names the binding constraint `c` (-1: none) on `a`, in words and structured.
+  void SetLimit(EvseAllocation& a, int c) const {
+    a.limited_by = ConstraintName(c);
+    a.limit = Limit{};
+    if (c < 0) return;
+    const Constraint& k = cons_[c];
+    switch (k.kind) {
+      case Kind::kNodePhase:
+        a.limit.kind = Limit::Kind::kCircuitPhase;
+        a.limit.circuit = k.node == 0 ? std::string(kGridId) : in_->circuits[k.node - 1].id;
+        a.limit.phase = static_cast<Phase>(k.phase);
+        break;
+      case Kind::kContract:
+        a.limit.kind = Limit::Kind::kContractPower;
+        a.limit.circuit = std::string(kGridId);
+        break;
+      case Kind::kStation:
+        a.limit.kind = Limit::Kind::kStationPower;
+        a.limit.station = in_->stations[k.station].id;
+        break;
+    }
+  }
+
+  std::string BuildConstraintName(int c) const {
+    const Constraint& k = cons_[c];
+    switch (k.kind) {
+      case Kind::kNodePhase:
+        return absl::StrCat(
+            k.node == 0 ? "grid" : absl::StrCat("circuit ", in_->circuits[k.node - 1].id), " ",
+            PhaseName(static_cast<Phase>(k.phase)));
+      case Kind::kContract:
+        return "grid contract power";
+      case Kind::kStation:
+        return absl::StrCat("station ", in_->stations[k.station].id);
+    }
+    return "";
+  }
+
+  int Tightest(const Item& it) const {
+    int best = -1;
+    double best_room = kInf;
+    for (const auto& [c, coef] : it.path) {
+      const double r = (cons_[c].room - cons_[c].used) / coef;
+      if (r < best_room) {
+        best_room = r;
+        best = c;
+      }
+    }
+    return best;
+  }
+
+  Allocation Result() const {
+    Allocation out;
+    out.evses.resize(items_.size());
+    for (const Item& it : items_) {
+      const Evse& e = *it.evse;
+      EvseAllocation& a = out.evses[it.input];
+      a.id = e.id;
+      a.type = e.type;
+      a.pause_reason = it.reason;
+      if (e.reserved_a) {
+        SetReserved(a, e);
+        continue;
+      }
+      if (it.discharge_w > 0) {
+        a.power_w = -it.discharge_w;
+        a.current_a = -it.discharge_w * e.efficiency / it.volts_per_level;
+        a.paused = false;
+        SetLimit(a, it.limit_constraint);
+        continue;
+      }
+      if (it.admitted && it.q > 0) {
+        a.paused = false;
+        a.pause_reason = PauseReason::kNone;
+        if (e.type == EvseType::kAc) {
+          a.current_a = FloorScaled(static_cast<double>(it.q) * it.step, 1000);
+          a.power_w = a.current_a * it.volts_per_level;
+        } else {
+          a.power_w = FloorScaled(static_cast<double>(it.q) * it.step, 1000);
+          a.current_a = it.level;
+        }
+        if (it.q < it.q_max) SetLimit(a, Tightest(it));
+      } else {
+        a.paused = true;
+        if (it.admitted) {  // DC with min_w 0 that got nothing
+          a.pause_reason = PauseReason::kCapacity;
+          SetLimit(a, Tightest(it));
+        } else if (it.reason == PauseReason::kCapacity) {
+          SetLimit(a, it.limit_constraint);
+        }
+      }
+    }
+    for (size_t node = 0; node < limits_.size(); ++node) {
+      CircuitLoad load;
+      load.id = node == 0 ? std::string(kGridId) : in_->circuits[node - 1].id;
+      for (int p = 0; p < kPhaseCount; ++p) {
+        const int c = node_phase_[node][p];
+        if (c < 0) continue;
+        const double value =
+            std::max(0.0, base_raw_[node][p]) + cons_[c].used - cons_[c].discharged;
+        load.load_a[p] = CeilScaled(value, 100);
+        load.headroom_a[p] = FloorScaled(*limits_[node][p] - in_->margin_a - value, 100);
+      }
+      out.circuits.push_back(std::move(load));
+    }
+    return out;
+  }
+
+  // A reserved EVSE's output: its failsafe value (0 when inactive), not controlled.
+  void SetReserved(EvseAllocation& a, const Evse& e) const {
+    a.controlled = false;
+    const double volts = e.phases.size() * volts_;
+    if (e.type == EvseType::kAc) {
+      a.current_a = e.active ? e.failsafe_a : 0.0;
+      a.power_w = a.current_a * volts;
+      a.paused = a.current_a <= 0;
+    } else {
+      a.power_w = e.active ? e.failsafe_w : 0.0;
+      a.current_a = a.power_w / (volts * e.efficiency);
+      a.paused = a.power_w <= 0;
+    }
+    a.limited_by.clear();
+    a.limit = Limit{};
+    if (e.active) {
+      a.limited_by = "failsafe";
+      a.limit.kind = Limit::Kind::kFailsafe;
+    }
+    a.pause_reason = !e.active  ? PauseReason::kInactive
+                     : a.paused ? PauseReason::kFailsafe
+                                : PauseReason::kNone;
+  }
+
+  struct Key {
+    int priority, tier;
+    double energy, plugged;
+    int connector;
+    const std::string* id;
+    int index;
+  };
+
+  const AllocationInput* in_ = nullptr;  // the snapshot being allocated
+  double volts_ = kDefaultNominalVoltageV;
+  // Structure (Prepare).
+  std::vector<int> parent_;
+  std::vector<PhaseLimits> limits_;
+  std::vector<int> evse_node_;     // by input index
+  std::vector<int> evse_station_;  // station constraint by input index, or -1
+  std::vector<std::array<int, kPhaseCount>> node_phase_;
+  std::vector<Constraint> template_;
+  int contract_ = -1;
+  std::vector<int> station_constraint_;
+  std::vector<Item> static_items_;  // input order
+  std::vector<PathEntry> paths_;
+  // Per snapshot (Run); kept to reuse their memory.
+  std::vector<Key> keys_;
+  std::vector<PhaseValues> ev_;
+  std::vector<PhaseValues> base_raw_;
+  std::vector<Constraint> cons_;
+  std::vector<Item> items_;  // rank order
+  std::vector<int> admitted_;
+  std::vector<int> joins_;
+  std::vector<std::pair<double, int>> heap_;
+  TightHeap tight_;
+  std::vector<int> member_start_, member_fill_, member_list_;
+  mutable std::vector<std::string> names_;
+};
+
+Allocation Failsafe(const AllocationInput& in, std::string reason) {
+  Allocation out;
+  out.failsafe = true;
+  out.failsafe_reason = std::move(reason);
+  for (const Evse& e : in.evses) {
+    EvseAllocation a;
+    a.id = e.id;
+    a.type = e.type;
+    const double volts = e.phases.size() * in.grid.nominal_voltage_v;
+    if (e.type == EvseType::kAc) {
+      a.current_a = e.active ? e.failsafe_a : 0.0;
+      a.power_w = a.current_a * volts;
+      a.paused = a.current_a <= 0;
+    } else {
+      a.power_w = e.active ? e.failsafe_w : 0.0;
+      a.current_a = a.power_w / (volts * e.efficiency);
+      a.paused = a.power_w <= 0;
+    }
+    if (!e.active) {
+      a.pause_reason = PauseReason::kInactive;
+    } else {
+      a.limited_by = "failsafe";
+      a.limit.kind = Limit::Kind::kFailsafe;
+      if (a.paused) a.pause_reason = PauseReason::kFailsafe;
+    }
+    out.evses.push_back(std::move(a));
+  }
+  return out;
+}
+
+}  // namespace internal
+
+namespace {
+
+// The failsafe rule: a metered grid without a fresh reading.
+std::optional<Allocation> MeterFailsafe(const AllocationInput& input) {
+  const Grid& g = input.grid;
+  if (!g.measured_a && !g.meter_timeout_s) return std::nullopt;
+  const double timeout = g.meter_timeout_s.value_or(kDefaultMeterTimeoutS);
+  if (!g.measured_a) return internal::Failsafe(input, "grid meter reading missing");
+  if (g.meter_age_s > timeout) {
+    return internal::Failsafe(
+        input,
+        absl::StrFormat("grid meter reading is %g s old (timeout %g s)", g.meter_age_s, timeout));
+  }
+  return std::nullopt;
+}
+
+bool Finite(const std::optional<double>& v) { return !v || std::isfinite(*v); }
+
+// True when every field that PreparedSiteReference::Allocate accepts as changed passes
+// ValidateInput's checks. Boolean only and allocation-free; the caller asks ValidateInput for the
+// messages.
+bool SnapshotFieldsValid(const AllocationInput& in) {
+  const Grid& g = in.grid;
+  bool ok = std::isfinite(in.now_s) && std::isfinite(in.margin_a) && in.margin_a >= 0 &&
+            std::isfinite(in.min_pause_s) && in.min_pause_s >= 0 &&
+            (!in.min_run_s || (std::isfinite(*in.min_run_s) && *in.min_run_s >= 0)) &&
+            std::isfinite(g.meter_age_s) && g.meter_age_s >= 0;
+  auto values_ok = [](const std::optional<PhaseValues>& m) {
+    return !m || (std::isfinite((*m)[0]) && std::isfinite((*m)[1]) && std::isfinite((*m)[2]));
+  };
+  ok = ok && values_ok(g.measured_a);
+  for (const Circuit& c : in.circuits) ok = ok && values_ok(c.measured_a);
+  for (const Evse& e : in.evses) {
+    ok = ok && std::isfinite(e.session_energy_wh) && e.session_energy_wh >= 0 &&
+         Finite(e.plugged_at_s) && Finite(e.running_since_s) && Finite(e.paused_since_s) &&
+         !(e.running_since_s && e.paused_since_s) &&
+         (!e.reserved_a || (std::isfinite(*e.reserved_a) && *e.reserved_a >= 0));
+    if (e.type == EvseType::kAc) {
+      if (e.measured_a) {
+        ok = ok && e.measured_a->size() == e.phases.size();
+        for (double a : *e.measured_a) ok = ok && std::isfinite(a);
+      }
+      ok = ok && (!e.setpoint_a || (std::isfinite(*e.setpoint_a) && *e.setpoint_a >= 0));
+    } else {
+      ok = ok && Finite(e.measured_w) && Finite(e.setpoint_w) &&
+           (!e.soc_pct || (*e.soc_pct >= 0 && *e.soc_pct <= 100));
+    }
+    if (!ok) return false;
+  }
+  return ok;
+}
+
+}  // namespace
+
+absl::StatusOr<Allocation> AllocateReference(const AllocationInput& input) {
+  if (absl::Status status = ValidateInputReference(input); !status.ok()) return status;
+  if (std::optional<Allocation> failsafe = MeterFailsafe(input)) return *std::move(failsafe);
+  internal::Engine engine;
+  engine.Prepare(input);
+  return engine.Run(input);
+}
+
+PreparedSiteReference::PreparedSiteReference() = default;
+PreparedSiteReference::~PreparedSiteReference() = default;
+PreparedSiteReference::PreparedSiteReference(PreparedSiteReference&&) noexcept = default;
+PreparedSiteReference& PreparedSiteReference::operator=(PreparedSiteReference&&) noexcept = default;
+
+absl::StatusOr<PreparedSiteReference> PreparedSiteReference::Create(
+    const AllocationInput& structure) {
+  if (absl::Status status = ValidateInputReference(structure); !status.ok()) return status;
+  PreparedSiteReference site;
+  site.structure_ = std::make_unique<AllocationInput>(structure);
+  site.engine_ = std::make_unique<internal::Engine>();
+  site.engine_->Prepare(*site.structure_);
+  return site;
+}
+
+bool PreparedSiteReference::SameStructure(const AllocationInput& input) const {
+  const AllocationInput& s = *structure_;
+  if (input.circuits.size() != s.circuits.size() || input.stations.size() != s.stations.size() ||
+      input.evses.size() != s.evses.size() || input.grid.limit_a != s.grid.limit_a ||
+      input.grid.contract_power_w != s.grid.contract_power_w ||
+      input.grid.export_limit_w != s.grid.export_limit_w ||
+      input.grid.nominal_voltage_v != s.grid.nominal_voltage_v) {
+    return false;
+  }
+  for (size_t i = 0; i < s.circuits.size(); ++i) {
+    const Circuit& a = input.circuits[i];
+    const Circuit& b = s.circuits[i];
+    if (a.id != b.id || a.parent != b.parent || a.limit_a != b.limit_a) return false;
+  }
+  for (size_t i = 0; i < s.stations.size(); ++i) {
+    const Station& a = input.stations[i];
+    const Station& b = s.stations[i];
+    if (a.id != b.id || a.max_power_w != b.max_power_w) return false;
+  }
+  for (size_t i = 0; i < s.evses.size(); ++i) {
+    const Evse& a = input.evses[i];
+    const Evse& b = s.evses[i];
+    if (a.id != b.id || a.circuit != b.circuit || a.type != b.type || a.phases != b.phases ||
+        a.connector != b.connector || a.station != b.station || a.min_a != b.min_a ||
+        a.max_a != b.max_a || a.step_a != b.step_a || a.failsafe_a != b.failsafe_a ||
+        a.min_w != b.min_w || a.max_w != b.max_w || a.step_w != b.step_w ||
+        a.efficiency != b.efficiency || a.failsafe_w != b.failsafe_w ||
+        a.bidirectional != b.bidirectional || a.max_discharge_w != b.max_discharge_w ||
+        a.soc_min_pct != b.soc_min_pct || a.soc_max_pct != b.soc_max_pct) {
+      return false;
+    }
+  }
+  return true;
+}
+
+absl::StatusOr<Allocation> PreparedSiteReference::Allocate(const AllocationInput& snapshot) {
+  if (engine_ == nullptr)
+    return absl::FailedPreconditionError("PreparedSiteReference is not prepared");
+  if (snapshot.evses.size() != structure_->evses.size() ||
+      snapshot.circuits.size() != structure_->circuits.size() ||
+      snapshot.stations.size() != structure_->stations.size()) {
+    return absl::InvalidArgumentError(
+        "snapshot does not have the structure of the prepared site (counts differ)");
+  }
+  if (!SnapshotFieldsValid(snapshot)) {
+    absl::Status status = ValidateInputReference(snapshot);
+    return status.ok() ? absl::InternalError("snapshot rejected without a validation error")
+                       : status;
+  }
+  if (std::optional<Allocation> failsafe = MeterFailsafe(snapshot)) return *std::move(failsafe);
+  return engine_->Run(snapshot);
+}
+
+}  // namespace evgate::allocation::reference
