@@ -991,8 +991,29 @@ class Engine {
         cons_[c].s -= coef;
       }
     };
+    // Joins at one level in a row (most AC minimums are equal) cannot be separated by another
+    // event unless one of them makes a constraint full at exactly that level: all other keys are
+    // above it, or the join would not have come first. So their key updates are collected and
+    // applied at once when that happens or the run of joins ends, before any other event is
+    // looked at. A join only lowers keys, so the last key computed for a constraint is what the
+    // updates one by one would leave: the heap holds the same keys and pops in the same order.
+    dirty_flag_.assign(cons_.size(), 0);
+    dirty_.clear();
+    double pending_min = kInf;
+    auto flush = [&] {
+      for (int c : dirty_) {
+        dirty_flag_[c] = 0;
+        schedule(c);
+      }
+      dirty_.clear();
+      pending_min = kInf;
+    };
     size_t next_join = 0;
     while (true) {
+      if (!dirty_.empty() && !(pending_min > t && next_join < joins.size() &&
+                               items_[joins[next_join]].min_level <= t)) {
+        flush();
+      }
       const double tt = tight_.empty() ? kInf : tight_.top_key();
       const double tm = maxq.empty() ? kInf : maxq.top().first;
       const double tj = next_join < joins.size() ? items_[joins[next_join]].min_level : kInf;
@@ -1033,9 +1054,16 @@ class Engine {
         }
         it.wf_state = 1;
         for (const auto& [c, coef] : it.path) {
-          cons_[c].f -= coef * it.min_level;
-          cons_[c].s += coef;
-          schedule(c);
+          Constraint& k = cons_[c];
+          k.f -= coef * it.min_level;
+          k.s += coef;
+          if (!k.saturated && k.s > 1e-12) {  // as schedule(c), deferred
+            pending_min = std::min(pending_min, std::max(t, (k.room - k.f) / k.s));
+            if (!dirty_flag_[c]) {
+              dirty_flag_[c] = 1;
+              dirty_.push_back(c);
+            }
+          }
         }
         maxq.emplace(it.max_level, i);
       }
@@ -1048,8 +1076,15 @@ class Engine {
     using Entry = std::pair<double, int>;
     // Entries are distinct: each EVSE is in the queue at most once.
     topup_.clear();
+    // An AC EVSE whose next step is blocked now stays blocked (usage only grows here), and its
+    // pop would do nothing: it is left out of the queue, which changes no other pop.
     for (int i : admitted) {
-      if (items_[i].q < items_[i].q_max) topup_.emplace_back(items_[i].level, i);
+      const Item& it = items_[i];
+      if (it.q >= it.q_max) continue;
+      if (it.evse->type == EvseType::kAc && Blocking(it, Level(it, it.q + 1) - it.level) >= 0) {
+        continue;
+      }
+      topup_.emplace_back(it.level, i);
     }
     MinHeap<Entry> queue(heap_);
     queue.Assign(topup_.begin(), topup_.end());
@@ -1254,6 +1289,8 @@ class Engine {
   std::vector<std::pair<double, int>> topup_;
   TightHeap tight_;
   std::vector<int> member_start_, member_fill_, member_list_;
+  std::vector<int> dirty_;        // WaterFill: constraints with a deferred key update
+  std::vector<char> dirty_flag_;  // by constraint
   mutable std::vector<std::string> names_;
 };
 
