@@ -969,8 +969,15 @@ class Engine {
     joins.assign(admitted.begin(), admitted.end());
     std::stable_sort(joins.begin(), joins.end(),
                      [&](int a, int b) { return items_[a].min_level < items_[b].min_level; });
-    using MaxEntry = std::pair<double, int>;
-    MinHeap<MaxEntry> maxq(heap_);
+    // Maxima in (level, index) order. The heap of joined EVSEs this replaces gave the same events:
+    // an entry not joined yet has its maximum above the next join (its minimum), so it is never
+    // taken before it joins; settled and blocked entries are skipped as the heap skipped them.
+    by_max_.clear();
+    for (int i : admitted) {
+      if (items_[i].max_level > items_[i].min_level) by_max_.emplace_back(items_[i].max_level, i);
+    }
+    std::sort(by_max_.begin(), by_max_.end());
+    size_t next_max = 0;
     tight_.Reset(cons_.size());
     double t = 0;
     // Heap keys may be earlier than a constraint's true fill level (never later): an early key
@@ -1014,8 +1021,11 @@ class Engine {
                                items_[joins[next_join]].min_level <= t)) {
         flush();
       }
+      while (next_max < by_max_.size() && items_[by_max_[next_max].second].wf_state == 2) {
+        ++next_max;
+      }
       const double tt = tight_.empty() ? kInf : tight_.top_key();
-      const double tm = maxq.empty() ? kInf : maxq.top().first;
+      const double tm = next_max < by_max_.size() ? by_max_[next_max].first : kInf;
       const double tj = next_join < joins.size() ? items_[joins[next_join]].min_level : kInf;
       if (tt == kInf && tm == kInf && tj == kInf) break;
       if (tt <= tm && tt <= tj) {
@@ -1037,9 +1047,7 @@ class Engine {
           if (items_[member_list_[m]].wf_state == 1) settle(member_list_[m], t);
         }
       } else if (tm <= tj) {
-        const int i = maxq.top().second;
-        maxq.pop();
-        if (items_[i].wf_state != 1) continue;
+        const int i = by_max_[next_max++].second;
         t = std::max(t, tm);
         settle(i, items_[i].max_level);
       } else {
@@ -1065,7 +1073,6 @@ class Engine {
             }
           }
         }
-        maxq.emplace(it.max_level, i);
       }
     }
   }
@@ -1287,6 +1294,7 @@ class Engine {
   std::vector<int> joins_;
   std::vector<std::pair<double, int>> heap_;
   std::vector<std::pair<double, int>> topup_;
+  std::vector<std::pair<double, int>> by_max_;  // WaterFill: (max level, item) ascending
   TightHeap tight_;
   std::vector<int> member_start_, member_fill_, member_list_;
   std::vector<int> dirty_;        // WaterFill: constraints with a deferred key update
