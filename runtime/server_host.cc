@@ -16,6 +16,7 @@
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
 #include "grpcpp/support/channel_arguments.h"
+#include "runtime/auth_grpc.h"
 #include "runtime/log.h"
 
 namespace evgate {
@@ -51,9 +52,17 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(const Serve
     auto ca = ReadFile(options.tls.client_ca_file, "client CA");
     if (!ca.ok()) return ca.status();
     ssl.pem_root_certs = *ca;
-    ssl.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+    // Not REQUIRE: an integrator that cannot hold a certificate comes with a
+    // bearer token; a certificate that does not chain to the CA still fails.
+    ssl.client_certificate_request = GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY;
   }
-  return grpc::SslServerCredentials(ssl);
+  if (options.authorizer == nullptr) {
+    return absl::FailedPreconditionError(
+        "TLS without an authorizer: add principals under services.auth in site.yaml");
+  }
+  std::shared_ptr<grpc::ServerCredentials> credentials = grpc::SslServerCredentials(ssl);
+  credentials->SetAuthMetadataProcessor(MakeAuthProcessor(options.authorizer));
+  return credentials;
 }
 
 }  // namespace
@@ -115,6 +124,11 @@ absl::StatusOr<std::unique_ptr<ServerHost>> ServerHost::Start(const ServerOption
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   auto host = std::unique_ptr<ServerHost>(new ServerHost);
   builder.AddListeningPort(options.listen, *credentials, &host->port_);
+  if (!options.insecure) {
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
+    creators.push_back(MakeAuthInterceptorFactory());
+    builder.experimental().SetInterceptorCreators(std::move(creators));
+  }
   for (Service* service : services) {
     for (grpc::Service* grpc_service : service->grpc_services()) {
       builder.RegisterService(grpc_service);
@@ -149,7 +163,7 @@ absl::StatusOr<std::unique_ptr<ServerHost>> ServerHost::Start(const ServerOption
   }
   health->SetServingStatus(true);
   kLog.Info("listening on %s (port %d, %s)", options.listen, host->port_,
-            options.insecure ? "PLAINTEXT, demo only" : "TLS");
+            options.insecure ? "PLAINTEXT and open to anyone, demo only" : "TLS, authorized");
   return host;
 }
 

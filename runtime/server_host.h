@@ -1,6 +1,9 @@
 // Hosts one or more evgate Services on one gRPC server, with the standard
 // grpc.health.v1 service and server reflection.
 //
+// Outside the demo every call is authorized against ServerOptions::authorizer
+// (docs/security.md); health and reflection stay open.
+//
 // Health: the empty service name and each hosted service's health names are
 // SERVING once Start() succeeded, NOT_SERVING from the start of Shutdown().
 // Thread-safe after Start() returns.
@@ -14,14 +17,18 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "grpcpp/server.h"
+#include "runtime/auth.h"
 #include "runtime/service.h"
 
 namespace evgate {
 
 struct ServerTls {
-  std::string cert_file;       // PEM server certificate chain
-  std::string key_file;        // PEM private key
-  std::string client_ca_file;  // optional: require and verify client certificates
+  std::string cert_file;  // PEM server certificate chain
+  std::string key_file;   // PEM private key
+  // Optional: the CA that signs client certificates. A client that presents a
+  // certificate must chain to it (the handshake fails otherwise); a client
+  // without one may still authenticate with a bearer token.
+  std::string client_ca_file;
 };
 
 struct ServerOptions {
@@ -30,14 +37,18 @@ struct ServerOptions {
   // Plaintext is only for the demo and tests (site.yaml `insecure_demo`).
   bool insecure = false;
   ServerTls tls;
+  // Decides every call when TLS is on (runtime/auth_grpc.h); required then.
+  // Not owned; must outlive the ServerHost. Ignored with `insecure`: the demo
+  // is open to anyone who reaches the port.
+  const Authorizer* authorizer = nullptr;
 };
 
 class ServerHost {
  public:
   // Builds the server, listens, marks every service SERVING and calls each
   // service's Start(). Fails with a message a person can act on when the
-  // address is taken (kUnavailable), TLS files cannot be read
-  // (kFailedPrecondition) or a service fails to start.
+  // address is taken (kUnavailable), TLS files cannot be read or TLS has no
+  // authorizer (kFailedPrecondition) or a service fails to start.
   static absl::StatusOr<std::unique_ptr<ServerHost>> Start(const ServerOptions& options,
                                                            std::vector<Service*> services);
 
