@@ -94,6 +94,12 @@ const std::vector<absl::string_view>& ServiceNames() {
   return *kNames;
 }
 
+const std::vector<absl::string_view>& PrincipalRoleNames() {
+  static const std::vector<absl::string_view>* const kNames =
+      new std::vector<absl::string_view>{"viewer", "integrator", "operator", "controller"};
+  return *kNames;
+}
+
 namespace {
 template <typename T>
 const T* FindById(const std::vector<T>& items, absl::string_view id) {

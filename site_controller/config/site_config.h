@@ -322,9 +322,36 @@ struct ControllerConfig {
 struct TlsConfig {
   std::string cert_file;
   std::string key_file;
+  // The site CA: verifies client certificates presented to this server, and
+  // the servers this site's services call (default: cert_file itself, for a
+  // self-signed server certificate).
   std::optional<std::string> client_ca_file;
+  // The certificate a service presents when it calls another one (load
+  // balancer -> drivers, session -> drivers). Both or neither.
+  std::optional<std::string> client_cert_file;
+  std::optional<std::string> client_key_file;
   SourceLines source;
 };
+
+// A caller of the gRPC API (docs/security.md): identified by exactly one of
+// a client certificate (its subject CN or a SAN equals `certificate`) or a
+// bearer token, whose value is in `token_file` (never in site.yaml).
+struct PrincipalConfig {
+  std::string name;
+  std::optional<std::string> certificate;
+  std::optional<std::string> token_file;  // absolute path
+  std::vector<std::string> roles;         // viewer, integrator, operator, controller
+  SourceLines source;
+};
+
+// Who may call the gRPC API. Required (non-empty) unless insecure_demo.
+struct ServiceAuthConfig {
+  std::vector<PrincipalConfig> principals;
+  SourceLines source;
+};
+
+// The role names a principal may hold.
+const std::vector<absl::string_view>& PrincipalRoleNames();
 
 // Where one service listens and how its peers reach it (split deployment).
 struct ServiceEndpointConfig {
@@ -341,6 +368,7 @@ struct ServicesConfig {
   std::string metrics_listen = defaults::kMetricsListen;
   std::string session_database;  // absolute path
   std::optional<TlsConfig> tls;
+  ServiceAuthConfig auth;
   std::map<std::string, ServiceEndpointConfig> endpoints;  // by service name
   SourceLines source;
 };

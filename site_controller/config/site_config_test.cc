@@ -206,6 +206,10 @@ TEST(BrokenExample, ProducesExactlyTheDocumentedErrors) {
           "gateway/sites/broken-example.yaml:72: services.tls: required unless 'insecure_demo: "
           "true': the "
           "gRPC APIs must use TLS; add 'tls: {cert_file: ..., key_file: ...}'",
+          "gateway/sites/broken-example.yaml:72: services.auth: required unless 'insecure_demo: "
+          "true': list who may call the gRPC API, e.g. 'auth: {principals: [{name: "
+          "load-balancer, certificate: lb.depot-1, roles: [controller, viewer]}]}' "
+          "(docs/security.md)",
           "gateway/sites/broken-example.yaml:73: services.session_database: '/tmp/sessions.db' is "
           "under "
           "/tmp, which is cleared on reboot: the charge records would be lost; use e.g. "
@@ -248,7 +252,10 @@ TEST(Loader, StatusOrWrapperListsEveryErrorOnePerLine) {
             "absolute path such as /var/lib/evgate/sessions.db, or the charge records would end "
             "up wherever evgate was started\n"
             "depot.yaml:3: services.tls: required unless 'insecure_demo: true': the gRPC APIs "
-            "must use TLS; add 'tls: {cert_file: ..., key_file: ...}'");
+            "must use TLS; add 'tls: {cert_file: ..., key_file: ...}'\n"
+            "depot.yaml:3: services.auth: required unless 'insecure_demo: true': list who may "
+            "call the gRPC API, e.g. 'auth: {principals: [{name: load-balancer, certificate: "
+            "lb.depot-1, roles: [controller, viewer]}]}' (docs/security.md)");
 }
 
 TEST(Loader, StatusOrWrapperReturnsTheConfigWhenValid) {
@@ -930,7 +937,8 @@ TEST(Rule16, OcppSecuritySettingsAreConsistent) {
   const std::string secure_header =
       "site: {id: s}\n"
       "grid: {fuse_limit_a: 63}\n"
-      "services: {session_database: /var/lib/evgate/s.db, tls: {cert_file: c, key_file: k}}\n"
+      "services: {session_database: /var/lib/evgate/s.db, tls: {cert_file: c, key_file: k}, "
+      "auth: {principals: [{name: ops, token_file: /etc/evgate/ops.token, roles: [operator]}]}}\n"
       "devices: [{id: dc, profile: ds60, charge_point_id: DC-1}]\n";
   EXPECT_THAT(LoadRaw(secure_header).errors,
               ElementsAre(ErrorAt(4, "devices[0].profile",
@@ -1000,6 +1008,7 @@ services:
 )")
                   .errors,
               ElementsAre(ErrorAt(3, "services.tls", "required unless 'insecure_demo: true'"),
+                          ErrorAt(3, "services.auth", "required unless 'insecure_demo: true'"),
                           ErrorAt(4, "services.session_database",
                                   "'sessions.db' is a relative path; use an absolute path"),
                           ErrorAt(5, "services.api_listen",
@@ -1022,6 +1031,61 @@ services:
               ElementsAre(ErrorAt(4, "services.session_database",
                                   "is under /tmp, which is cleared on reboot: the charge records "
                                   "would be lost")));
+}
+
+TEST(Rule17, TheApiIsAuthorizedOutsideTheDemo) {
+  const std::string head =
+      "site: {id: s}\n"
+      "grid: {fuse_limit_a: 63}\n"
+      "services:\n"
+      "  session_database: /var/lib/evgate/s.db\n";
+  // A well-formed principal list is accepted and read.
+  const SiteConfigLoadResult good = LoadRaw(head + R"(  tls:
+    cert_file: /etc/evgate/server.pem
+    key_file: /etc/evgate/server.key
+    client_ca_file: /etc/evgate/ca.pem
+    client_cert_file: /etc/evgate/services.pem
+    client_key_file: /etc/evgate/services.key
+  auth:
+    principals:
+      - {name: load-balancer, certificate: lb.depot-1, roles: [controller, viewer]}
+      - {name: bms, token_file: /etc/evgate/tokens/bms, roles: [integrator]}
+)");
+  ASSERT_THAT(good.errors, ::testing::IsEmpty());
+  ASSERT_EQ(good.config.services.auth.principals.size(), 2u);
+  EXPECT_EQ(good.config.services.auth.principals[0].certificate, "lb.depot-1");
+  EXPECT_THAT(good.config.services.auth.principals[0].roles, ElementsAre("controller", "viewer"));
+  EXPECT_EQ(good.config.services.auth.principals[1].token_file, "/etc/evgate/tokens/bms");
+  EXPECT_EQ(good.config.services.tls->client_cert_file, "/etc/evgate/services.pem");
+
+  EXPECT_THAT(
+      LoadRaw(head + R"(  tls: {cert_file: c, key_file: k, client_cert_file: x}
+  auth:
+    principals:
+      - {name: a, certificate: lb, roles: [root]}
+      - {name: a, token_file: tokens/a, roles: []}
+      - {name: b, roles: [viewer]}
+      - {name: c, certificate: lb, token_file: /t, roles: [viewer]}
+)")
+          .errors,
+      ElementsAre(
+          ErrorAt(5, "services.tls.client_cert_file",
+                  "client_cert_file and client_key_file go together"),
+          ErrorAt(5, "services.tls.client_ca_file",
+                  "required when a principal is identified by its certificate"),
+          ErrorAt(8, "services.auth.principals[0].roles[0]",
+                  "'root' is not a role; allowed: viewer, integrator, operator, "
+                  "controller"),
+          ErrorAt(9, "services.auth.principals[1].name", "listed twice"),
+          ErrorAt(9, "services.auth.principals[1].token_file",
+                  "'tokens/a' is not an absolute path"),
+          ErrorAt(9, "services.auth.principals[1].roles", "at least one role"),
+          ErrorAt(10, "services.auth.principals[2].name", "exactly one of 'certificate'"),
+          ErrorAt(11, "services.auth.principals[3].token_file", "exactly one of 'certificate'"),
+          ErrorAt(11, "services.auth.principals[3].certificate",
+                  "already belongs to another principal")));
+  // The demo needs none of it.
+  EXPECT_THAT(LoadRaw("insecure_demo: true\n" + head).errors, ::testing::IsEmpty());
 }
 
 TEST(Rule18, CardUidsAndValidityWindowsAreChecked) {

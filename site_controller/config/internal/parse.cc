@@ -565,8 +565,11 @@ class Parser {
       tr.String("cert_file", &t.cert_file, Required("the PEM server certificate"));
       tr.String("key_file", &t.key_file, Required("the PEM private key"));
       tr.String("client_ca_file", &t.client_ca_file);
+      tr.String("client_cert_file", &t.client_cert_file);
+      tr.String("client_key_file", &t.client_key_file);
       tr.Finish("in services.tls");
     }
+    ParseServiceAuth(r);
     for (absl::string_view name : ServiceNames()) {
       std::optional<Value> ev = r.Mapping(name);
       if (!ev) {
@@ -579,6 +582,31 @@ class Parser {
       er.Finish(absl::StrCat("in services.", name));
     }
     r.Finish("in services");
+  }
+
+  void ParseServiceAuth(MapReader& services) {
+    ServiceAuthConfig& a = c_.services.auth;
+    a.source.SetPath("services.auth", 0);
+    std::optional<Value> v = services.Mapping("auth");
+    if (!v) {
+      return;
+    }
+    MapReader r(*v, errors_, &a.source);
+    if (std::optional<std::vector<Value>> principals = r.Sequence("principals")) {
+      for (const Value& item : *principals) {
+        if (!CheckMapping(item, errors_)) {
+          continue;
+        }
+        PrincipalConfig& p = a.principals.emplace_back();
+        MapReader pr(item, errors_, &p.source);
+        pr.Id("name", &p.name, Required("a short name for logs, e.g. load-balancer"));
+        pr.String("certificate", &p.certificate);
+        pr.String("token_file", &p.token_file);
+        pr.IdList("roles", &p.roles, Required("e.g. [viewer] or [controller, viewer]"));
+        pr.Finish("in a principal");
+      }
+    }
+    r.Finish("in services.auth");
   }
 
   void ParseSimulation(MapReader& root) {

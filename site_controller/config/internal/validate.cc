@@ -147,6 +147,7 @@ class Validator {
     CheckController();
     CheckFailsafeFit();
     CheckServices();
+    CheckServiceAuth();
     CheckSimulation();
   }
 
@@ -1288,6 +1289,77 @@ class Validator {
       Error(s, "tls",
             "required unless 'insecure_demo: true': the gRPC APIs must use "
             "TLS; add 'tls: {cert_file: ..., key_file: ...}'");
+    }
+  }
+
+  // ---- services.auth and the services' client certificates -------------
+  // Outside the demo the API is authorized (docs/security.md): TLS (checked
+  // above) and at least one principal; each principal is one identity with
+  // known roles; certificate principals need a CA to verify them.
+  void CheckServiceAuth() {
+    const ServicesConfig& sv = c_.services;
+    if (sv.source.line() == 0) {
+      return;  // missing section, already reported
+    }
+    if (sv.tls && sv.tls->client_cert_file.has_value() != sv.tls->client_key_file.has_value()) {
+      Error(sv.tls->source, sv.tls->client_cert_file ? "client_cert_file" : "client_key_file",
+            "client_cert_file and client_key_file go together: the certificate the services "
+            "present when they call each other, and its key");
+    }
+    const ServiceAuthConfig& auth = sv.auth;
+    if (auth.principals.empty() && !c_.insecure_demo) {
+      Error(sv.source, "auth",
+            "required unless 'insecure_demo: true': list who may call the gRPC API, e.g. "
+            "'auth: {principals: [{name: load-balancer, certificate: lb.depot-1, roles: "
+            "[controller, viewer]}]}' (docs/security.md)");
+    }
+    std::set<std::string> names, certificates, token_files;
+    bool any_certificate = false;
+    for (const PrincipalConfig& p : auth.principals) {
+      const SourceLines& s = p.source;
+      if (!p.name.empty() && !names.insert(p.name).second) {
+        Error(s, "name", absl::StrCat("principal '", p.name, "' is listed twice"));
+      }
+      if (p.certificate.has_value() == p.token_file.has_value()) {
+        Error(s, p.certificate ? "token_file" : "name",
+              "a principal has exactly one of 'certificate' (the client certificate's CN or "
+              "SAN) and 'token_file' (a file holding its bearer token)");
+      }
+      if (p.certificate) {
+        any_certificate = true;
+        if (p.certificate->empty()) {
+          Error(s, "certificate", "is empty; write the certificate's CN or a SAN");
+        } else if (!certificates.insert(*p.certificate).second) {
+          Error(s, "certificate",
+                absl::StrCat("'", *p.certificate, "' already belongs to another principal"));
+        }
+      }
+      if (p.token_file) {
+        if (p.token_file->empty() || p.token_file->front() != '/') {
+          Error(s, "token_file",
+                absl::StrCat(Quoted(*p.token_file),
+                             " is not an absolute path; write e.g. /etc/evgate/tokens/bms"));
+        } else if (!token_files.insert(*p.token_file).second) {
+          Error(s, "token_file",
+                absl::StrCat(Quoted(*p.token_file), " is already another principal's token"));
+        }
+      }
+      if (p.roles.empty()) {
+        Error(s, "roles", "a principal needs at least one role");
+      }
+      for (size_t i = 0; i < p.roles.size(); ++i) {
+        const auto& known = PrincipalRoleNames();
+        if (std::find(known.begin(), known.end(), p.roles[i]) == known.end()) {
+          Error(s, absl::StrCat("roles[", i, "]"),
+                absl::StrCat("'", p.roles[i],
+                             "' is not a role; allowed: ", absl::StrJoin(known, ", ")));
+        }
+      }
+    }
+    if (any_certificate && sv.tls && !sv.tls->client_ca_file) {
+      Error(sv.tls->source, "client_ca_file",
+            "required when a principal is identified by its certificate: the CA that signs "
+            "the client certificates");
     }
   }
 
