@@ -8,6 +8,7 @@
 #include "absl/strings/str_join.h"
 #include "gateway/service_catalog.h"
 #include "runtime/args.h"
+#include "runtime/auth.h"
 #include "runtime/log.h"
 #include "runtime/server_host.h"
 #include "runtime/signals.h"
@@ -55,6 +56,22 @@ void ReportDeviceCoverage(const site::SiteConfig& config,
         "the load balancer has no grid meter data and stays in failsafe until a device driver "
         "reports it");
   }
+}
+
+// site.yaml's principals as the Authorizer takes them (names already
+// validated).
+std::vector<PrincipalSpec> Principals(const site::ServiceAuthConfig& auth) {
+  std::vector<PrincipalSpec> specs;
+  for (const site::PrincipalConfig& p : auth.principals) {
+    PrincipalSpec& spec = specs.emplace_back();
+    spec.name = p.name;
+    spec.certificate = p.certificate.value_or("");
+    spec.token_file = p.token_file.value_or("");
+    for (const std::string& role : p.roles) {
+      if (std::optional<Role> parsed = ParseRole(role)) spec.roles.push_back(*parsed);
+    }
+  }
+  return specs;
 }
 
 }  // namespace
@@ -126,6 +143,16 @@ int Run(const RunOptions& options) {
     server.tls.key_file = config.services.tls->key_file;
     server.tls.client_ca_file = config.services.tls->client_ca_file.value_or("");
     server.insecure = false;
+  }
+  std::unique_ptr<Authorizer> authorizer;
+  if (!server.insecure) {
+    auto created = Authorizer::Create(Principals(config.services.auth));
+    if (!created.ok()) {
+      kLog.Error("services.auth: %s", created.status().message());
+      return kExitStartFailed;
+    }
+    authorizer = *std::move(created);
+    server.authorizer = authorizer.get();
   }
   auto host = ServerHost::Start(server, hosted);
   if (!host.ok()) {

@@ -9,6 +9,7 @@
 #include "google/protobuf/util/time_util.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
+#include "runtime/client_credentials.h"
 #include "runtime/grpc_status.h"
 #include "runtime/log.h"
 #include "services/load_balancer/proto_conversions.h"
@@ -122,10 +123,19 @@ void LoadBalancerService::OnHosted(const HostInfo& host) {
     auto endpoint = config_.services.endpoints.find(service);
     if (endpoint != config_.services.endpoints.end() && endpoint->second.endpoint) {
       *where = *endpoint->second.endpoint;
-      std::shared_ptr<grpc::ChannelCredentials> credentials =
-          config_.insecure_demo ? grpc::InsecureChannelCredentials()
-                                : grpc::SslCredentials(grpc::SslCredentialsOptions());
-      return grpc::CreateChannel(*where, credentials);
+      ClientTls tls;
+      if (config_.services.tls) {
+        tls.ca_file =
+            config_.services.tls->client_ca_file.value_or(config_.services.tls->cert_file);
+        tls.cert_file = config_.services.tls->client_cert_file.value_or("");
+        tls.key_file = config_.services.tls->client_key_file.value_or("");
+      }
+      auto credentials = MakeClientCredentials(!config_.services.tls, tls);
+      if (!credentials.ok()) {
+        kLog.Error("%s: %s", service, credentials.status().message());
+        return nullptr;
+      }
+      return grpc::CreateChannel(*where, *credentials);
     }
     if (host.Hosts(health_name)) {
       *where = "in-process";

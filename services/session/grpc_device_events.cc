@@ -8,6 +8,7 @@
 #include "evgate/v1/device.grpc.pb.h"
 #include "google/protobuf/util/time_util.h"
 #include "grpcpp/create_channel.h"
+#include "runtime/client_credentials.h"
 #include "runtime/log.h"
 
 namespace evgate::session {
@@ -19,14 +20,6 @@ absl::Status ToAbsl(const grpc::Status& status) {
   return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
 }
 
-absl::StatusOr<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return absl::FailedPreconditionError(absl::StrCat("cannot read ", path));
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 }  // namespace
 
 absl::StatusOr<GrpcDeviceEventsOptions> DeviceDriverEndpoint(const site::SiteConfig& config) {
@@ -36,22 +29,16 @@ absl::StatusOr<GrpcDeviceEventsOptions> DeviceDriverEndpoint(const site::SiteCon
     return absl::NotFoundError("services.device_drivers.endpoint is not set");
   }
   options.endpoint = *endpoint->second.endpoint;
-  if (!config.services.tls) {
-    options.credentials = grpc::InsecureChannelCredentials();
-    return options;
+  ClientTls tls;
+  if (config.services.tls) {
+    const site::TlsConfig& site_tls = *config.services.tls;
+    tls.ca_file = site_tls.client_ca_file.value_or(site_tls.cert_file);
+    tls.cert_file = site_tls.client_cert_file.value_or("");
+    tls.key_file = site_tls.client_key_file.value_or("");
   }
-  const site::TlsConfig& tls = *config.services.tls;
-  grpc::SslCredentialsOptions ssl;
-  absl::StatusOr<std::string> chain = ReadFile(tls.cert_file);
-  if (!chain.ok()) return chain.status();
-  ssl.pem_root_certs = *chain;
-  if (tls.client_ca_file) {
-    absl::StatusOr<std::string> key = ReadFile(tls.key_file);
-    if (!key.ok()) return key.status();
-    ssl.pem_cert_chain = *chain;
-    ssl.pem_private_key = *key;
-  }
-  options.credentials = grpc::SslCredentials(ssl);
+  auto credentials = MakeClientCredentials(!config.services.tls, tls);
+  if (!credentials.ok()) return credentials.status();
+  options.credentials = *std::move(credentials);
   return options;
 }
 

@@ -43,8 +43,9 @@ struct GrpcDeviceEventsOptions {
 // `services.device_drivers.endpoint` of `config`; NOT_FOUND when it is not
 // set (then the drivers are expected in this process). Credentials follow
 // services.tls: plaintext without it (insecure_demo); otherwise TLS trusting
-// the site's own certificate chain (cert_file), presenting it as client
-// certificate when client certificates are required (client_ca_file).
+// the site CA (client_ca_file, else the server's own cert_file), presenting
+// services.tls.client_cert_file/client_key_file when set. The drivers
+// authorize the call by that certificate (docs/security.md).
 absl::StatusOr<GrpcDeviceEventsOptions> DeviceDriverEndpoint(const site::SiteConfig& config);
 
 class GrpcDeviceEvents final : public DeviceEventSource {
