@@ -130,7 +130,7 @@ TEST(DeviceDriverEndpointTest, FromTheServicesSection) {
   tls.services.tls.emplace();
   tls.services.tls->cert_file = "/nonexistent/cert.pem";
   EXPECT_THAT(DeviceDriverEndpoint(tls).status().message(),
-              HasSubstr("cannot read /nonexistent/cert.pem"));
+              HasSubstr("cannot read the CA file /nonexistent/cert.pem"));
 }
 
 }  // namespace
