@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -36,7 +37,7 @@ constexpr char kDefaultServer[] = "127.0.0.1:50051";
 
 constexpr char kUsage[] = R"(evgatectl — operate an evgate site controller
 
-Usage: evgatectl [--server HOST:PORT] [-o table|json] [--timeout SECONDS] [--tls-ca FILE] COMMAND
+Usage: evgatectl [--server HOST:PORT] [-o table|json] [--timeout SECONDS] [--ca FILE] [--cert FILE --key FILE | --token FILE] COMMAND
 
 Commands:
   health                                     status of every service the server hosts
@@ -78,7 +79,10 @@ Simulated sites (the simulator service of a demo site):
 
 T is RFC 3339 (2026-11-21T08:00:00Z) or a date (2026-11-21, UTC midnight). Sessions are selected
 by start time, --from inclusive and --to exclusive: --from 2026-11-01 --to 2026-12-01 is November.
---server defaults to 127.0.0.1:50051. Plaintext unless --tls-ca is given.
+--server defaults to 127.0.0.1:50051. Plaintext unless --ca (or --tls-ca) is given.
+Credentials: --cert FILE --key FILE (client certificate of the site CA) or --token FILE
+(a file holding a bearer token), each with --ca FILE. Flags win over EVGATECTL_SERVER,
+EVGATECTL_CA, EVGATECTL_CERT, EVGATECTL_KEY, EVGATECTL_TOKEN (docs/security.md).
 Exit codes: 0 ok, 1 refused/failed, 2 usage, 3 server unreachable, 4 service not hosted.
 )";
 
@@ -189,11 +193,13 @@ class Ctl {
   std::string server_;
   absl::Duration timeout_ = absl::Seconds(10);
   std::shared_ptr<grpc::Channel> channel_;
+  std::string token_;  // bearer token read from --token FILE
 };
 
 std::unique_ptr<grpc::ClientContext> Ctl::Context() const {
   auto context = std::make_unique<grpc::ClientContext>();
   context->set_deadline(std::chrono::system_clock::now() + absl::ToChronoNanoseconds(timeout_));
+  if (!token_.empty()) context->AddMetadata("authorization", "Bearer " + token_);
   return context;
 }
 
@@ -210,6 +216,24 @@ int Ctl::RpcFailure(const grpc::Status& status, const std::string& area) {
            << area << "' commands need " << info.hosted_by << "\n";
       return kExitNotHosted;
     }
+    case grpc::StatusCode::UNAUTHENTICATED:
+      err_ << "evgatectl: the server at " << server_
+           << " wants credentials: " << status.error_message()
+           << "; pass --cert FILE --key FILE (a client certificate of the site CA) or --token "
+              "FILE, with --ca FILE (or EVGATECTL_CERT, EVGATECTL_KEY, EVGATECTL_TOKEN, "
+              "EVGATECTL_CA)\n";
+      return kExitFailure;
+    case grpc::StatusCode::PERMISSION_DENIED:
+      // A domain refusal (a blocked card) keeps the default form below; only
+      // the authorizer's own refusals (runtime/auth.cc) get the hint.
+      if (!absl::StartsWith(status.error_message(), "principal '") &&
+          !absl::StrContains(status.error_message(), "services.auth")) {
+        err_ << "evgatectl: permission_denied: " << status.error_message() << "\n";
+        return kExitFailure;
+      }
+      err_ << "evgatectl: refused: " << status.error_message()
+           << "; use credentials of a principal with that role (services.auth in site.yaml)\n";
+      return kExitFailure;
     default:
       err_ << "evgatectl: "
            << absl::AsciiStrToLower(
@@ -237,14 +261,36 @@ int Ctl::Run() {
   }
   server_ = args_.Get("server", kDefaultServer);
   std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
-  if (args_.Has("tls-ca")) {
-    std::ifstream in(args_.Get("tls-ca"));
-    if (!in) return Usage(absl::StrCat("cannot read --tls-ca file ", args_.Get("tls-ca")));
-    std::stringstream pem;
-    pem << in.rdbuf();
+  auto read = [](const std::string& path, std::string* text) {
+    std::ifstream in(path);
+    if (!in) return false;
+    std::stringstream content;
+    content << in.rdbuf();
+    *text = content.str();
+    return true;
+  };
+  const std::string ca = args_.Has("ca") ? args_.Get("ca") : args_.Get("tls-ca");
+  if (args_.Has("cert") != args_.Has("key")) return Usage("--cert and --key go together");
+  if (args_.Has("cert") && ca.empty()) return Usage("--cert needs --ca, the site CA");
+  if (!ca.empty()) {
     grpc::SslCredentialsOptions ssl;
-    ssl.pem_root_certs = pem.str();
+    if (!read(ca, &ssl.pem_root_certs)) return Usage(absl::StrCat("cannot read --ca file ", ca));
+    if (args_.Has("cert")) {
+      if (!read(args_.Get("cert"), &ssl.pem_cert_chain)) {
+        return Usage(absl::StrCat("cannot read --cert file ", args_.Get("cert")));
+      }
+      if (!read(args_.Get("key"), &ssl.pem_private_key)) {
+        return Usage(absl::StrCat("cannot read --key file ", args_.Get("key")));
+      }
+    }
     credentials = grpc::SslCredentials(ssl);
+  }
+  if (args_.Has("token")) {
+    if (ca.empty()) return Usage("--token needs --ca: a token is only sent over TLS");
+    if (!read(args_.Get("token"), &token_)) {
+      return Usage(absl::StrCat("cannot read --token file ", args_.Get("token")));
+    }
+    token_ = std::string(absl::StripAsciiWhitespace(token_));
   }
   channel_ = grpc::CreateChannel(server_, credentials);
 
@@ -260,7 +306,9 @@ int Ctl::Run() {
 }
 
 int Ctl::Health() {
-  if (auto s = CheckFlags(args_, {"server", "output", "timeout", "tls-ca"}, "health"); !s.ok()) {
+  if (auto s = CheckFlags(
+          args_, {"server", "output", "timeout", "tls-ca", "ca", "cert", "key", "token"}, "health");
+      !s.ok()) {
     return Usage(std::string(s.message()));
   }
   auto stub = grpc::health::v1::Health::NewStub(channel_);
@@ -307,8 +355,9 @@ int Ctl::Devices() {
   const std::string verb = args_.words.size() > 1 ? args_.words[1] : "";
   auto stub = v1::DeviceDriver::NewStub(channel_);
   if (verb == "list") {
-    if (auto s =
-            CheckFlags(args_, {"server", "output", "timeout", "tls-ca", "kind"}, "devices list");
+    if (auto s = CheckFlags(
+            args_, {"server", "output", "timeout", "tls-ca", "ca", "cert", "key", "token", "kind"},
+            "devices list");
         !s.ok()) {
       return Usage(std::string(s.message()));
     }
@@ -357,7 +406,9 @@ int Ctl::Devices() {
     return kExitOk;
   }
   if (verb == "get") {
-    if (auto s = CheckFlags(args_, {"server", "output", "timeout", "tls-ca"}, "devices get");
+    if (auto s = CheckFlags(args_,
+                            {"server", "output", "timeout", "tls-ca", "ca", "cert", "key", "token"},
+                            "devices get");
         !s.ok()) {
       return Usage(std::string(s.message()));
     }
@@ -494,7 +545,8 @@ void PrintSessionsCsv(const std::vector<v1::Session>& sessions, std::ostream& ou
 int Ctl::Sessions() {
   const std::string verb = args_.words.size() > 1 ? args_.words[1] : "";
   auto stub = v1::SessionService::NewStub(channel_);
-  const std::set<std::string> common = {"server", "output", "timeout", "tls-ca"};
+  const std::set<std::string> common = {"server", "output", "timeout", "tls-ca",
+                                        "ca",     "cert",   "key",     "token"};
   auto allowed = [&](std::set<std::string> extra) {
     extra.insert(common.begin(), common.end());
     return extra;
@@ -629,7 +681,9 @@ int Ctl::Sessions() {
 }
 
 int Ctl::Authorize() {
-  if (auto s = CheckFlags(args_, {"server", "output", "timeout", "tls-ca", "evse"}, "authorize");
+  if (auto s = CheckFlags(
+          args_, {"server", "output", "timeout", "tls-ca", "ca", "cert", "key", "token", "evse"},
+          "authorize");
       !s.ok()) {
     return Usage(std::string(s.message()));
   }
@@ -659,7 +713,8 @@ int Ctl::Authorize() {
 int Ctl::Cards() {
   const std::string verb = args_.words.size() > 1 ? args_.words[1] : "";
   auto stub = v1::SessionService::NewStub(channel_);
-  const std::set<std::string> common = {"server", "output", "timeout", "tls-ca"};
+  const std::set<std::string> common = {"server", "output", "timeout", "tls-ca",
+                                        "ca",     "cert",   "key",     "token"};
   if (verb == "list") {
     if (auto s = CheckFlags(args_, common, "cards list"); !s.ok()) {
       return Usage(std::string(s.message()));
@@ -793,7 +848,9 @@ int Ctl::Allocation() {
   const std::string verb = args_.words.size() > 1 ? args_.words[1] : "";
   auto stub = v1::LoadBalancer::NewStub(channel_);
   if (verb == "show") {
-    if (auto s = CheckFlags(args_, {"server", "output", "timeout", "tls-ca"}, "allocation show");
+    if (auto s = CheckFlags(args_,
+                            {"server", "output", "timeout", "tls-ca", "ca", "cert", "key", "token"},
+                            "allocation show");
         !s.ok()) {
       return Usage(std::string(s.message()));
     }
@@ -824,10 +881,13 @@ int Ctl::Allocation() {
     return kExitOk;
   }
   if (verb == "watch") {
-    if (auto s = CheckFlags(args_, {"server", "output", "tls-ca"}, "allocation watch"); !s.ok()) {
+    if (auto s = CheckFlags(args_, {"server", "output", "tls-ca", "ca", "cert", "key", "token"},
+                            "allocation watch");
+        !s.ok()) {
       return Usage(std::string(s.message()));
     }
     grpc::ClientContext context;  // no deadline: until the user stops it
+    if (!token_.empty()) context.AddMetadata("authorization", "Bearer " + token_);
     auto reader = stub->WatchAllocations(&context, v1::WatchAllocationsRequest());
     v1::WatchAllocationsResponse message;
     while (reader->Read(&message)) {
@@ -849,8 +909,9 @@ int Ctl::Allocation() {
   }
   if (verb == "limit") return AllocationLimit(stub.get());
   if (verb == "priority") {
-    if (auto s = CheckFlags(args_, {"server", "output", "timeout", "tls-ca", "ttl"},
-                            "allocation priority");
+    if (auto s = CheckFlags(
+            args_, {"server", "output", "timeout", "tls-ca", "ca", "cert", "key", "token", "ttl"},
+            "allocation priority");
         !s.ok()) {
       return Usage(std::string(s.message()));
     }
@@ -882,8 +943,10 @@ int Ctl::Allocation() {
     return kExitOk;
   }
   if (verb == "simulate") {
-    if (auto s = CheckFlags(args_, {"server", "output", "timeout", "tls-ca", "scenario"},
-                            "allocation simulate");
+    if (auto s = CheckFlags(
+            args_,
+            {"server", "output", "timeout", "tls-ca", "ca", "cert", "key", "token", "scenario"},
+            "allocation simulate");
         !s.ok()) {
       return Usage(std::string(s.message()));
     }
@@ -916,7 +979,8 @@ int Ctl::AllocationLimit(v1::LoadBalancer::Stub* stub) {
   if (action != "set" && action != "clear") {
     return Usage("usage: evgatectl allocation limit set|clear --source S [--circuit C] ...");
   }
-  std::set<std::string> flags = {"server", "output", "timeout", "tls-ca", "source", "circuit"};
+  std::set<std::string> flags = {"server", "output", "timeout", "tls-ca", "ca",
+                                 "cert",   "key",    "token",   "source", "circuit"};
   if (action == "set") flags.insert({"current-a", "power-w", "export-w", "ttl"});
   if (auto s = CheckFlags(args_, flags, "allocation limit " + action); !s.ok()) {
     return Usage(std::string(s.message()));
@@ -1041,7 +1105,8 @@ void PrintSimulation(const v1::ListSimulatedDevicesResponse& list, std::ostream&
 int Ctl::Sim() {
   const std::string verb = args_.words.size() > 1 ? args_.words[1] : "";
   auto stub = v1::Simulator::NewStub(channel_);
-  const std::set<std::string> common = {"server", "output", "timeout", "tls-ca"};
+  const std::set<std::string> common = {"server", "output", "timeout", "tls-ca",
+                                        "ca",     "cert",   "key",     "token"};
   auto check = [&](std::set<std::string> allowed, size_t words, const std::string& usage) {
     allowed.insert(common.begin(), common.end());
     if (auto s = CheckFlags(args_, allowed, "sim " + verb); !s.ok()) {
@@ -1231,12 +1296,32 @@ int Ctl::Sim() {
 }  // namespace
 
 int RunCli(const std::vector<std::string>& argv, std::ostream& out, std::ostream& err) {
+  return RunCli(argv, {}, out, err);
+}
+
+int RunCli(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
+           std::ostream& out, std::ostream& err) {
   auto args = ParseArgs(argv, {"help", "blocked", "master"});
   if (!args.ok()) {
     err << "evgatectl: " << args.status().message() << "\n";
     return kExitUsage;
   }
+  // A flag wins over its environment variable.
+  for (const auto& [flag, variable] : EnvironmentFlags()) {
+    auto value = env.find(variable);
+    if (value != env.end() && !value->second.empty() && !args->Has(flag)) {
+      args->flags[flag] = value->second;
+    }
+  }
   return Ctl(*std::move(args), out, err).Run();
+}
+
+const std::map<std::string, std::string>& EnvironmentFlags() {
+  static const auto* const kFlags = new std::map<std::string, std::string>{
+      {"server", "EVGATECTL_SERVER"}, {"ca", "EVGATECTL_CA"},       {"cert", "EVGATECTL_CERT"},
+      {"key", "EVGATECTL_KEY"},       {"token", "EVGATECTL_TOKEN"},
+  };
+  return *kFlags;
 }
 
 }  // namespace evgate::ctl

@@ -8,6 +8,7 @@
 #ifndef EVGATE_TOOLS_EVGATECTL_CLI_H_
 #define EVGATE_TOOLS_EVGATECTL_CLI_H_
 
+#include <map>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -25,6 +26,11 @@ enum ExitCode : int {
 // Runs one evgatectl invocation; `argv` excludes the program name. Output
 // goes to `out`, diagnostics (one line each) to `err`. Thread-compatible.
 int RunCli(const std::vector<std::string>& argv, std::ostream& out, std::ostream& err);
+// The same, with EVGATECTL_* values from `env` where no flag is given.
+int RunCli(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
+           std::ostream& out, std::ostream& err);
+// Flag name -> the environment variable that provides it.
+const std::map<std::string, std::string>& EnvironmentFlags();
 
 }  // namespace evgate::ctl
 

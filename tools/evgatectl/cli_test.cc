@@ -218,6 +218,19 @@ TEST_F(CliTest, RefusalIsOneLineWithTheServersReason) {
   EXPECT_EQ(err_.str(), "evgatectl: permission_denied: card DEAD is blocked\n");
 }
 
+TEST_F(CliTest, CredentialFlagsAreCheckedBeforeAnyCall) {
+  EXPECT_EQ(Run({"devices", "list", "--cert", "/x.pem"}), kExitUsage);
+  EXPECT_THAT(err_.str(), HasSubstr("--cert and --key go together"));
+  err_.str("");
+  EXPECT_EQ(Run({"devices", "list", "--token", "/nonexistent/token"}), kExitUsage);
+  EXPECT_THAT(err_.str(), HasSubstr("--token needs --ca"));
+  err_.str("");
+  std::ostringstream out, err;
+  EXPECT_EQ(RunCli({"devices", "list"}, {{"EVGATECTL_CA", "/nonexistent/ca.pem"}}, out, err),
+            kExitUsage);
+  EXPECT_THAT(err.str(), HasSubstr("cannot read --ca file /nonexistent/ca.pem"));
+}
+
 TEST_F(CliTest, ServiceNotHostedSaysWhatWouldHostIt) {
   EXPECT_EQ(Run({"devices", "list"}), kExitNotHosted);
   EXPECT_THAT(err_.str(), HasSubstr("does not host evgate.v1.DeviceDriver"));
