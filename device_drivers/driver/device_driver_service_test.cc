@@ -1,6 +1,8 @@
 #include "device_drivers/driver/device_driver_service.h"
 
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -253,6 +255,7 @@ TEST_F(DeviceDriverServiceTest, ApplySplitsOneBatchPerBusAndAnswersInRequestOrde
   grpc::ClientContext context;
   v1::ApplySetpointsRequest request;
   request.set_batch_id("42");
+  request.set_sequence(1);
   *request.add_setpoints() = Current("wb2", 10);
   *request.add_setpoints() = Current("ghost", 10);
   *request.add_setpoints() = Current("wb1", 16);
@@ -275,6 +278,7 @@ TEST_F(DeviceDriverServiceTest, ApplySplitsOneBatchPerBusAndAnswersInRequestOrde
 
 TEST_F(DeviceDriverServiceTest, ApplyRejectsMalformedBatchesWhole) {
   v1::ApplySetpointsRequest request;
+  request.set_sequence(1);
   *request.add_setpoints() = Current("wb1", 10);
   *request.add_setpoints() = Current("wb1", 12);
   {
@@ -314,6 +318,109 @@ TEST_F(DeviceDriverServiceTest, AnOutdatedSequenceIsAbortedSoALateRetryNeverWins
   auto batches = can_->batches();
   ASSERT_EQ(batches.size(), 3u);
   EXPECT_EQ(batches[0].ttl, absl::Seconds(3));
+}
+
+// The contract of ApplySetpointsRequest.sequence (device.proto) with the
+// service's defaults: window 1 << 20, first sequence at most 1 << 62.
+constexpr uint64_t kWindow = uint64_t{1} << 20;
+constexpr uint64_t kMaxFirstSequence = uint64_t{1} << 62;
+
+class SequenceTest : public DeviceDriverServiceTest {
+ protected:
+  grpc::Status Apply(uint64_t sequence, const std::string& controller = "load_balancer",
+                     std::optional<absl::Duration> ttl = std::nullopt,
+                     v1::ApplySetpointsResponse* response = nullptr) {
+    grpc::ClientContext context;
+    v1::ApplySetpointsRequest request;
+    request.set_sequence(sequence);
+    request.set_controller_id(controller);
+    if (ttl.has_value()) {
+      *request.mutable_ttl() = TimeUtil::NanosecondsToDuration(absl::ToInt64Nanoseconds(*ttl));
+    }
+    *request.add_setpoints() = Current("wb1", 10);
+    v1::ApplySetpointsResponse ignored;
+    return stub_->ApplySetpoints(&context, request, response ? response : &ignored);
+  }
+  v1::GetControllerSequenceResponse Where(const std::string& controller) {
+    grpc::ClientContext context;
+    v1::GetControllerSequenceRequest request;
+    request.set_controller_id(controller);
+    v1::GetControllerSequenceResponse response;
+    grpc::Status status = stub_->GetControllerSequence(&context, request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return response;
+  }
+};
+
+TEST_F(SequenceTest, SequenceZeroIsInvalidNotABypass) {
+  ASSERT_TRUE(Apply(7).ok());
+  grpc::Status status = Apply(0);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("GetControllerSequence"));
+  EXPECT_EQ(can_->batches().size(), 1u);
+  EXPECT_EQ(Where("load_balancer").last_applied_sequence(), 7u);
+}
+
+TEST_F(SequenceTest, Uint64MaxCannotLockTheControllerOut) {
+  // From a caller not seen yet and from one that is.
+  EXPECT_EQ(Apply(UINT64_MAX, "intruder").error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  ASSERT_TRUE(Apply(1).ok());
+  EXPECT_EQ(Apply(UINT64_MAX).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_TRUE(Apply(2).ok());  // the real controller carries on
+  EXPECT_EQ(Where("intruder").last_applied_sequence(), 0u);
+  EXPECT_EQ(can_->batches().size(), 2u);
+}
+
+TEST_F(SequenceTest, ASequenceBeyondTheWindowIsInvalidAndChangesNothing) {
+  ASSERT_TRUE(Apply(100).ok());
+  grpc::Status status = Apply(100 + kWindow + 1);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("window"));
+  EXPECT_EQ(Where("load_balancer").last_applied_sequence(), 100u);
+  EXPECT_TRUE(Apply(100 + kWindow).ok());  // the edge of the window is fine
+  EXPECT_EQ(can_->batches().size(), 2u);
+}
+
+TEST_F(SequenceTest, AFirstSequenceAboveTheMaximumIsInvalid) {
+  EXPECT_EQ(Apply(kMaxFirstSequence + 1, "new").error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_TRUE(Apply(kMaxFirstSequence, "new").ok());
+}
+
+TEST_F(SequenceTest, GetControllerSequenceSaysWhereACallerStands) {
+  v1::GetControllerSequenceResponse unknown = Where("load_balancer");
+  EXPECT_EQ(unknown.last_applied_sequence(), 0u);
+  EXPECT_EQ(unknown.window(), kWindow);
+  EXPECT_EQ(unknown.max_sequence(), kMaxFirstSequence);
+  ASSERT_TRUE(Apply(41).ok());
+  EXPECT_EQ(Where("load_balancer").last_applied_sequence(), 41u);
+  EXPECT_EQ(Where("other").last_applied_sequence(), 0u);
+  // A restarted caller continues from there.
+  EXPECT_TRUE(Apply(Where("load_balancer").last_applied_sequence() + 1).ok());
+}
+
+TEST_F(SequenceTest, ATtlAboveTheCapIsClampedAndTheResponseSaysSo) {
+  // The fixture runs with the default cap, 10 s (the site's setpoint TTL).
+  v1::ApplySetpointsResponse response;
+  ASSERT_TRUE(Apply(1, "load_balancer", absl::Hours(24), &response).ok());
+  auto batches = can_->batches();
+  ASSERT_EQ(batches.size(), 1u);
+  EXPECT_EQ(batches[0].ttl, absl::Seconds(10));
+  ASSERT_EQ(response.results_size(), 1);
+  EXPECT_EQ(response.results(0).status(), v1::SETPOINT_STATUS_ACCEPTED);
+  EXPECT_THAT(response.results(0).message(), HasSubstr("capped to 10s"));
+  // A TTL within the cap is passed on unchanged and not commented on.
+  ASSERT_TRUE(Apply(2, "load_balancer", absl::Seconds(3), &response).ok());
+  EXPECT_EQ(can_->batches()[1].ttl, absl::Seconds(3));
+  EXPECT_EQ(response.results(0).message(), "");
+}
+
+TEST_F(SequenceTest, ANonPositiveTtlIsInvalid) {
+  EXPECT_EQ(Apply(1, "load_balancer", absl::ZeroDuration()).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Apply(1, "load_balancer", absl::Seconds(-3)).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_TRUE(can_->batches().empty());
+  EXPECT_EQ(Where("load_balancer").last_applied_sequence(), 0u);
 }
 
 TEST_F(DeviceDriverServiceTest, StopEndsStreamsAsUnavailable) {
