@@ -307,28 +307,32 @@ grpc::Status DeviceDriverService::ApplySetpoints(grpc::ServerContext*,
                                           i));
     }
   }
-  absl::Duration ttl = options_.default_setpoint_ttl;
+  if (request->sequence() == 0) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "sequence is required (not 0); GetControllerSequence says where this "
+                        "controller_id stands");
+  }
+  absl::Duration ttl = std::min(options_.default_setpoint_ttl, options_.setpoint_ttl_cap);
+  std::string ttl_note;  // set when the requested TTL was clamped
   if (request->has_ttl()) {
     ttl = api::FromProto(request->ttl());
     if (ttl <= absl::ZeroDuration()) {
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                           "ttl must be positive (leave it out for the site default)");
     }
+    if (ttl > options_.setpoint_ttl_cap) {
+      ttl_note = absl::StrCat("ttl ", absl::FormatDuration(ttl), " capped to ",
+                              absl::FormatDuration(options_.setpoint_ttl_cap),
+                              " (the site's setpoint TTL)");
+      ttl = options_.setpoint_ttl_cap;
+    }
   }
 
   // Held for the whole batch: a batch that passed the sequence check is
   // applied before any later one from the same caller can be.
   absl::MutexLock lock(&sequence_mu_);
-  if (request->sequence() != 0) {
-    auto last = last_sequence_.find(request->controller_id());
-    if (last != last_sequence_.end() && request->sequence() <= last->second) {
-      return grpc::Status(
-          grpc::StatusCode::ABORTED,
-          absl::StrFormat("sequence %d of controller \"%s\" is not newer than the last applied %d",
-                          request->sequence(), request->controller_id(), last->second));
-    }
-    last_sequence_[request->controller_id()] = request->sequence();
-  }
+  if (grpc::Status status = CheckSequenceLocked(*request); !status.ok()) return status;
+  last_sequence_[request->controller_id()] = request->sequence();
 
   // One call per backend, then the results back in request order.
   std::map<DeviceBackend*, std::vector<int>> by_backend;
@@ -355,6 +359,10 @@ grpc::Status DeviceDriverService::ApplySetpoints(grpc::ServerContext*,
       v1::SetpointResult& result = results[indices[k]];
       if (k < answers.size()) {
         result = std::move(answers[k]);
+        if (!ttl_note.empty()) {
+          result.set_message(
+              result.message().empty() ? ttl_note : absl::StrCat(result.message(), "; ", ttl_note));
+        }
       } else {  // a backend bug; say so rather than pretend
         result.set_evse_id(batch[k].evse_id());
         result.set_status(v1::SETPOINT_STATUS_REJECTED);
@@ -366,6 +374,48 @@ grpc::Status DeviceDriverService::ApplySetpoints(grpc::ServerContext*,
   response->set_batch_id(request->batch_id());
   response->set_sequence(request->sequence());
   for (v1::SetpointResult& result : results) *response->add_results() = std::move(result);
+  return grpc::Status::OK;
+}
+
+grpc::Status DeviceDriverService::CheckSequenceLocked(const v1::ApplySetpointsRequest& request) {
+  const uint64_t sequence = request.sequence();
+  auto last = last_sequence_.find(request.controller_id());
+  if (last == last_sequence_.end()) {
+    if (sequence > options_.max_first_sequence) {
+      return grpc::Status(
+          grpc::StatusCode::INVALID_ARGUMENT,
+          absl::StrFormat("sequence %d of controller \"%s\" (not seen yet) is above the "
+                          "maximum first sequence %d; GetControllerSequence says where to start",
+                          sequence, request.controller_id(), options_.max_first_sequence));
+    }
+    return grpc::Status::OK;
+  }
+  if (sequence <= last->second) {
+    return grpc::Status(
+        grpc::StatusCode::ABORTED,
+        absl::StrFormat("sequence %d of controller \"%s\" is not newer than the last applied %d",
+                        sequence, request.controller_id(), last->second));
+  }
+  if (sequence - last->second > options_.sequence_window) {
+    return grpc::Status(
+        grpc::StatusCode::INVALID_ARGUMENT,
+        absl::StrFormat("sequence %d of controller \"%s\" is more than the window %d past the "
+                        "last applied %d; GetControllerSequence says where to continue",
+                        sequence, request.controller_id(), options_.sequence_window, last->second));
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status DeviceDriverService::GetControllerSequence(
+    grpc::ServerContext*, const v1::GetControllerSequenceRequest* request,
+    v1::GetControllerSequenceResponse* response) {
+  {
+    absl::MutexLock lock(&sequence_mu_);
+    auto last = last_sequence_.find(request->controller_id());
+    response->set_last_applied_sequence(last == last_sequence_.end() ? 0 : last->second);
+  }
+  response->set_window(options_.sequence_window);
+  response->set_max_sequence(options_.max_first_sequence);
   return grpc::Status::OK;
 }
 

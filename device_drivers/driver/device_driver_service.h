@@ -12,8 +12,21 @@
 //     a held-back sample is sent when the interval ends), so a control loop
 //     asking for 100 ms sees every 1 s meter poll without delay;
 //   - splits an ApplySetpoints batch into one call per backend, after
-//     checking the batch as a whole (duplicate EVSEs, empty values, outdated
-//     `sequence` per `controller_id` → ABORTED).
+//     checking the batch as a whole (duplicate EVSEs, empty values, TTL);
+//   - keeps a sequence per `controller_id` (GetControllerSequence tells a
+//     caller where it stands). A batch's sequence must be newer than the
+//     caller's last applied one (else ABORTED: a late retry never overrides a
+//     newer decision), at most `sequence_window` past it, at most
+//     `max_first_sequence` for a caller not seen yet, and not 0 (else
+//     INVALID_ARGUMENT: nobody can push a caller's counter so far that it is
+//     locked out, and there is no bypass). Sequences are not persisted: a
+//     restarted driver knows no caller, and a caller continues at
+//     last_applied + 1 after asking;
+//   - caps every batch's TTL at `setpoint_ttl_cap`. Clamped rather than
+//     refused: a caller whose site.yaml asks for more (a configuration
+//     being rolled out) keeps control, its setpoints simply expire at the
+//     cap, which is the safety property; the result messages and the
+//     backends' `in_force.expires_at` show the TTL that was applied.
 // A stream that falls more than `max_queued_events` behind is ended with
 // RESOURCE_EXHAUSTED (the client reconnects and gets fresh snapshots) rather
 // than letting memory grow or blocking the buses.
@@ -41,8 +54,19 @@
 namespace evgate::devices {
 
 struct DeviceDriverOptions {
-  // Setpoint validity when a batch has no `ttl`.
+  // Setpoint validity when a batch has no `ttl` (at most the cap).
   absl::Duration default_setpoint_ttl = absl::Seconds(10);
+  // The longest validity any batch gets, whoever sends it: a longer `ttl` is
+  // clamped to it and each result's message says so. A site sets both to the
+  // controller's setpoint TTL (control::SetpointTtl: 3 ticks, at least 3 s),
+  // the validity the load balancer itself asks for, so its own batches are
+  // never clamped and nobody can leave a setpoint in force for longer than a
+  // stopped load balancer would.
+  absl::Duration setpoint_ttl_cap = absl::Seconds(10);
+  // How far past a caller's last applied sequence its next one may be.
+  uint64_t sequence_window = uint64_t{1} << 20;
+  // The largest first sequence taken from a caller not seen yet.
+  uint64_t max_first_sequence = uint64_t{1} << 62;
   // Telemetry period when a WatchDevices request has none.
   absl::Duration default_telemetry_interval = absl::Seconds(1);
   // Events a stream may have waiting before it is ended.
@@ -77,6 +101,9 @@ class DeviceDriverService final : public Service,
   grpc::Status ApplySetpoints(grpc::ServerContext* context,
                               const v1::ApplySetpointsRequest* request,
                               v1::ApplySetpointsResponse* response) override;
+  grpc::Status GetControllerSequence(grpc::ServerContext* context,
+                                     const v1::GetControllerSequenceRequest* request,
+                                     v1::GetControllerSequenceResponse* response) override;
   grpc::Status Command(grpc::ServerContext* context, const v1::CommandRequest* request,
                        v1::CommandResponse* response) override;
 
@@ -85,6 +112,10 @@ class DeviceDriverService final : public Service,
 
   // DeviceEventSink
   void Publish(v1::WatchDevicesResponse event) override;
+
+  // OK, or why `request.sequence` is not acceptable from its caller now.
+  grpc::Status CheckSequenceLocked(const v1::ApplySetpointsRequest& request)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(sequence_mu_);
 
   DeviceBackend* BackendOfDevice(const std::string& device_id) const;
   DeviceBackend* BackendOfEvse(const std::string& evse_id) const;

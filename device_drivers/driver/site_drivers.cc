@@ -28,7 +28,10 @@ absl::StatusOr<std::unique_ptr<DeviceDriverService>> MakeSiteDeviceDrivers(
     backends.push_back(*std::move(backend));
   }
   DeviceDriverOptions options;
+  // The controller's own setpoint TTL is both the default and the cap: no
+  // caller can make a setpoint outlive what the load balancer asks for.
   options.default_setpoint_ttl = control::SetpointTtl(config.controller);
+  options.setpoint_ttl_cap = options.default_setpoint_ttl;
   return std::make_unique<DeviceDriverService>(std::move(backends), clock, options);
 }
 
