@@ -1,11 +1,16 @@
 #include "device_drivers/driver/device_driver_service.h"
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "device_drivers/driver/fake_backend.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/util/time_util.h"
@@ -421,6 +426,144 @@ TEST_F(SequenceTest, ANonPositiveTtlIsInvalid) {
             grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_TRUE(can_->batches().empty());
   EXPECT_EQ(Where("load_balancer").last_applied_sequence(), 0u);
+}
+
+// Dispatch across buses, calling the handler directly from test threads:
+// "rs485-1" controls wb3, "can0" wb1 and wb2.
+class DispatchTest : public ::testing::Test {
+ protected:
+  DispatchTest() {
+    auto modbus = std::make_unique<FakeBackend>("rs485-1");
+    auto can = std::make_unique<FakeBackend>("can0");
+    modbus_ = modbus.get();
+    can_ = can.get();
+    modbus_->SetDevice(Wallbox("wallbox-3", "wb3"));
+    can_->SetDevice(Wallbox("wallbox-1", "wb1"));
+    can_->SetDevice(Wallbox("wallbox-2", "wb2"));
+    std::vector<std::unique_ptr<DeviceBackend>> backends;
+    backends.push_back(std::move(modbus));
+    backends.push_back(std::move(can));
+    service_ = std::make_unique<DeviceDriverService>(std::move(backends), clock_);
+  }
+
+  grpc::Status Apply(uint64_t sequence, std::vector<v1::Setpoint> setpoints,
+                     const std::string& controller = "load_balancer",
+                     v1::ApplySetpointsResponse* response = nullptr) {
+    v1::ApplySetpointsRequest request;
+    request.set_sequence(sequence);
+    request.set_batch_id(std::to_string(sequence));
+    request.set_controller_id(controller);
+    for (v1::Setpoint& setpoint : setpoints) *request.add_setpoints() = std::move(setpoint);
+    v1::ApplySetpointsResponse ignored;
+    return service_->ApplySetpoints(nullptr, &request, response ? response : &ignored);
+  }
+
+  static std::vector<std::string> BatchIds(const FakeBackend& backend) {
+    std::vector<std::string> ids;
+    for (const FakeBackend::Batch& batch : backend.batches()) ids.push_back(batch.batch_id);
+    return ids;
+  }
+
+  // Bounds only a failure: a passing test never waits this long.
+  static constexpr absl::Duration kFailAfter = absl::Seconds(10);
+
+  FakeClock clock_;
+  FakeBackend* modbus_ = nullptr;
+  FakeBackend* can_ = nullptr;
+  std::unique_ptr<DeviceDriverService> service_;
+};
+
+TEST_F(DispatchTest, ABlockedBusDoesNotHoldUpAnotherCallersBatch) {
+  absl::Notification can_entered, release, modbus_applied;
+  can_->OnApply([&](const std::vector<v1::Setpoint>&) {
+    can_entered.Notify();
+    release.WaitForNotification();
+  });
+  modbus_->OnApply([&](const std::vector<v1::Setpoint>&) { modbus_applied.Notify(); });
+  std::thread first([&] { EXPECT_TRUE(Apply(1, {Current("wb1", 10)}).ok()); });
+  can_entered.WaitForNotification();
+
+  absl::Notification second_done;
+  std::thread second([&] {
+    EXPECT_TRUE(Apply(1, {Current("wb3", 10)}, "session").ok());
+    second_done.Notify();
+  });
+  EXPECT_TRUE(modbus_applied.WaitForNotificationWithTimeout(kFailAfter));
+  EXPECT_TRUE(second_done.WaitForNotificationWithTimeout(kFailAfter));
+  EXPECT_TRUE(can_->batches().empty());  // still blocked
+  release.Notify();
+  first.join();
+  second.join();
+  EXPECT_THAT(BatchIds(*can_), ElementsAre("1"));
+}
+
+TEST_F(DispatchTest, OneBatchAppliesEachBusWithoutWaitingForTheOthers) {
+  absl::Notification release, modbus_applied;
+  can_->OnApply([&](const std::vector<v1::Setpoint>&) { release.WaitForNotification(); });
+  modbus_->OnApply([&](const std::vector<v1::Setpoint>&) { modbus_applied.Notify(); });
+  v1::ApplySetpointsResponse response;
+  std::thread batch([&] {
+    EXPECT_TRUE(Apply(1, {Current("wb1", 10), Current("wb3", 12)}, "lb", &response).ok());
+  });
+  EXPECT_TRUE(modbus_applied.WaitForNotificationWithTimeout(kFailAfter));
+  release.Notify();
+  batch.join();
+  ASSERT_EQ(response.results_size(), 2);
+  EXPECT_EQ(response.results(0).evse_id(), "wb1");
+  EXPECT_EQ(response.results(1).evse_id(), "wb3");
+}
+
+TEST_F(DispatchTest, ALaterBatchWaitsOnABlockedBusButNotOnTheOthers) {
+  // Batch 1 blocks on the CAN bus; batch 2 passes the sequence check, is
+  // applied on Modbus at once and on CAN only after batch 1.
+  absl::Notification can_entered, release, modbus_got_second;
+  can_->OnApply([&](const std::vector<v1::Setpoint>& setpoints) {
+    if (setpoints[0].value().current_limit_a().l1() != 10) return;
+    can_entered.Notify();
+    release.WaitForNotification();
+  });
+  modbus_->OnApply([&](const std::vector<v1::Setpoint>& setpoints) {
+    if (setpoints[0].value().current_limit_a().l1() == 20) modbus_got_second.Notify();
+  });
+  std::thread first([&] { EXPECT_TRUE(Apply(1, {Current("wb1", 10), Current("wb3", 10)}).ok()); });
+  can_entered.WaitForNotification();
+  std::thread second([&] { EXPECT_TRUE(Apply(2, {Current("wb1", 20), Current("wb3", 20)}).ok()); });
+  EXPECT_TRUE(modbus_got_second.WaitForNotificationWithTimeout(kFailAfter));
+  EXPECT_TRUE(can_->batches().empty());
+  release.Notify();
+  first.join();
+  second.join();
+  EXPECT_THAT(BatchIds(*can_), ElementsAre("1", "2"));
+  EXPECT_THAT(BatchIds(*modbus_), ElementsAre("1", "2"));
+}
+
+TEST_F(DispatchTest, ConcurrentCallersNeverReorderABus) {
+  constexpr int kThreads = 4;
+  constexpr int kBatchesPerThread = 50;
+  std::atomic<uint64_t> next{0};
+  absl::Mutex mu;
+  std::set<uint64_t> applied;  // sequences answered OK
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < kBatchesPerThread; ++i) {
+        const uint64_t sequence = ++next;
+        grpc::Status status =
+            Apply(sequence, {Current("wb1", 6 + sequence % 10), Current("wb3", 6 + sequence % 10)});
+        if (status.ok()) {
+          absl::MutexLock lock(&mu);
+          applied.insert(sequence);
+        } else {
+          EXPECT_EQ(status.error_code(), grpc::StatusCode::ABORTED) << status.error_message();
+        }
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  std::vector<std::string> expected;
+  for (uint64_t sequence : applied) expected.push_back(std::to_string(sequence));
+  EXPECT_EQ(BatchIds(*can_), expected);
+  EXPECT_EQ(BatchIds(*modbus_), expected);
 }
 
 TEST_F(DeviceDriverServiceTest, StopEndsStreamsAsUnavailable) {

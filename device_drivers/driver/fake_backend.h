@@ -50,7 +50,8 @@ class FakeBackend final : public DeviceBackend {
     absl::MutexLock lock(&mu_);
     return started_;
   }
-  // Called (on the caller's thread) at the start of every ApplySetpoints.
+  // Called (on the caller's thread, without the fake's lock, so it may block
+  // on a latch of the test) at the start of every ApplySetpoints.
   void OnApply(std::function<void(const std::vector<v1::Setpoint>&)> hook) {
     absl::MutexLock lock(&mu_);
     on_apply_ = std::move(hook);
@@ -83,8 +84,13 @@ class FakeBackend final : public DeviceBackend {
   std::vector<v1::SetpointResult> ApplySetpoints(const std::vector<v1::Setpoint>& setpoints,
                                                  absl::Duration ttl,
                                                  const std::string& batch_id) override {
+    std::function<void(const std::vector<v1::Setpoint>&)> hook;
+    {
+      absl::MutexLock lock(&mu_);
+      hook = on_apply_;
+    }
+    if (hook) hook(setpoints);
     absl::MutexLock lock(&mu_);
-    if (on_apply_) on_apply_(setpoints);
     batches_.push_back({setpoints, ttl, batch_id});
     std::vector<v1::SetpointResult> results;
     for (const v1::Setpoint& setpoint : setpoints) {
