@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <deque>
 #include <optional>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -121,10 +122,14 @@ class DeviceDriverService::Stream {
 DeviceDriverService::DeviceDriverService(std::vector<std::unique_ptr<DeviceBackend>> backends,
                                          const Clock& clock, DeviceDriverOptions options)
     : backends_(std::move(backends)), clock_(clock), options_(options) {
-  for (const auto& backend : backends_) {
-    for (const std::string& id : backend->DeviceIds()) device_owner_[id] = backend.get();
-    for (const std::string& id : backend->EvseIds()) evse_owner_[id] = backend.get();
+  for (size_t lane = 0; lane < backends_.size(); ++lane) {
+    DeviceBackend* backend = backends_[lane].get();
+    for (const std::string& id : backend->DeviceIds()) device_owner_[id] = backend;
+    for (const std::string& id : backend->EvseIds()) evse_lane_[id] = lane;
+    lanes_.push_back(std::make_unique<Lane>());
   }
+  absl::MutexLock lock(&sequence_mu_);
+  next_ticket_.assign(backends_.size(), 0);
 }
 
 DeviceDriverService::~DeviceDriverService() { Stop(); }
@@ -166,11 +171,6 @@ void DeviceDriverService::Publish(v1::WatchDevicesResponse event) {
 DeviceBackend* DeviceDriverService::BackendOfDevice(const std::string& device_id) const {
   auto it = device_owner_.find(device_id);
   return it == device_owner_.end() ? nullptr : it->second;
-}
-
-DeviceBackend* DeviceDriverService::BackendOfEvse(const std::string& evse_id) const {
-  auto it = evse_owner_.find(evse_id);
-  return it == evse_owner_.end() ? nullptr : it->second;
 }
 
 grpc::Status DeviceDriverService::ListDevices(grpc::ServerContext*,
@@ -328,53 +328,94 @@ grpc::Status DeviceDriverService::ApplySetpoints(grpc::ServerContext*,
     }
   }
 
-  // Held for the whole batch: a batch that passed the sequence check is
-  // applied before any later one from the same caller can be.
-  absl::MutexLock lock(&sequence_mu_);
-  if (grpc::Status status = CheckSequenceLocked(*request); !status.ok()) return status;
-  last_sequence_[request->controller_id()] = request->sequence();
-
-  // One call per backend, then the results back in request order.
-  std::map<DeviceBackend*, std::vector<int>> by_backend;
+  // Each backend's part, by lane (= index in backends_); unknown EVSEs are
+  // answered here.
+  std::vector<std::vector<int>> parts(backends_.size());
   std::vector<v1::SetpointResult> results(request->setpoints_size());
   for (int i = 0; i < request->setpoints_size(); ++i) {
     const std::string& evse_id = request->setpoints(i).evse_id();
-    DeviceBackend* backend = BackendOfEvse(evse_id);
-    if (backend == nullptr) {
+    auto owner = evse_lane_.find(evse_id);
+    if (owner == evse_lane_.end()) {
       results[i].set_evse_id(evse_id);
       results[i].set_status(v1::SETPOINT_STATUS_REJECTED);
       results[i].set_reason(v1::SETPOINT_REJECT_REASON_UNKNOWN_EVSE);
       results[i].set_message(absl::StrCat("EVSE \"", evse_id, "\" is not on this driver"));
       continue;
     }
-    by_backend[backend].push_back(i);
+    parts[owner->second].push_back(i);
   }
-  for (const auto& [backend, indices] : by_backend) {
-    std::vector<v1::Setpoint> batch;
-    batch.reserve(indices.size());
-    for (int i : indices) batch.push_back(request->setpoints(i));
-    std::vector<v1::SetpointResult> answers =
-        backend->ApplySetpoints(batch, ttl, request->batch_id());
-    for (size_t k = 0; k < indices.size(); ++k) {
-      v1::SetpointResult& result = results[indices[k]];
-      if (k < answers.size()) {
-        result = std::move(answers[k]);
-        if (!ttl_note.empty()) {
-          result.set_message(
-              result.message().empty() ? ttl_note : absl::StrCat(result.message(), "; ", ttl_note));
-        }
-      } else {  // a backend bug; say so rather than pretend
-        result.set_evse_id(batch[k].evse_id());
-        result.set_status(v1::SETPOINT_STATUS_REJECTED);
-        result.set_reason(v1::SETPOINT_REJECT_REASON_DEVICE_REJECTED);
-        result.set_message(absl::StrCat("bus ", backend->bus_id(), " returned no result"));
-      }
+
+  // The only section all buses share: accept the sequence and take a ticket
+  // on each lane the batch uses, so that on every bus batches are applied in
+  // the order they were accepted.
+  std::vector<Part> work;
+  {
+    absl::MutexLock lock(&sequence_mu_);
+    if (grpc::Status status = CheckSequenceLocked(*request); !status.ok()) return status;
+    last_sequence_[request->controller_id()] = request->sequence();
+    for (size_t lane = 0; lane < parts.size(); ++lane) {
+      if (parts[lane].empty()) continue;
+      work.push_back(Part{lane, next_ticket_[lane]++, std::move(parts[lane])});
     }
   }
+
+  // Every part runs at once (the last on this thread); each waits only for
+  // its own bus. Every ticket taken above is served, whatever happens, or
+  // its lane would stop.
+  const BatchContext batch{request, ttl, ttl_note, &results};
+  std::vector<std::thread> others;
+  others.reserve(work.empty() ? 0 : work.size() - 1);
+  for (size_t k = 0; k + 1 < work.size(); ++k) {
+    others.emplace_back([this, &batch, &part = work[k]] { ApplyPart(part, batch); });
+  }
+  if (!work.empty()) ApplyPart(work.back(), batch);
+  for (std::thread& thread : others) thread.join();
+
   response->set_batch_id(request->batch_id());
   response->set_sequence(request->sequence());
   for (v1::SetpointResult& result : results) *response->add_results() = std::move(result);
   return grpc::Status::OK;
+}
+
+void DeviceDriverService::ApplyPart(const Part& part, const BatchContext& batch) {
+  Lane& lane = *lanes_[part.lane];
+  struct Turn {
+    Lane* lane;
+    uint64_t ticket;
+  } turn{&lane, part.ticket};
+  lane.mu.LockWhen(absl::Condition(
+      +[](Turn* t) ABSL_NO_THREAD_SAFETY_ANALYSIS { return t->lane->now_serving == t->ticket; },
+      &turn));
+  lane.mu.Unlock();  // later tickets wait for now_serving, not for the lock
+
+  DeviceBackend* backend = backends_[part.lane].get();
+  std::vector<v1::Setpoint> setpoints;
+  setpoints.reserve(part.indices.size());
+  for (int i : part.indices) setpoints.push_back(batch.request->setpoints(i));
+  std::vector<v1::SetpointResult> answers =
+      backend->ApplySetpoints(setpoints, batch.ttl, batch.request->batch_id());
+
+  {
+    absl::MutexLock lock(&lane.mu);
+    ++lane.now_serving;
+  }
+  // Each part writes only its own indices of `results`.
+  for (size_t k = 0; k < part.indices.size(); ++k) {
+    v1::SetpointResult& result = (*batch.results)[part.indices[k]];
+    if (k < answers.size()) {
+      result = std::move(answers[k]);
+      if (!batch.ttl_note.empty()) {
+        result.set_message(result.message().empty()
+                               ? batch.ttl_note
+                               : absl::StrCat(result.message(), "; ", batch.ttl_note));
+      }
+    } else {  // a backend bug; say so rather than pretend
+      result.set_evse_id(setpoints[k].evse_id());
+      result.set_status(v1::SETPOINT_STATUS_REJECTED);
+      result.set_reason(v1::SETPOINT_REJECT_REASON_DEVICE_REJECTED);
+      result.set_message(absl::StrCat("bus ", backend->bus_id(), " returned no result"));
+    }
+  }
 }
 
 grpc::Status DeviceDriverService::CheckSequenceLocked(const v1::ApplySetpointsRequest& request) {

@@ -27,6 +27,17 @@
 //     being rolled out) keeps control, its setpoints simply expire at the
 //     cap, which is the safety property; the result messages and the
 //     backends' `in_force.expires_at` show the TTL that was applied.
+//
+// Dispatch. The buses share nothing but a short critical section
+// (sequence_mu_) in which a batch's sequence is accepted and the batch takes
+// one ticket per backend it has setpoints for, from a counter per backend.
+// Then each backend's part runs on its own thread and waits only until that
+// backend has finished every earlier ticket (its "lane"). So one bus never
+// waits for another; on each bus, batches are applied in the order they
+// were accepted, hence a caller's batches in sequence order and never a
+// later batch before an earlier one; the RPC answers once every part is
+// done. A backend that hangs holds up later batches on its bus only.
+//
 // A stream that falls more than `max_queued_events` behind is ended with
 // RESOURCE_EXHAUSTED (the client reconnects and gets fresh snapshots) rather
 // than letting memory grow or blocking the buses.
@@ -117,23 +128,49 @@ class DeviceDriverService final : public Service,
   grpc::Status CheckSequenceLocked(const v1::ApplySetpointsRequest& request)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(sequence_mu_);
 
+  // The order in which batches reach one backend (see "Dispatch" above).
+  struct Lane {
+    absl::Mutex mu;
+    // The ticket whose part may run now; its part increments it when done.
+    uint64_t now_serving ABSL_GUARDED_BY(mu) = 0;
+  };
+  // One backend's share of an accepted batch.
+  struct Part {
+    size_t lane;               // index in backends_ and lanes_
+    uint64_t ticket;           // its turn on that lane
+    std::vector<int> indices;  // into the request's setpoints, in request order
+  };
+  // What every part of one batch shares; `results` is written by each part
+  // at its own indices only.
+  struct BatchContext {
+    const v1::ApplySetpointsRequest* request;
+    absl::Duration ttl;
+    std::string ttl_note;
+    std::vector<v1::SetpointResult>* results;
+  };
+  // Waits for `part`'s turn on its lane, applies it, passes the turn on.
+  void ApplyPart(const Part& part, const BatchContext& batch);
+
   DeviceBackend* BackendOfDevice(const std::string& device_id) const;
-  DeviceBackend* BackendOfEvse(const std::string& evse_id) const;
 
   const std::vector<std::unique_ptr<DeviceBackend>> backends_;
   const Clock& clock_;
   const DeviceDriverOptions options_;
   // Built once in the constructor; read-only afterwards.
   std::map<std::string, DeviceBackend*> device_owner_;
-  std::map<std::string, DeviceBackend*> evse_owner_;
+  std::map<std::string, size_t> evse_lane_;  // EVSE id -> index in backends_
+  std::vector<std::unique_ptr<Lane>> lanes_;
 
   absl::Mutex streams_mu_;
   std::set<Stream*> streams_ ABSL_GUARDED_BY(streams_mu_);
   bool stopping_ ABSL_GUARDED_BY(streams_mu_) = false;
 
   absl::Mutex sequence_mu_;
-  // Last applied ApplySetpoints sequence per controller_id.
+  // Last applied ApplySetpoints sequence per controller_id (accepted; its
+  // parts may still be waiting for their lanes).
   std::map<std::string, uint64_t> last_sequence_ ABSL_GUARDED_BY(sequence_mu_);
+  // The next ticket of each lane.
+  std::vector<uint64_t> next_ticket_ ABSL_GUARDED_BY(sequence_mu_);
 
   size_t started_ = 0;  // backends started, for Stop()
 };
