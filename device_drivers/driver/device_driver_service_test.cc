@@ -440,6 +440,8 @@ class DispatchTest : public ::testing::Test {
     modbus_->SetDevice(Wallbox("wallbox-3", "wb3"));
     can_->SetDevice(Wallbox("wallbox-1", "wb1"));
     can_->SetDevice(Wallbox("wallbox-2", "wb2"));
+    can_->SetDevice(Wallbox("wallbox-4", "wb4"));
+    can_->SetDevice(Wallbox("wallbox-5", "wb5"));
     std::vector<std::unique_ptr<DeviceBackend>> backends;
     backends.push_back(std::move(modbus));
     backends.push_back(std::move(can));
@@ -535,6 +537,52 @@ TEST_F(DispatchTest, ALaterBatchWaitsOnABlockedBusButNotOnTheOthers) {
   second.join();
   EXPECT_THAT(BatchIds(*can_), ElementsAre("1", "2"));
   EXPECT_THAT(BatchIds(*modbus_), ElementsAre("1", "2"));
+}
+
+v1::Setpoint Pause(const std::string& evse) {
+  v1::Setpoint setpoint;
+  setpoint.set_evse_id(evse);
+  setpoint.mutable_value()->mutable_pause();
+  return setpoint;
+}
+
+std::vector<std::string> EvseIds(const std::vector<v1::Setpoint>& setpoints) {
+  std::vector<std::string> ids;
+  for (const v1::Setpoint& setpoint : setpoints) ids.push_back(setpoint.evse_id());
+  return ids;
+}
+
+TEST_F(DispatchTest, ABusGetsTheDecreasesOfABatchBeforeItsIncreases) {
+  // In force after the first batch (the fake keeps what it accepted): wb1
+  // 10 A, wb2 20 A, wb4 10 A; wb5 has never had a setpoint.
+  ASSERT_TRUE(Apply(1, {Current("wb1", 10), Current("wb2", 20), Current("wb4", 10)}).ok());
+  v1::ApplySetpointsResponse response;
+  ASSERT_TRUE(Apply(2,
+                    {Current("wb1", 16),  // up
+                     Current("wb5", 8),   // unknown: after the decreases
+                     Current("wb2", 6),   // down
+                     Pause("wb4")},       // down
+                    "load_balancer", &response)
+                  .ok());
+  auto batches = can_->batches();
+  ASSERT_EQ(batches.size(), 2u);
+  EXPECT_THAT(EvseIds(batches[1].setpoints), ElementsAre("wb2", "wb4", "wb5", "wb1"));
+  // Answers stay in request order.
+  ASSERT_EQ(response.results_size(), 4);
+  EXPECT_EQ(response.results(0).evse_id(), "wb1");
+  EXPECT_EQ(response.results(1).evse_id(), "wb5");
+  EXPECT_EQ(response.results(2).evse_id(), "wb2");
+  EXPECT_EQ(response.results(3).evse_id(), "wb4");
+}
+
+TEST_F(DispatchTest, ASetpointLowerOnAnyPhaseCountsAsADecrease) {
+  ASSERT_TRUE(Apply(1, {Current("wb1", 16), Current("wb2", 16)}).ok());
+  v1::Setpoint mixed = Current("wb2", 20);
+  mixed.mutable_value()->mutable_current_limit_a()->set_l3(10);  // 20/20/10 after 16/16/16
+  ASSERT_TRUE(Apply(2, {Current("wb1", 16), mixed}).ok());       // wb1 unchanged
+  auto batches = can_->batches();
+  ASSERT_EQ(batches.size(), 2u);
+  EXPECT_THAT(EvseIds(batches[1].setpoints), ElementsAre("wb2", "wb1"));
 }
 
 TEST_F(DispatchTest, ConcurrentCallersNeverReorderABus) {
