@@ -148,6 +148,23 @@ std::vector<std::string> CanBusOwner::EvseIds() const {
   return ids;
 }
 
+std::vector<std::optional<v1::SetpointValue>> CanBusOwner::SetpointsInForce(
+    const std::vector<std::string>& evse_ids) const {
+  absl::MutexLock lock(&mu_);
+  std::vector<std::optional<v1::SetpointValue>> values;
+  values.reserve(evse_ids.size());
+  for (const std::string& id : evse_ids) {
+    const int index = FindByEvse(id);
+    std::optional<v1::SetpointValue> value;
+    if (index >= 0) {
+      v1::SetpointInForce in_force = InForce(wallboxes_[index]);
+      if (in_force.has_value()) value = std::move(*in_force.mutable_value());
+    }
+    values.push_back(std::move(value));
+  }
+  return values;
+}
+
 CanWallboxCounters CanBusOwner::Counters(const std::string& device_id) const {
   absl::MutexLock lock(&mu_);
   const int index = FindByDevice(device_id);

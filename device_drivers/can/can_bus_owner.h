@@ -176,6 +176,8 @@ class CanBusOwner final : public devices::DeviceBackend {
   std::vector<std::string> DeviceIds() const override;
   std::optional<evgate::v1::DeviceState> GetDevice(const std::string& device_id) const override;
   std::vector<std::string> EvseIds() const override;
+  std::vector<std::optional<evgate::v1::SetpointValue>> SetpointsInForce(
+      const std::vector<std::string>& evse_ids) const override;
   std::vector<evgate::v1::SetpointResult> ApplySetpoints(
       const std::vector<evgate::v1::Setpoint>& setpoints, absl::Duration ttl,
       const std::string& batch_id) override;

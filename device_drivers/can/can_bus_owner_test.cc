@@ -549,6 +549,24 @@ TEST_F(CanBusOwnerTest, TtlExpirySendsTheFailsafeOnceAndStopsRefreshing) {
   EXPECT_DOUBLE_EQ(Evse("wallbox-a").setpoint().value().current_limit_a().l3(), 8.0);
 }
 
+TEST_F(CanBusOwnerTest, SetpointsInForceFollowWhatWasSentAndTheWatchdog) {
+  BringUp();
+  auto in_force = owner_->SetpointsInForce({"wb-a", "nope"});
+  ASSERT_EQ(in_force.size(), 2u);
+  EXPECT_FALSE(in_force[0].has_value());  // nothing sent yet
+  EXPECT_FALSE(in_force[1].has_value());
+  Apply(AllPhases("wb-a", 20), absl::Seconds(30));
+  in_force = owner_->SetpointsInForce({"wb-a"});
+  ASSERT_TRUE(in_force[0].has_value());
+  EXPECT_DOUBLE_EQ(in_force[0]->current_limit_a().l3(), 20.0);
+  wallbox::Status watchdog_fired = Charging(1, {8, 8, 8}, 1);
+  watchdog_fired.failsafe_active = true;
+  SendFromWallbox(watchdog_fired);
+  in_force = owner_->SetpointsInForce({"wb-a"});
+  ASSERT_TRUE(in_force[0].has_value());
+  EXPECT_DOUBLE_EQ(in_force[0]->current_limit_a().l1(), 8.0);  // wb-a's failsafe
+}
+
 TEST_F(CanBusOwnerTest, SilentWallboxTurnsStaleAndRecovers) {
   BringUp();
   Apply(AllPhases("wb-a", 16));

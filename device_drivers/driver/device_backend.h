@@ -68,11 +68,22 @@ class DeviceBackend {
   // The site.yaml ids of the EVSEs this backend controls.
   virtual std::vector<std::string> EvseIds() const = 0;
 
+  // What each of `evse_ids` runs with now, in order, as this backend last
+  // wrote or read it (a failsafe fallback included); nullopt where that is
+  // not known (nothing written or read yet, or not an EVSE of this backend).
+  // The service reads it just before handing this backend a batch, to put
+  // the batch's decreases first. Cheap: no bus traffic.
+  virtual std::vector<std::optional<evgate::v1::SetpointValue>> SetpointsInForce(
+      const std::vector<std::string>& evse_ids) const = 0;
+
   // Applies setpoints for EVSEs of this backend (the service routes each
-  // setpoint to the backend that owns its EVSE and checks sequence numbers).
-  // Returns one result per setpoint, in order. `ttl`: if an EVSE gets no new
-  // setpoint within it, the backend (and the device's own watchdog where it
-  // has one) falls back to the EVSE's failsafe and publishes the change.
+  // setpoint to the backend that owns its EVSE, checks sequence numbers and
+  // orders them: decreases first). Applies them in the order given — on a
+  // bus, writes one after another in that order. Returns one result per
+  // setpoint, in order. `ttl`: if an EVSE gets no new setpoint within it,
+  // the backend (and the device's own watchdog where it has one) falls back
+  // to the EVSE's failsafe and publishes the change. The service calls it
+  // for one batch at a time per backend.
   virtual std::vector<evgate::v1::SetpointResult> ApplySetpoints(
       const std::vector<evgate::v1::Setpoint>& setpoints, absl::Duration ttl,
       const std::string& batch_id) = 0;

@@ -26,6 +26,34 @@ constexpr absl::Duration kMaxTelemetryInterval = absl::Hours(1);
 // How often a waiting stream looks at cancellation and held-back telemetry.
 constexpr absl::Duration kStreamPoll = absl::Milliseconds(50);
 
+// How a setpoint changes what its EVSE may draw, in the order a bus gets
+// them: decreases first (they make the room the increases then use), then
+// setpoints whose EVSE's value in force is unknown (each may be a decrease),
+// then the rest (increases, unchanged values).
+enum class Change { kDecrease = 0, kUnknown = 1, kOther = 2 };
+
+Change ChangeOf(const v1::SetpointValue& next, const std::optional<v1::SetpointValue>& now) {
+  if (next.has_pause()) {
+    return now.has_value() && now->has_pause() ? Change::kOther : Change::kDecrease;
+  }
+  if (!now.has_value()) return Change::kUnknown;
+  if (now->has_pause()) return Change::kOther;  // anything but a pause is more
+  if (next.has_current_limit_a() && now->has_current_limit_a()) {
+    // Lower on any phase: it frees room on that phase.
+    const v1::PhaseValues& a = next.current_limit_a();
+    const v1::PhaseValues& b = now->current_limit_a();
+    const bool lower = (a.has_l1() && b.has_l1() && a.l1() < b.l1()) ||
+                       (a.has_l2() && b.has_l2() && a.l2() < b.l2()) ||
+                       (a.has_l3() && b.has_l3() && a.l3() < b.l3());
+    return lower ? Change::kDecrease : Change::kOther;
+  }
+  if (next.has_power_limit_w() && now->has_power_limit_w()) {
+    // Negative is discharge: a lower value always draws less from the site.
+    return next.power_limit_w() < now->power_limit_w() ? Change::kDecrease : Change::kOther;
+  }
+  return Change::kUnknown;  // a current after a power limit or the reverse
+}
+
 }  // namespace
 
 // One WatchDevices call: its filter, its queue and its telemetry throttle.
@@ -388,10 +416,27 @@ void DeviceDriverService::ApplyPart(const Part& part, const BatchContext& batch)
       &turn));
   lane.mu.Unlock();  // later tickets wait for now_serving, not for the lock
 
+  // Decreases first, judged against what is in force now that every earlier
+  // batch on this bus is done; otherwise in request order.
   DeviceBackend* backend = backends_[part.lane].get();
+  const size_t n = part.indices.size();
+  std::vector<std::string> evse_ids;
+  evse_ids.reserve(n);
+  for (int i : part.indices) evse_ids.push_back(batch.request->setpoints(i).evse_id());
+  std::vector<std::optional<v1::SetpointValue>> in_force = backend->SetpointsInForce(evse_ids);
+  in_force.resize(n);  // a short answer counts as unknown
+  std::vector<Change> change(n);
+  for (size_t k = 0; k < n; ++k) {
+    change[k] = ChangeOf(batch.request->setpoints(part.indices[k]).value(), in_force[k]);
+  }
+  std::vector<size_t> order(n);  // positions in part.indices, in bus order
+  for (size_t k = 0; k < n; ++k) order[k] = k;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return change[a] < change[b]; });
   std::vector<v1::Setpoint> setpoints;
-  setpoints.reserve(part.indices.size());
-  for (int i : part.indices) setpoints.push_back(batch.request->setpoints(i));
+  setpoints.reserve(n);
+  for (size_t k : order) setpoints.push_back(batch.request->setpoints(part.indices[k]));
+
   std::vector<v1::SetpointResult> answers =
       backend->ApplySetpoints(setpoints, batch.ttl, batch.request->batch_id());
 
@@ -400,8 +445,8 @@ void DeviceDriverService::ApplyPart(const Part& part, const BatchContext& batch)
     ++lane.now_serving;
   }
   // Each part writes only its own indices of `results`.
-  for (size_t k = 0; k < part.indices.size(); ++k) {
-    v1::SetpointResult& result = (*batch.results)[part.indices[k]];
+  for (size_t k = 0; k < n; ++k) {
+    v1::SetpointResult& result = (*batch.results)[part.indices[order[k]]];
     if (k < answers.size()) {
       result = std::move(answers[k]);
       if (!batch.ttl_note.empty()) {

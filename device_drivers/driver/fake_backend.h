@@ -6,6 +6,7 @@
 
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -81,6 +82,18 @@ class FakeBackend final : public DeviceBackend {
     }
     return ids;
   }
+  // What it last accepted per EVSE.
+  std::vector<std::optional<v1::SetpointValue>> SetpointsInForce(
+      const std::vector<std::string>& evse_ids) const override {
+    absl::MutexLock lock(&mu_);
+    std::vector<std::optional<v1::SetpointValue>> values;
+    for (const std::string& id : evse_ids) {
+      auto it = in_force_.find(id);
+      values.push_back(it == in_force_.end() ? std::nullopt
+                                             : std::optional<v1::SetpointValue>(it->second));
+    }
+    return values;
+  }
   std::vector<v1::SetpointResult> ApplySetpoints(const std::vector<v1::Setpoint>& setpoints,
                                                  absl::Duration ttl,
                                                  const std::string& batch_id) override {
@@ -100,6 +113,7 @@ class FakeBackend final : public DeviceBackend {
       *result.mutable_in_force()->mutable_value() = setpoint.value();
       result.mutable_in_force()->set_source(v1::SETPOINT_SOURCE_CONTROLLER);
       result.mutable_in_force()->set_batch_id(batch_id);
+      in_force_[setpoint.evse_id()] = setpoint.value();
     }
     return results;
   }
@@ -129,6 +143,7 @@ class FakeBackend final : public DeviceBackend {
   std::vector<std::string> order_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, v1::DeviceState> devices_ ABSL_GUARDED_BY(mu_);
   std::vector<Batch> batches_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, v1::SetpointValue> in_force_ ABSL_GUARDED_BY(mu_);
   DeviceEventSink* sink_ ABSL_GUARDED_BY(mu_) = nullptr;
   std::function<void(const std::vector<v1::Setpoint>&)> on_apply_ ABSL_GUARDED_BY(mu_);
   absl::Status start_status_ ABSL_GUARDED_BY(mu_);

@@ -43,6 +43,20 @@ constexpr Quantity kVoltage[3] = {Quantity::kVoltageL1, Quantity::kVoltageL2, Qu
 constexpr Quantity kCurrent[3] = {Quantity::kCurrentL1, Quantity::kCurrentL2, Quantity::kCurrentL3};
 constexpr Quantity kPower[3] = {Quantity::kPowerL1, Quantity::kPowerL2, Quantity::kPowerL3};
 
+// The value of a current limit in force of `in_force_a` (0 = paused) on the
+// EVSE's wired `phases`; nullopt when not known.
+std::optional<v1::SetpointValue> ValueInForce(std::optional<double> in_force_a,
+                                              const std::vector<site::Phase>& phases) {
+  if (!in_force_a) return std::nullopt;
+  v1::SetpointValue value;
+  if (*in_force_a == 0) {
+    value.mutable_pause();
+  } else {
+    for (site::Phase p : phases) SetPhase(value.mutable_current_limit_a(), p, *in_force_a);
+  }
+  return value;
+}
+
 // Per-phase values on the site's phases L1..L3 in order (meters, boxes).
 void FillPhases(const RegisterValues& values, const Quantity (&q)[3], v1::PhaseValues* out) {
   const site::Phase phases[3] = {site::Phase::kL1, site::Phase::kL2, site::Phase::kL3};
@@ -298,6 +312,22 @@ std::vector<std::string> ModbusBackend::EvseIds() const {
   return ids;
 }
 
+std::vector<std::optional<v1::SetpointValue>> ModbusBackend::SetpointsInForce(
+    const std::vector<std::string>& evse_ids) const {
+  absl::MutexLock lock(&mu_);
+  std::vector<std::optional<v1::SetpointValue>> values;
+  values.reserve(evse_ids.size());
+  for (const std::string& id : evse_ids) {
+    std::optional<v1::SetpointValue>& value = values.emplace_back();
+    for (const auto& d : devices_) {
+      if (d->evse && d->evse->config.id == id) {
+        value = ValueInForce(d->evse->in_force_a, d->evse->config.phases);
+      }
+    }
+  }
+  return values;
+}
+
 void ModbusBackend::SetSink(devices::DeviceEventSink* sink) {
   absl::MutexLock lock(&mu_);
   sink_ = sink;
@@ -378,15 +408,7 @@ v1::EvseState ModbusBackend::EvseStateLocked(const Device& device,
 
   v1::SetpointInForce* sp = s.mutable_setpoint();
   sp->set_source(evse.source);
-  if (evse.in_force_a) {
-    if (*evse.in_force_a == 0) {
-      sp->mutable_value()->mutable_pause();
-    } else {
-      for (site::Phase p : cfg.phases) {
-        SetPhase(sp->mutable_value()->mutable_current_limit_a(), p, *evse.in_force_a);
-      }
-    }
-  }
+  if (auto value = ValueInForce(evse.in_force_a, cfg.phases)) *sp->mutable_value() = *value;
   if (evse.applied_at) *sp->mutable_applied_at() = ToProto(*evse.applied_at);
   if (evse.expires_at) *sp->mutable_expires_at() = ToProto(*evse.expires_at);
   sp->set_batch_id(evse.batch_id);

@@ -415,6 +415,25 @@ TEST_F(ModbusBackendTest, ExpiredSetpointFallsBackToTheFailsafe) {
             v1::SETPOINT_SOURCE_FAILSAFE);
 }
 
+TEST_F(ModbusBackendTest, SetpointsInForceFollowWritesAndTheFailsafe) {
+  auto in_force = backend_->SetpointsInForce({"wb1", "nope"});
+  ASSERT_EQ(in_force.size(), 2u);
+  EXPECT_FALSE(in_force[0].has_value());  // nothing written or read yet
+  EXPECT_FALSE(in_force[1].has_value());
+  RunFor(absl::Milliseconds(500));
+  backend_->ApplySetpoints({Current("wb1", 14), Pause("wb2")}, absl::Seconds(5), "1");
+  in_force = backend_->SetpointsInForce({"wb2", "wb1"});
+  ASSERT_EQ(in_force.size(), 2u);
+  ASSERT_TRUE(in_force[0].has_value());
+  EXPECT_TRUE(in_force[0]->has_pause());
+  ASSERT_TRUE(in_force[1].has_value());
+  EXPECT_EQ(in_force[1]->current_limit_a().l2(), 14);
+  RunFor(absl::Milliseconds(5100));  // expired: the failsafe, 6 A
+  in_force = backend_->SetpointsInForce({"wb1"});
+  ASSERT_TRUE(in_force[0].has_value());
+  EXPECT_EQ(in_force[0]->current_limit_a().l2(), 6);
+}
+
 TEST_F(ModbusBackendTest, StaleWallboxRejectsSetpointsAndIsProgrammedAgainWhenBack) {
   RunFor(absl::Milliseconds(500));
   backend_->ApplySetpoints({Current("wb1", 12)}, absl::Seconds(60), "1");
