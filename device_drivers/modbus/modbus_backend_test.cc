@@ -374,7 +374,7 @@ TEST_F(ModbusBackendTest, SetpointClampedRejectedPausedAndNotSupported) {
   EXPECT_TRUE(r[1].in_force().value().has_pause());
 }
 
-TEST_F(ModbusBackendTest, RefreshWithTheSameValueCostsNoBusTraffic) {
+TEST_F(ModbusBackendTest, RefreshWithTheSameValueReadsTheLimitBackAndWritesNothing) {
   RunFor(absl::Milliseconds(500));
   ASSERT_EQ(backend_->ApplySetpoints({Current("wb1", 10)}, absl::Seconds(10), "1")[0].status(),
             v1::SETPOINT_STATUS_ACCEPTED);
@@ -382,10 +382,43 @@ TEST_F(ModbusBackendTest, RefreshWithTheSameValueCostsNoBusTraffic) {
   clock_.Advance(absl::Seconds(1));
   const auto r = backend_->ApplySetpoints({Current("wb1", 10)}, absl::Seconds(10), "2");
   EXPECT_EQ(r[0].status(), v1::SETPOINT_STATUS_ACCEPTED);
-  EXPECT_THAT(fake_->requests(), IsEmpty());
+  const auto requests = fake_->requests();
+  ASSERT_EQ(requests.size(), 1u);  // one read of 261, no write
+  EXPECT_EQ(requests[0].unit, kWallbox);
+  EXPECT_EQ(requests[0].function, 3);
+  EXPECT_EQ(requests[0].address, 261);
+  EXPECT_EQ(requests[0].count, 1);
   EXPECT_EQ(r[0].in_force().batch_id(), "2");
   EXPECT_EQ(r[0].in_force().expires_at().seconds(),
             absl::ToUnixSeconds(clock_.Now() + absl::Seconds(10)));
+}
+
+TEST_F(ModbusBackendTest, RefreshRewritesALimitTheBoxNoLongerHolds) {
+  RunFor(absl::Milliseconds(500));
+  ASSERT_EQ(backend_->ApplySetpoints({Current("wb1", 10)}, absl::Seconds(10), "1")[0].status(),
+            v1::SETPOINT_STATUS_ACCEPTED);
+  ASSERT_EQ(Holding(kWallbox, 261), 100);
+  // The box lost the limit (a brown-out, another master) between two slow
+  // polls: it would let the EV draw 16 A.
+  fake_->SetRegister(kWallbox, kHolding, 261, 160);
+  clock_.Advance(absl::Seconds(1));
+  const auto r = backend_->ApplySetpoints({Current("wb1", 10)}, absl::Seconds(10), "2");
+  EXPECT_EQ(r[0].status(), v1::SETPOINT_STATUS_ACCEPTED) << r[0].message();
+  EXPECT_EQ(Holding(kWallbox, 261), 100);
+  EXPECT_EQ(r[0].in_force().batch_id(), "2");
+  EXPECT_EQ(r[0].in_force().value().current_limit_a().l1(), 10);
+}
+
+TEST_F(ModbusBackendTest, ARefreshThatCannotReadTheLimitBackIsNotAccepted) {
+  RunFor(absl::Milliseconds(500));
+  ASSERT_EQ(backend_->ApplySetpoints({Current("wb1", 10)}, absl::Seconds(10), "1")[0].status(),
+            v1::SETPOINT_STATUS_ACCEPTED);
+  fake_->SetSilent(kWallbox, true);
+  clock_.Advance(absl::Seconds(1));
+  const auto r = backend_->ApplySetpoints({Current("wb1", 10)}, absl::Seconds(10), "2");
+  EXPECT_EQ(r[0].status(), v1::SETPOINT_STATUS_REJECTED);
+  EXPECT_EQ(r[0].reason(), v1::SETPOINT_REJECT_REASON_TIMEOUT);
+  EXPECT_EQ(r[0].in_force().batch_id(), "1");  // validity not extended
 }
 
 TEST_F(ModbusBackendTest, LongerTtlReprogramsTheWatchdog) {

@@ -141,6 +141,15 @@ TEST_F(DriverAgainstSimulators, LiveValuesSetpointsGridLossAndFailsafeWhenTheDri
   }));
   EXPECT_TRUE(sink_.Saw("wallbox", v1::WatchDevicesResponse::kEvseStateChange));
 
+  // A refresh checks what the box holds: a limit changed behind the driver's
+  // back (here as another master would) is written again at once, not at the
+  // next slow poll.
+  ASSERT_EQ(wallbox_.Write(261, std::vector<uint16_t>{160}), ModbusException::kNone);
+  r = backend_->ApplySetpoints(setpoints, absl::Seconds(10), "2");
+  ASSERT_EQ(r[0].status(), v1::SETPOINT_STATUS_ACCEPTED) << r[0].message();
+  EXPECT_EQ(wallbox_.holding(261), 100);
+  EXPECT_EQ(wallbox_.current_limit_a(), 10);
+
   // Grid loss: the box opens and the driver says so.
   box_.SetGridPresent(false);
   ASSERT_TRUE(WaitFor([&] {
