@@ -150,6 +150,22 @@ void ModbusBusOwner::BackOffLocked(int device, absl::Time end) {
   state.backoff_until = end + backoff;
 }
 
+void ModbusBusOwner::SetKnownValuesLocked(int d, RegisterTable table, uint16_t address,
+                                          const std::vector<uint16_t>& registers) {
+  const PolledDevice& device = devices_[d];
+  const int count = static_cast<int>(registers.size());
+  for (const FieldSpec& field : device.map->fields) {
+    const int n = RegisterCount(field.type);
+    if (field.table != table || field.address < address || field.address + n > address + count) {
+      continue;
+    }
+    const absl::StatusOr<double> value =
+        DecodeField(*device.map, field,
+                    absl::MakeConstSpan(registers).subspan(field.address - address, n), device.id);
+    if (value.ok()) state_[d].status.values.Set(field.quantity, *value);
+  }
+}
+
 void ModbusBusOwner::ExecuteNextWriteLocked() {
   PendingWrite* pending;
   {
@@ -227,19 +243,8 @@ void ModbusBusOwner::ExecuteNextWriteLocked() {
       state.backoff_until = std::min(state.backoff_until, clock_.Now());
       // The registers now hold what was written: the known values follow,
       // so nobody compares a setting against a read from before the write.
-      const std::vector<uint16_t>& now_held =
-          result.read_back.empty() ? write.values : result.read_back;
-      for (const FieldSpec& field : device.map->fields) {
-        const int n = RegisterCount(field.type);
-        if (field.table != RegisterTable::kHolding || field.address < write.address ||
-            field.address + n > write.address + count) {
-          continue;
-        }
-        const absl::StatusOr<double> value = DecodeField(
-            *device.map, field,
-            absl::MakeConstSpan(now_held).subspan(field.address - write.address, n), device.id);
-        if (value.ok()) state.status.values.Set(field.quantity, *value);
-      }
+      SetKnownValuesLocked(d, RegisterTable::kHolding, write.address,
+                           result.read_back.empty() ? write.values : result.read_back);
     } else if (!closed_) {
       ++state.status.counters.failed_writes_total;
       // Only a device that does not answer (properly) is backed off.
@@ -282,6 +287,56 @@ WriteResult ModbusBusOwner::Write(const std::string& device_id, const RegisterWr
     ExecuteNextWriteLocked();
   }
   return std::move(pending.result);
+}
+
+absl::StatusOr<std::vector<uint16_t>> ModbusBusOwner::Read(const std::string& device_id,
+                                                           RegisterTable table, uint16_t address,
+                                                           int count) {
+  const int d = IndexOf(device_id);
+  if (d < 0) {
+    return absl::NotFoundError(
+        absl::StrCat("bus ", options_.bus_id, " has no device '", device_id, "'"));
+  }
+  if (count < 1 || count > kMaxReadRegisters) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("device ", device_id, ": a read of ", count, " registers (1-125 allowed)"));
+  }
+  absl::MutexLock bus(&bus_mu_);
+  // Writes queued before this read go first, as they would before a poll.
+  for (;;) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (writes_.empty()) break;
+    }
+    ExecuteNextWriteLocked();
+  }
+  absl::StatusOr<std::vector<uint16_t>> read;
+  for (int attempt = 0; attempt <= options_.retries; ++attempt) {
+    if (closed_) {
+      return absl::UnavailableError(
+          absl::StrFormat("bus %s is stopped; device %s register 0x%04X not read", options_.bus_id,
+                          device_id, address));
+    }
+    WaitForGapLocked();
+    const absl::Time start = clock_.Now();
+    const absl::Status selected = SelectUnitLocked(d);
+    read = selected.ok() ? transport_->ReadRegisters(table, address, count)
+                         : absl::StatusOr<std::vector<uint16_t>>(selected);
+    const absl::Time end = clock_.Now();
+    last_frame_end_ = end;
+    absl::MutexLock lock(&mu_);
+    RecordLocked(d, read.status(), start, end);
+    if (read.ok() || absl::IsFailedPrecondition(read.status())) break;
+  }
+  absl::MutexLock lock(&mu_);
+  if (read.ok()) {
+    state_[d].status.consecutive_failures = 0;
+    SetKnownValuesLocked(d, table, address, *read);
+  } else if (!absl::IsFailedPrecondition(read.status())) {
+    BackOffLocked(d, clock_.Now());  // like a missed poll
+    kLog.Warning("bus %s: read failed: %s", options_.bus_id, read.status().message());
+  }
+  return read;
 }
 
 bool ModbusBusOwner::PollNow(const std::string& device_id) {

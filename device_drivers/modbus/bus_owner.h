@@ -31,7 +31,8 @@
 // registers back after writing them; a value that does not read back fails
 // the write (and is retried).
 // After a confirmed write, the device's known values of the fields it
-// covered are what the device now holds.
+// covered are what the device now holds. Read() reads registers on demand
+// the same way (a setpoint refresh checking what a device holds).
 //
 // Time and the transport are injected: PollOnce() does at most one
 // transaction and says when the next one is due, so tests drive the owner
@@ -56,6 +57,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "device_drivers/modbus/modbus_transport.h"
@@ -175,6 +177,15 @@ class ModbusBusOwner {
   // mismatch.
   WriteResult Write(const std::string& device_id, const RegisterWrite& write);
 
+  // Reads `count` registers of `table` from `device_id` now: after the
+  // writes already queued, ahead of pending polls, retried like a poll, in
+  // the device's counters (a read whose retries are used up backs the device
+  // off). On success the device's known values of the fields it covered
+  // follow. Errors: kNotFound, kInvalidArgument (count outside 1-125),
+  // kUnavailable (stopped), else the transport's.
+  absl::StatusOr<std::vector<uint16_t>> Read(const std::string& device_id, RegisterTable table,
+                                             uint16_t address, int count);
+
   // Makes every poll of `device_id` due now (an operator's "report now").
   // False if there is no such device.
   bool PollNow(const std::string& device_id);
@@ -230,6 +241,11 @@ class ModbusBusOwner {
   void BackOffLocked(int device, absl::Time end) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Carries out the oldest queued write, all its attempts.
   void ExecuteNextWriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(bus_mu_);
+  // Sets the known values of `d`'s fields that `registers` (read from or
+  // written to `table` at `address`) cover.
+  void SetKnownValuesLocked(int d, RegisterTable table, uint16_t address,
+                            const std::vector<uint16_t>& registers)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Run();
 
   const BusOptions options_;

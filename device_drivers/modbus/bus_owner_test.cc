@@ -346,6 +346,36 @@ TEST_F(BusOwnerWriteTest, SilentDeviceWriteIsRetriedThenFailsAndBacksOff) {
   for (const auto& request : fake_->requests()) EXPECT_EQ(request.unit, kGridUnit);
 }
 
+TEST_F(BusOwnerWriteTest, ReadGoesOutBeforeEveryDuePollAndIsCounted) {
+  fake_->SetRegister(kSubUnit, RegisterTable::kHolding, 261, 160);
+  absl::StatusOr<std::vector<uint16_t>> r =
+      owner_->Read("wallbox", RegisterTable::kHolding, 261, 1);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(*r, std::vector<uint16_t>{160});
+  const auto requests = fake_->requests();
+  ASSERT_EQ(requests.size(), 1u);
+  EXPECT_EQ(requests[0].function, 3);
+  EXPECT_EQ(requests[0].unit, kSubUnit);
+  EXPECT_EQ(owner_->Device("wallbox")->counters.requests_total, 1u);
+  EXPECT_EQ(owner_->Read("nope", RegisterTable::kHolding, 261, 1).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(owner_->Read("wallbox", RegisterTable::kHolding, 261, 0).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(BusOwnerWriteTest, SilentDeviceReadIsRetriedThenFailsAndBacksOff) {
+  fake_->SetSilent(kSubUnit, true);
+  absl::StatusOr<std::vector<uint16_t>> r =
+      owner_->Read("wallbox", RegisterTable::kHolding, 261, 1);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kDeadlineExceeded);
+  DeviceStatus s = *owner_->Device("wallbox");
+  EXPECT_EQ(s.counters.requests_total, 3u);  // 1 + 2 retries
+  EXPECT_EQ(s.consecutive_failures, 1u);
+  fake_->ClearRequests();
+  RunFor(absl::Milliseconds(90));
+  for (const auto& request : fake_->requests()) EXPECT_EQ(request.unit, kGridUnit);
+}
+
 TEST_F(BusOwnerWriteTest, ValueThatDoesNotReadBackFailsTheWrite) {
   fake_->SetIgnoresWrites(kSubUnit, 261);
   fake_->SetRegister(kSubUnit, RegisterTable::kHolding, 261, 60);

@@ -43,6 +43,10 @@ constexpr Quantity kVoltage[3] = {Quantity::kVoltageL1, Quantity::kVoltageL2, Qu
 constexpr Quantity kCurrent[3] = {Quantity::kCurrentL1, Quantity::kCurrentL2, Quantity::kCurrentL3};
 constexpr Quantity kPower[3] = {Quantity::kPowerL1, Quantity::kPowerL2, Quantity::kPowerL3};
 
+// Half the 0.1 A resolution of the current registers (261, 262): a value
+// read back within it is the value written.
+constexpr double kLimitTolerance = 0.05;
+
 // The value of a current limit in force of `in_force_a` (0 = paused) on the
 // EVSE's wired `phases`; nullopt when not known.
 std::optional<v1::SetpointValue> ValueInForce(std::optional<double> in_force_a,
@@ -595,10 +599,11 @@ bool ModbusBackend::HandleBusEvent(Device* device, const DeviceStatus& status, B
       if (device->programmed &&
           (differs(Quantity::kWatchdogTimeout, absl::ToDoubleSeconds(evse.watchdog), 0.0005) ||
            differs(Quantity::kStandbyMode, kStandbyDisabled, 0) ||
-           differs(Quantity::kFailsafeCurrent, evse.failsafe_a, 0.05) ||
+           differs(Quantity::kFailsafeCurrent, evse.failsafe_a, kLimitTolerance) ||
            differs(Quantity::kRemoteLock,
                    device->availability == v1::AVAILABILITY_INOPERATIVE ? kLocked : kUnlocked, 0) ||
-           (evse.in_force_a && differs(Quantity::kMaxCurrent, *evse.in_force_a, 0.05)))) {
+           (evse.in_force_a &&
+            differs(Quantity::kMaxCurrent, *evse.in_force_a, kLimitTolerance)))) {
         kLog.Warning("bus %s device %s: settings read back changed (restarted?); programming again",
                      bus_id_, status.id);
         device->programmed = false;
@@ -609,6 +614,19 @@ bool ModbusBackend::HandleBusEvent(Device* device, const DeviceStatus& status, B
   }
   Publish(std::move(events));
   return program;
+}
+
+absl::StatusOr<double> ModbusBackend::ReadField(const Device& device, Quantity quantity) {
+  const RegisterMap& map = *device.setup.polled.map;
+  const FieldSpec* field = map.Find(quantity);
+  if (field == nullptr) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "device ", device.setup.polled.id, " (", map.name, ") has no ", QuantityName(quantity)));
+  }
+  absl::StatusOr<std::vector<uint16_t>> registers = owner_->Read(
+      device.setup.polled.id, field->table, field->address, RegisterCount(field->type));
+  if (!registers.ok()) return registers.status();
+  return DecodeField(map, *field, *registers, device.setup.polled.id);
 }
 
 WriteResult ModbusBackend::WriteField(const Device& device, Quantity quantity, double value) {
@@ -794,12 +812,24 @@ v1::SetpointResult ModbusBackend::ApplyOne(const v1::Setpoint& setpoint, absl::D
     watchdog = std::clamp(ttl, 3 * device->setup.polled.poll_period, kMaxWatchdog);
     refresh = unavailable.empty() && device->programmed &&
               evse.source == v1::SETPOINT_SOURCE_CONTROLLER && evse.in_force_a == amps;
-    if (refresh) {
-      evse.expires_at = now + ttl;
-      evse.batch_id = batch_id;
-    }
   }
   if (!unavailable.empty()) return reject(v1::SETPOINT_REJECT_REASON_EVSE_UNAVAILABLE, unavailable);
+  if (refresh) {
+    // The value in force is what was written last, not necessarily what the
+    // box holds now (a brown-out, another master): read 261 back, and only
+    // extend the validity of what the box really runs with.
+    const absl::StatusOr<double> held = ReadField(*device, Quantity::kMaxCurrent);
+    if (!held.ok()) return reject(ReasonOf(held.status()), std::string(held.status().message()));
+    if (std::abs(*held - amps) <= kLimitTolerance) {
+      absl::MutexLock lock(&mu_);
+      device->evse->expires_at = now + ttl;
+      device->evse->batch_id = batch_id;
+    } else {
+      kLog.Warning("bus %s device %s: holds %s instead of the %s in force; writing it again",
+                   bus_id_, device->setup.polled.id, Amps(*held), Amps(amps));
+      refresh = false;
+    }
+  }
   absl::Status s;
   if (!refresh) {
     // The box's own watchdog follows the TTL the controller uses.

@@ -32,8 +32,12 @@
 //     pause -> 0 A; power_limit_w -> NOT_SUPPORTED; a stale box ->
 //     DEVICE_OFFLINE; a box in fault or locked -> EVSE_UNAVAILABLE. The value
 //     is written to 261 and read back; a refused write is DEVICE_REJECTED, a
-//     write without answer TIMEOUT. A refresh with the value in force
-//     extends its validity without bus traffic (the slow poll checks 261).
+//     write without answer TIMEOUT. A refresh with the value in force reads
+//     261 back (one read, no write) and extends the validity only when the
+//     box holds that value; a box holding another value gets it written
+//     again, a box that does not answer the read is rejected as for a write
+//     (TIMEOUT, ...) and its validity is not extended. The slow poll checks
+//     261 too, between refreshes.
 //   - TTL: a setpoint not refreshed within `ttl` falls back to the failsafe:
 //     the driver writes it and publishes the change (source FAILSAFE).
 //   - Commands: set_failsafe (value + watchdog timeout, programmed at once),
@@ -158,6 +162,8 @@ class ModbusBackend final : public devices::DeviceBackend {
   // Events and bookkeeping of one bus event; true when the wallbox needs
   // programming.
   bool HandleBusEvent(Device* device, const DeviceStatus& status, BusEvent event);
+  // Reads one field of `device`'s map now (ModbusBusOwner::Read).
+  absl::StatusOr<double> ReadField(const Device& device, Quantity quantity);
   // Writes one writable field of `device`'s map.
   WriteResult WriteField(const Device& device, Quantity quantity, double value);
   // Programs a wallbox (see the header comment). Needs control_mu_.
