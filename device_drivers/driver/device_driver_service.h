@@ -37,6 +37,10 @@
 // were accepted, hence a caller's batches in sequence order and never a
 // later batch before an earlier one; the RPC answers once every part is
 // done. A backend that hangs holds up later batches on its bus only.
+// Within its part, a backend gets the decreases first (pauses, values lower
+// on any phase than what DeviceBackend::SetpointsInForce reports, read once
+// the earlier batches on that bus are done), then setpoints for EVSEs whose
+// value in force is unknown, then the rest, each group in request order.
 //
 // A stream that falls more than `max_queued_events` behind is ended with
 // RESOURCE_EXHAUSTED (the client reconnects and gets fresh snapshots) rather
