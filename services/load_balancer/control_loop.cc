@@ -70,12 +70,53 @@ v1::SetpointValue ToValue(const control::Setpoint& setpoint, const site::EvseCon
   return value;
 }
 
+// What a value lets an EVSE draw, for ordering: per-phase A (AC, the highest
+// phase) or W (DC); a pause is 0 (a DC discharge below it).
+double Draw(const v1::SetpointValue& value) {
+  if (value.has_pause()) return 0;
+  if (value.has_power_limit_w()) return value.power_limit_w();
+  double a = 0;
+  for (int p = 0; p < allocation::kPhaseCount; ++p) {
+    a = std::max(a, GetPhase(value.current_limit_a(), p).value_or(0));
+  }
+  return a;
+}
+
+// The policy's AcceptedSetpoint of a value in force.
+control::AcceptedSetpoint Accepted(const v1::SetpointValue& value, absl::Time at) {
+  control::AcceptedSetpoint accepted;
+  accepted.at = at;
+  accepted.paused = value.has_pause();
+  if (value.has_power_limit_w()) {
+    accepted.power_w = value.power_limit_w();
+  } else {
+    accepted.current_a = Draw(value);
+  }
+  return accepted;
+}
+
+// A batch that failed this way may have been applied on the device.
+bool MayHaveBeenApplied(absl::StatusCode code) {
+  switch (code) {
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kAborted:
+    case absl::StatusCode::kPermissionDenied:
+    case absl::StatusCode::kUnauthenticated:
+    case absl::StatusCode::kUnimplemented:
+    case absl::StatusCode::kFailedPrecondition:
+      return false;  // refused before anything was applied
+    default:
+      return true;  // deadline, unavailable, unknown: no way to tell
+  }
+}
+
 }  // namespace
 
 ControlLoopOptions ControlLoopOptionsFromConfig(const site::ControllerConfig& controller) {
   ControlLoopOptions options;
   options.tick = absl::Milliseconds(controller.tick_ms);
   options.setpoint_ttl = control::SetpointTtl(controller);
+  options.apply_deadline = (options.setpoint_ttl - options.tick) / 2;
   return options;
 }
 
@@ -84,6 +125,9 @@ absl::StatusOr<std::unique_ptr<ControlLoop>> ControlLoop::Create(
     std::unique_ptr<SessionLink> sessions, const Clock& clock, ControlLoopOptions options) {
   if (options.setpoint_ttl <= options.tick) {
     return absl::InvalidArgumentError("the setpoint TTL must be longer than the tick");
+  }
+  if (options.apply_deadline <= absl::ZeroDuration()) {
+    options.apply_deadline = (options.setpoint_ttl - options.tick) / 2;
   }
   absl::StatusOr<control::ControlPolicy> policy = control::ControlPolicy::FromConfig(config);
   if (!policy.ok()) return policy.status();
@@ -102,7 +146,8 @@ ControlLoop::ControlLoop(const site::SiteConfig& config,
       clock_(clock),
       options_(std::move(options)),
       policy_(std::move(policy)),
-      link_ready_(links_.size(), false) {
+      link_ready_(links_.size(), false),
+      next_sequence_(links_.size(), 0) {
   if (config_.grid.meter) devices_[*config_.grid.meter].meter_node = site::kGridCircuitId;
   for (const site::CircuitConfig& circuit : config_.circuits) {
     if (circuit.meter) devices_[*circuit.meter].meter_node = circuit.id;
@@ -119,6 +164,27 @@ ControlLoop::ControlLoop(const site::SiteConfig& config,
       working_.evses[evse.id];
     }
   }
+  // Until a driver reports an EVSE it may be at anything a previous instance
+  // of the load balancer (or another controller) left: at most its maximum,
+  // from now until TTL + device watchdog have passed.
+  const Stamp now = Now();
+  std::vector<control::EvseUpdate> updates;
+  for (const auto& [evse_id, route] : evse_routes_) {
+    v1::SetpointValue most;
+    if (route.config->ac) {
+      for (site::Phase phase : route.config->phases) {
+        SetPhase(most.mutable_current_limit_a(), static_cast<int>(phase),
+                 route.config->ac->max_current_a);
+      }
+    } else {
+      most.set_power_limit_w(route.config->dc->max_power_w);
+    }
+    commands_[evse_id].accepted = Accepted(most, now.mono);
+    updates.push_back(UpdateOf(evse_id, now.mono));
+    commands_[evse_id].pushed = updates.back().commandable ? "" : NotCommandable(evse_id);
+    working_.evses[evse_id].not_commandable = commands_[evse_id].pushed;
+  }
+  Apply(policy_.OnSamples({}, updates, now.mono));
   working_.failsafe_reason = config_.grid.meter
                                  ? "no sample from grid meter '" + *config_.grid.meter + "' yet"
                                  : "the site has no grid meter";
@@ -162,7 +228,7 @@ void ControlLoop::Start() {
           Post(std::move(input));
         });
   }
-  thread_ = std::thread([this] { Run(); });
+  if (!options_.stepped) thread_ = std::thread([this] { Run(); });
 }
 
 void ControlLoop::Stop() {
@@ -176,19 +242,33 @@ void ControlLoop::Stop() {
   if (sessions_ != nullptr) sessions_->Stop();
 }
 
+absl::Time ControlLoop::ToWall(absl::Time mono) const {
+  const Stamp now = Now();
+  return now.wall - (now.mono - mono);
+}
+
+absl::Time ControlLoop::MonoOf(absl::Time wall, Stamp now) {
+  if (wall == absl::InfiniteFuture() || wall == absl::InfinitePast()) return wall;
+  return now.mono + (wall - now.wall);
+}
+
+absl::Time ControlLoop::ToMono(const google::protobuf::Timestamp& measured_at, Stamp received) {
+  const absl::Duration age = received.wall - api::FromProto(measured_at);
+  return received.mono - std::max(age, absl::ZeroDuration());
+}
+
 void ControlLoop::Post(Input input) {
-  input.received_at = clock_.Now();
+  input.received = Now();
   absl::MutexLock lock(&mu_);
   inputs_.push_back(std::move(input));
 }
 
 void ControlLoop::Run() {
-  absl::Time next_tick = clock_.Now();
   while (true) {
-    std::deque<Input> inputs;
     {
       absl::MutexLock lock(&mu_);
-      absl::Duration wait = std::clamp(next_tick - clock_.Now(), absl::ZeroDuration(), kMaxWait);
+      const absl::Duration wait =
+          std::clamp(next_tick_ - clock_.MonotonicNow(), absl::ZeroDuration(), kMaxWait);
       mu_.AwaitWithTimeout(absl::Condition(
                                +[](ControlLoop* loop) ABSL_EXCLUSIVE_LOCKS_REQUIRED(loop->mu_) {
                                  return loop->stop_ || !loop->inputs_.empty();
@@ -196,39 +276,51 @@ void ControlLoop::Run() {
                                this),
                            wait);
       if (stop_) return;
-      inputs.swap(inputs_);
     }
-    std::optional<v1::AllocationTrigger> trigger;
-    for (const Input& input : inputs) {
-      std::optional<v1::AllocationTrigger> t = Handle(input);
-      // A meter sample outranks a device event as the reason we report.
-      if (t && (!trigger || *t == v1::ALLOCATION_TRIGGER_METER_SAMPLE)) trigger = t;
-    }
-    absl::Time now = clock_.Now();
-    bool ticked = false;
-    if (now >= next_tick) {
-      ticked = true;
-      Apply(policy_.OnTick(now));
-      if (!trigger) trigger = v1::ALLOCATION_TRIGGER_TICK;
-      next_tick = now + options_.tick;
-    }
-    if (!trigger) continue;
-    const bool changed = Dispatch(now, /*refresh=*/ticked);
-    const absl::Time dispatched_at = clock_.Now();
-    std::optional<absl::Time> sample_at;
-    if (*trigger == v1::ALLOCATION_TRIGGER_METER_SAMPLE) sample_at = pending_sample_at_;
-    pending_sample_at_.reset();
-    if (changed && sample_at) {
-      absl::MutexLock lock(&mu_);
-      reactions_.push_back(dispatched_at - *sample_at);
-      if (reactions_.size() > options_.reaction_history) reactions_.pop_front();
-    }
-    Publish(*trigger, changed ? sample_at : std::nullopt, dispatched_at);
+    Step();
   }
 }
 
+void ControlLoop::Step() {
+  std::deque<Input> inputs;
+  {
+    absl::MutexLock lock(&mu_);
+    inputs.swap(inputs_);
+  }
+  std::optional<v1::AllocationTrigger> trigger;
+  for (const Input& input : inputs) {
+    std::optional<v1::AllocationTrigger> t = Handle(input);
+    // A meter sample outranks a device event as the reason we report.
+    if (t && (!trigger || *t == v1::ALLOCATION_TRIGGER_METER_SAMPLE)) trigger = t;
+  }
+  const absl::Time now = clock_.MonotonicNow();
+  if (PushCommandability(now) && !trigger) trigger = v1::ALLOCATION_TRIGGER_DEVICE_EVENT;
+  bool ticked = false;
+  if (now >= next_tick_) {
+    ticked = true;
+    Apply(policy_.OnTick(now));
+    if (!trigger) trigger = v1::ALLOCATION_TRIGGER_TICK;
+    next_tick_ = now + options_.tick;
+  }
+  if (!trigger) return;
+  bool changed = Dispatch(/*refresh=*/ticked);
+  // A failed or refused batch changes who can be commanded: the others are
+  // re-shared at once, not at the next input.
+  if (PushCommandability(clock_.MonotonicNow())) changed |= Dispatch(/*refresh=*/false);
+  const absl::Time dispatched_at = clock_.MonotonicNow();
+  std::optional<absl::Time> sample_at;
+  if (*trigger == v1::ALLOCATION_TRIGGER_METER_SAMPLE) sample_at = pending_sample_at_;
+  pending_sample_at_.reset();
+  if (changed && sample_at) {
+    absl::MutexLock lock(&mu_);
+    reactions_.push_back(dispatched_at - *sample_at);
+    if (reactions_.size() > options_.reaction_history) reactions_.pop_front();
+  }
+  Publish(*trigger, changed ? sample_at : std::nullopt, dispatched_at);
+}
+
 std::optional<v1::AllocationTrigger> ControlLoop::Handle(const Input& input) {
-  const absl::Time now = input.received_at;
+  const Stamp now = input.received;
   switch (input.kind) {
     case Input::Kind::kCall:
       input.call();
@@ -270,17 +362,14 @@ std::optional<v1::AllocationTrigger> ControlLoop::Handle(const Input& input) {
       link_ready_[input.link] = true;
       return v1::ALLOCATION_TRIGGER_DEVICE_EVENT;
     case v1::WatchDevicesResponse::kLinkStateChange:
-      if (event.link_state_change().link().stale()) {
-        ForgetMeasurements(event.device_id(), now);
-        return v1::ALLOCATION_TRIGGER_DEVICE_EVENT;
-      }
-      return std::nullopt;
+      SetStale(event.device_id(), event.link_state_change().link().stale(), now);
+      return v1::ALLOCATION_TRIGGER_DEVICE_EVENT;
     default:
       return std::nullopt;  // RFID taps, faults (also seen as state changes), off-grid box
   }
 }
 
-void ControlLoop::HandleDevice(size_t link, const v1::DeviceState& device, absl::Time now) {
+void ControlLoop::HandleDevice(size_t link, const v1::DeviceState& device, Stamp now) {
   for (const v1::EvseState& evse : device.evses()) {
     HandleEvse(link, device.device_id(), evse, now);
   }
@@ -290,11 +379,11 @@ void ControlLoop::HandleDevice(size_t link, const v1::DeviceState& device, absl:
       HandleMeter(device.device_id(), device.meter(), now);
     }
   }
-  if (device.link().stale()) ForgetMeasurements(device.device_id(), now);
+  SetStale(device.device_id(), device.link().stale(), now);
 }
 
 void ControlLoop::HandleEvse(size_t link, const std::string& device, const v1::EvseState& evse,
-                             absl::Time now) {
+                             Stamp now) {
   auto route = evse_routes_.find(evse.evse_id());
   if (route == evse_routes_.end() || route->second.device != device) {
     kLog.Warning(
@@ -311,7 +400,7 @@ void ControlLoop::HandleEvse(size_t link, const std::string& device, const v1::E
   if (evse.has_measurements()) {
     HandleEvseMeasurements(evse.evse_id(), evse.measurements(), now);
   } else {
-    PushEvse(evse.evse_id(), now);
+    PushEvse(evse.evse_id(), now.mono);
   }
 }
 
@@ -319,22 +408,67 @@ bool ControlLoop::IsActive(const std::string& evse_id) {
   return evse_live_[evse_id].connected && (sessions_ == nullptr || authorized_.count(evse_id) > 0);
 }
 
-void ControlLoop::PushEvse(const std::string& evse_id, absl::Time now,
-                           std::optional<double> soc_pct, std::optional<double> session_energy_wh) {
+std::string ControlLoop::NotCommandable(const std::string& evse_id) const {
+  const EvseRoute& route = evse_routes_.at(evse_id);
+  if (!route.link) return "no driver has reported it";
+  if (!link_ready_[*route.link]) {
+    return absl::StrCat("its driver ", links_[*route.link]->name(), " is not connected");
+  }
+  if (stale_devices_.count(route.device) > 0) {
+    return absl::StrCat("device ", route.device, " is not answering (link stale)");
+  }
+  auto command = commands_.find(evse_id);
+  if (command != commands_.end() && !command->second.failed.empty()) return command->second.failed;
+  return "";
+}
+
+control::EvseUpdate ControlLoop::UpdateOf(const std::string& evse_id, absl::Time now) {
   const EvseLive& live = evse_live_[evse_id];
+  const EvseCommand& command = commands_[evse_id];
   control::EvseUpdate update;
   update.evse = evse_id;
   update.at = now;
   update.active = IsActive(evse_id);
   update.measured_a = live.measured_a;
   update.measured_w = live.measured_w;
+  update.commandable = NotCommandable(evse_id).empty();
+  update.last_accepted = command.accepted;
+  working_.evses[evse_id].active = update.active;
+  return update;
+}
+
+void ControlLoop::PushEvse(const std::string& evse_id, absl::Time now,
+                           std::optional<double> soc_pct, std::optional<double> session_energy_wh) {
+  control::EvseUpdate update = UpdateOf(evse_id, now);
   update.soc_pct = soc_pct;
   update.session_energy_wh = session_energy_wh;
-  working_.evses[evse_id].active = update.active;
+  EvseCommand& command = commands_[evse_id];
+  command.pushed = update.commandable ? "" : NotCommandable(evse_id);
+  working_.evses[evse_id].not_commandable = command.pushed;
   Apply(policy_.OnEvseUpdate(update));
 }
 
-void ControlLoop::HandleSession(const v1::WatchSessionsResponse& event, absl::Time now) {
+bool ControlLoop::PushCommandability(absl::Time now) {
+  std::vector<control::EvseUpdate> updates;
+  for (const auto& [evse_id, route] : evse_routes_) {
+    EvseCommand& command = commands_[evse_id];
+    std::string why = NotCommandable(evse_id);
+    if (why == command.pushed) continue;
+    if (why.empty()) {
+      kLog.Info("EVSE %s is under control again", evse_id);
+    } else {
+      kLog.Warning("EVSE %s cannot be commanded: %s; counted at its worst case", evse_id, why);
+    }
+    command.pushed = why;
+    working_.evses[evse_id].not_commandable = why;
+    updates.push_back(UpdateOf(evse_id, now));
+  }
+  if (updates.empty()) return false;
+  Apply(policy_.OnSamples({}, updates, now));
+  return true;
+}
+
+void ControlLoop::HandleSession(const v1::WatchSessionsResponse& event, Stamp now) {
   const v1::Session& session = event.session();
   const bool authorized = session.energy_authorized() && !session.has_end_time() &&
                           event.event() != v1::SESSION_EVENT_TYPE_ENDED;
@@ -364,12 +498,12 @@ void ControlLoop::HandleSession(const v1::WatchSessionsResponse& event, absl::Ti
       return;
   }
   for (const auto& [evse_id, route] : evse_routes_) {
-    if (before.count(evse_id) != authorized_.count(evse_id)) PushEvse(evse_id, now);
+    if (before.count(evse_id) != authorized_.count(evse_id)) PushEvse(evse_id, now.mono);
   }
 }
 
 void ControlLoop::HandleEvseMeasurements(const std::string& evse_id, const v1::EvseMeasurements& m,
-                                         absl::Time now) {
+                                         Stamp now) {
   auto route = evse_routes_.find(evse_id);
   if (route == evse_routes_.end()) return;
   const site::EvseConfig& evse = *route->second.config;
@@ -378,9 +512,13 @@ void ControlLoop::HandleEvseMeasurements(const std::string& evse_id, const v1::E
   shown.measured_a = m.current_a();
   shown.measured_power_w.reset();
   if (m.has_power_w()) shown.measured_power_w = m.power_w();
+  // Without its time a measurement cannot be matched with a meter sample:
+  // not used (the EVSE counts at its setpoint), its SoC and energy still are.
   Measured measured;
-  measured.at = m.has_measured_at() ? api::FromProto(m.measured_at()) : now;
-  if (evse.ac) {
+  measured.at = m.has_measured_at() ? ToMono(m.measured_at(), now) : now.mono;
+  if (!m.has_measured_at()) {
+    // Nothing to store: the EVSE is unmeasured from here on.
+  } else if (evse.ac) {
     std::vector<double> currents;
     for (site::Phase phase : evse.phases) {
       std::optional<double> value = GetPhase(m.current_a(), static_cast<int>(phase));
@@ -408,25 +546,40 @@ void ControlLoop::HandleEvseMeasurements(const std::string& evse_id, const v1::E
       m.session_energy_wh() >= 0) {
     energy = m.session_energy_wh();
   }
-  PushEvse(evse_id, now, soc, energy);
+  PushEvse(evse_id, now.mono, soc, energy);
 }
 
 void ControlLoop::HandleMeter(const std::string& device, const v1::MeterReading& reading,
-                              absl::Time now) {
+                              Stamp now) {
   const std::string& node = *devices_.at(device).meter_node;
+  const std::vector<site::Phase>* phases = &config_.grid.phases;
+  if (const site::CircuitConfig* circuit = config_.FindCircuit(node)) phases = &circuit->phases;
   control::MeterSample sample;
   sample.node = node;
-  sample.at = reading.has_measured_at() ? api::FromProto(reading.measured_at()) : now;
-  for (int p = 0; p < allocation::kPhaseCount; ++p) {
-    sample.current_a[p] = GetPhase(reading.current_a(), p).value_or(0);
-    if (!std::isfinite(sample.current_a[p])) {
-      kLog.Warning("meter %s: non-finite current on phase %d; sample ignored", device, p + 1);
-      return;  // the meter ages into failsafe if it keeps doing this
+  sample.at = reading.has_measured_at() ? ToMono(reading.measured_at(), now) : now.mono;
+  if (!reading.has_measured_at()) {
+    sample.invalid_reason = absl::StrCat("meter ", device, " sent a reading without measured_at");
+  }
+  for (site::Phase phase : *phases) {
+    const int p = static_cast<int>(phase);
+    std::optional<double> a = GetPhase(reading.current_a(), p);
+    if (!sample.invalid_reason.empty()) break;
+    if (!a) {
+      sample.invalid_reason = absl::StrCat("meter ", device, " has no current for phase L", p + 1);
+    } else if (!std::isfinite(*a)) {
+      sample.invalid_reason =
+          absl::StrCat("meter ", device, " reports a non-finite current on phase L", p + 1);
+    } else {
+      sample.current_a[p] = *a;
     }
+  }
+  if (!sample.invalid_reason.empty()) {
+    kLog.Warning("%s; %s is in failsafe until a valid reading", sample.invalid_reason,
+                 node == site::kGridCircuitId ? "the site" : "circuit " + node);
   }
   working_.meters[node] = reading;
   if (!pending_sample_at_ || sample.at < *pending_sample_at_) pending_sample_at_ = sample.at;
-  if (node != site::kGridCircuitId) {
+  if (node != site::kGridCircuitId || !sample.invalid_reason.empty()) {
     Apply(policy_.OnMeterSample(sample));
     return;
   }
@@ -443,18 +596,21 @@ void ControlLoop::HandleMeter(const std::string& device, const v1::MeterReading&
     live.measured_a = recent ? chosen.a : std::nullopt;  // too old: counted at its setpoint
     live.measured_w = recent ? chosen.w : std::nullopt;
     live.history.erase(live.history.begin(), std::prev(after));  // older ones are done
-    control::EvseUpdate update;
-    update.evse = evse_id;
-    update.at = now;
-    update.active = IsActive(evse_id);
-    update.measured_a = live.measured_a;
-    update.measured_w = live.measured_w;
-    updates.push_back(std::move(update));
+    updates.push_back(UpdateOf(evse_id, now.mono));
   }
-  Apply(policy_.OnSamples({sample}, updates, now));
+  Apply(policy_.OnSamples({sample}, updates, now.mono));
 }
 
-void ControlLoop::ForgetMeasurements(const std::string& device, absl::Time now) {
+void ControlLoop::SetStale(const std::string& device, bool stale, Stamp now) {
+  if (!stale) {
+    stale_devices_.erase(device);  // commandable again: PushCommandability
+    return;
+  }
+  stale_devices_.insert(device);
+  ForgetMeasurements(device, now);
+}
+
+void ControlLoop::ForgetMeasurements(const std::string& device, Stamp now) {
   auto route = devices_.find(device);
   if (route == devices_.end()) return;
   for (const std::string& evse_id : route->second.evses) {
@@ -464,21 +620,21 @@ void ControlLoop::ForgetMeasurements(const std::string& device, absl::Time now) 
     evse_live_[evse_id].history.clear();
     working_.evses[evse_id].measured_a.Clear();
     working_.evses[evse_id].measured_power_w.reset();
-    PushEvse(evse_id, now);
+    PushEvse(evse_id, now.mono);
   }
 }
 
-void ControlLoop::HandleLinkDown(size_t link, absl::Time now) {
+void ControlLoop::HandleLinkDown(size_t link, Stamp now) {
   // Meters of this driver age out into failsafe on their own; its EVSEs keep
-  // their last state, unmeasured, until the stream's new snapshots arrive.
+  // their last state, unmeasured and not commandable, until the stream's new
+  // snapshots arrive. The driver may have restarted: where its sequence
+  // stands is asked again.
+  link_ready_[link] = false;
+  next_sequence_[link] = 0;
   for (const auto& [device, route] : devices_) {
     bool ours = false;
     for (const std::string& evse : route.evses) ours |= evse_routes_.at(evse).link == link;
     if (ours) ForgetMeasurements(device, now);
-  }
-  link_ready_[link] = false;
-  for (auto& [evse, route] : evse_routes_) {
-    if (route.link == link) dispatched_.erase(evse);
   }
 }
 
@@ -494,68 +650,183 @@ void ControlLoop::Apply(absl::StatusOr<control::Decision> decision) {
   decision_ = *std::move(decision);
 }
 
-uint64_t ControlLoop::NextSequence(absl::Time now) {
-  last_sequence_ = std::max(last_sequence_ + 1, static_cast<uint64_t>(absl::ToUnixMicros(now)));
-  return last_sequence_;
+bool ControlLoop::Dispatch(bool refresh) {
+  if (!decision_) return false;
+  // Per ready driver: its setpoints, and which of them decrease.
+  struct Part {
+    v1::ApplySetpointsRequest first;   // decreases, increases held at their value in force
+    v1::ApplySetpointsRequest second;  // everything (only when something increases)
+    bool changed = false;
+    bool decreases = false;
+    bool increases = false;
+  };
+  std::vector<Part> parts(links_.size());
+  for (const control::Setpoint& setpoint : decision_->setpoints) {
+    const EvseRoute& route = evse_routes_.at(setpoint.evse);
+    if (!route.link || !link_ready_[*route.link]) continue;
+    Part& part = parts[*route.link];
+    const EvseCommand& command = commands_[setpoint.evse];
+    v1::Setpoint out;
+    out.set_evse_id(setpoint.evse);
+    *out.mutable_value() = ToValue(setpoint, *route.config);
+    const bool same =
+        command.in_force && MessageDifferencer::Equals(*command.in_force, out.value());
+    const bool refused_before =
+        command.refused && MessageDifferencer::Equals(*command.refused, out.value());
+    part.changed |= !same && !refused_before;
+    *part.second.add_setpoints() = out;
+    // Unknown in force: it may be a decrease, so it goes first.
+    if (!same && command.in_force && Draw(out.value()) > Draw(*command.in_force)) {
+      part.increases = true;
+      v1::Setpoint* held = part.first.add_setpoints();
+      held->set_evse_id(setpoint.evse);
+      *held->mutable_value() = *command.in_force;
+    } else {
+      part.decreases |= !same;
+      *part.first.add_setpoints() = out;
+    }
+  }
+  std::vector<Job> first;
+  std::vector<Job> second;
+  for (size_t link = 0; link < links_.size(); ++link) {
+    Part& part = parts[link];
+    if (part.second.setpoints().empty() || (!part.changed && !refresh)) continue;
+    if (part.increases && part.decreases) {
+      first.push_back(Job{link, std::move(part.first)});
+      second.push_back(Job{link, std::move(part.second)});
+    } else if (part.increases) {
+      second.push_back(Job{link, std::move(part.second)});
+    } else {
+      first.push_back(Job{link, std::move(part.second)});
+    }
+  }
+  bool taken = false;
+  // The increases wait only if some decrease goes out first.
+  if (first.empty()) first.swap(second);
+  for (std::vector<Job>* round : {&first, &second}) {
+    if (round->empty()) continue;
+    RunJobs(*round);
+    const absl::Time now = clock_.MonotonicNow();
+    for (const Job& job : *round) taken |= Book(job, now);
+    // A decrease that newly failed leaves less room than the increases were
+    // computed with: they wait for the recomputation (Step).
+    for (const auto& [evse_id, command] : commands_) {
+      if (NotCommandable(evse_id) != command.pushed) return taken;
+    }
+  }
+  return taken;
 }
 
-bool ControlLoop::Dispatch(absl::Time now, bool refresh) {
-  if (!decision_) return false;
-  bool changed_taken = false;
-  for (size_t link = 0; link < links_.size(); ++link) {
-    if (!link_ready_[link]) continue;
-    v1::ApplySetpointsRequest request;
-    bool changed = false;
-    for (const control::Setpoint& setpoint : decision_->setpoints) {
-      const EvseRoute& route = evse_routes_.at(setpoint.evse);
-      if (route.link != link) continue;
-      v1::Setpoint* out = request.add_setpoints();
-      out->set_evse_id(setpoint.evse);
-      *out->mutable_value() = ToValue(setpoint, *route.config);
-      auto sent = dispatched_.find(setpoint.evse);
-      changed |=
-          sent == dispatched_.end() || !MessageDifferencer::Equals(sent->second, out->value());
-    }
-    if (request.setpoints().empty()) continue;
-    if (!changed && !refresh) continue;
-    request.set_controller_id(options_.controller_id);
-    request.set_sequence(NextSequence(now));
-    request.set_batch_id(absl::StrCat(request.sequence()));
-    *request.mutable_ttl() =
+void ControlLoop::RunJobs(std::vector<Job>& jobs) {
+  for (Job& job : jobs) {
+    job.request.set_controller_id(options_.controller_id);
+    *job.request.mutable_ttl() =
         TimeUtil::NanosecondsToDuration(absl::ToInt64Nanoseconds(options_.setpoint_ttl));
-    absl::StatusOr<v1::ApplySetpointsResponse> response = links_[link]->Apply(request);
-    if (!response.ok()) {
-      kLog.Warning("%s", response.status().message());
+  }
+  // Each thread touches only its own job and its own link's next_sequence_.
+  std::vector<std::thread> others;
+  others.reserve(jobs.size());
+  for (size_t k = 1; k < jobs.size(); ++k) {
+    others.emplace_back([this, &job = jobs[k]] { job.response = Send(job.link, job.request); });
+  }
+  if (!jobs.empty()) jobs[0].response = Send(jobs[0].link, jobs[0].request);
+  for (std::thread& thread : others) thread.join();
+}
+
+absl::StatusOr<v1::ApplySetpointsResponse> ControlLoop::Send(size_t link,
+                                                             v1::ApplySetpointsRequest& request) {
+  DeviceLink& driver = *links_[link];
+  uint64_t& next = next_sequence_[link];
+  absl::StatusOr<v1::ApplySetpointsResponse> response = absl::UnknownError("not sent");
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (next == 0) {
+      absl::StatusOr<v1::GetControllerSequenceResponse> where =
+          driver.ControllerSequence(options_.controller_id, options_.apply_deadline);
+      if (!where.ok()) return where.status();
+      next = where->last_applied_sequence() + 1;
+    }
+    request.set_sequence(next++);
+    request.set_batch_id(absl::StrCat(options_.controller_id, "-", request.sequence()));
+    response = driver.Apply(request, options_.apply_deadline);
+    const absl::StatusCode code = response.status().code();
+    if (code != absl::StatusCode::kAborted && code != absl::StatusCode::kInvalidArgument) break;
+    // Outdated or out of the window (another instance with our id, a
+    // driver that remembers more than we do): ask where it stands.
+    kLog.Warning("%s; asking %s for the sequence", response.status().message(), driver.name());
+    next = 0;
+  }
+  return response;
+}
+
+bool ControlLoop::Book(const Job& job, absl::Time now) {
+  bool taken = false;
+  const v1::ApplySetpointsRequest& request = job.request;
+  if (!job.response.ok()) {
+    const bool maybe = MayHaveBeenApplied(job.response.status().code());
+    kLog.Warning("%s", job.response.status().message());
+    for (const v1::Setpoint& sent : request.setpoints()) {
+      EvseCommand& command = commands_[sent.evse_id()];
+      command.failed =
+          absl::StrCat("its driver did not take the last batch: ", job.response.status().message());
+      if (maybe && (!command.in_force || Draw(sent.value()) > Draw(*command.in_force))) {
+        // It may be in force now, until its TTL.
+        command.in_force = sent.value();
+        command.accepted = Accepted(sent.value(), now);
+      } else if (maybe && command.accepted) {
+        command.accepted->at = now;  // the older value may have been refreshed
+      }
+    }
+    return false;
+  }
+  for (int i = 0; i < request.setpoints_size(); ++i) {
+    const v1::Setpoint& sent = request.setpoints(i);
+    EvseCommand& command = commands_[sent.evse_id()];
+    const v1::SetpointResult* result = nullptr;
+    if (i < job.response->results_size() && job.response->results(i).evse_id() == sent.evse_id()) {
+      result = &job.response->results(i);
+    } else {
+      for (const v1::SetpointResult& r : job.response->results()) {
+        if (r.evse_id() == sent.evse_id()) result = &r;
+      }
+    }
+    if (result == nullptr || result->status() == v1::SETPOINT_STATUS_REJECTED ||
+        result->status() == v1::SETPOINT_STATUS_UNSPECIFIED) {
+      const std::string why =
+          result == nullptr ? absl::StrCat(links_[job.link]->name(), " returned no result for it")
+                            : absl::StrCat("its setpoint was refused: ", result->message());
+      // Said once per reason, not at every refresh; retried with the tick's
+      // refresh, not at every event (a powered-off wallbox would otherwise be
+      // asked in a loop). The previous value stays in force.
+      if (command.failed != why) kLog.Warning("EVSE %s: %s", sent.evse_id(), why);
+      command.failed = why;
+      command.refused = sent.value();
       continue;
     }
-    for (int i = 0; i < response->results_size() && i < request.setpoints_size(); ++i) {
-      const v1::SetpointResult& result = response->results(i);
-      if (result.status() == v1::SETPOINT_STATUS_REJECTED) {
-        // Said once per reason, not at every refresh.
-        std::string& why = rejected_[result.evse_id()];
-        if (why != result.message()) {
-          why = result.message();
-          kLog.Warning("setpoint for %s rejected: %s", result.evse_id(), why);
-        }
-        // Remembered as sent: retried with the tick's refresh, not at every
-        // event (a powered-off wallbox would otherwise be asked in a loop).
-        dispatched_[result.evse_id()] = request.setpoints(i).value();
-        continue;
-      }
-      if (rejected_.erase(result.evse_id()) > 0) {
-        kLog.Info("setpoint for %s accepted again", result.evse_id());
-      }
-      dispatched_[result.evse_id()] = request.setpoints(i).value();
+    if (stale_devices_.count(evse_routes_.at(sent.evse_id()).device) > 0) {
+      // Taken by the driver, not confirmed by the device: what is in force
+      // there is still unknown (and the EVSE still not commandable).
+      command.refused.reset();
+      continue;
     }
-    changed_taken |= changed;
+    const bool changed =
+        !command.in_force || !MessageDifferencer::Equals(*command.in_force, sent.value());
+    command.in_force = sent.value();
+    if (result->has_in_force() && result->in_force().has_value()) {
+      command.in_force = result->in_force().value();
+    }
+    command.accepted = Accepted(*command.in_force, now);
+    command.refused.reset();
+    command.failed.clear();
+    taken |= changed;
   }
-  return changed_taken;
+  return taken;
 }
 
 void ControlLoop::Publish(v1::AllocationTrigger trigger, std::optional<absl::Time> sample_at,
                           absl::Time dispatched_at) {
   if (!decision_) return;
   const control::Decision& d = *decision_;
+  const absl::Time computed_at = ToWall(d.at);
   v1::Allocation allocation = ToProto(d.target);
   // Report what was dispatched (ramped), not the engine's unramped target.
   std::map<std::string, const control::Setpoint*> setpoints;
@@ -580,7 +851,8 @@ void ControlLoop::Publish(v1::AllocationTrigger trigger, std::optional<absl::Tim
       SetPhase(evse.mutable_phase_current_a(), static_cast<int>(phase), per_phase_a);
     }
     LoopSnapshot::Evse& shown = working_.evses[evse.evse_id()];
-    if (s.paused && !shown.paused_since) shown.paused_since = d.at;
+    if (!s.commandable) evse.set_not_controlled_reason(shown.not_commandable);
+    if (s.paused && !shown.paused_since) shown.paused_since = computed_at;
     if (!s.paused) shown.paused_since.reset();
   }
   std::sort(allocation.mutable_evses()->begin(), allocation.mutable_evses()->end(),
@@ -589,24 +861,35 @@ void ControlLoop::Publish(v1::AllocationTrigger trigger, std::optional<absl::Tim
             });
   allocation.set_failsafe(d.failsafe);
   allocation.set_trigger(trigger);
-  *allocation.mutable_computed_at() = api::ToProto(d.at);
+  *allocation.mutable_computed_at() = api::ToProto(computed_at);
   if (sample_at) {
     *allocation.mutable_reaction_time() =
         TimeUtil::NanosecondsToDuration(absl::ToInt64Nanoseconds(dispatched_at - *sample_at));
   }
 
-  if (d.failsafe && !working_.failsafe_since) working_.failsafe_since = d.at;
-  if (!d.failsafe) working_.failsafe_since.reset();
+  working_.failsafe_nodes.clear();
+  for (const control::NodeFailsafe& node : d.failsafe_nodes) {
+    working_.failsafe_nodes[node.node] = NodeFailsafeShown{node.reason, ToWall(node.since)};
+  }
+  working_.failsafe_since.reset();
+  if (auto grid = working_.failsafe_nodes.find(site::kGridCircuitId);
+      d.failsafe && grid != working_.failsafe_nodes.end()) {
+    working_.failsafe_since = grid->second.since;
+  } else if (d.failsafe) {
+    working_.failsafe_since = computed_at;
+  }
   working_.failsafe = d.failsafe;
   if (d.failsafe) working_.failsafe_reason = d.failsafe_reason;
-  working_.at = dispatched_at;
-  const absl::Time now = clock_.Now();
+  working_.at = ToWall(dispatched_at);
+  const Stamp now = Now();
   working_.dynamic_limits.erase(
       std::remove_if(working_.dynamic_limits.begin(), working_.dynamic_limits.end(),
-                     [now](const ActiveDynamicLimit& l) { return l.expires_at <= now; }),
+                     [&](const ActiveDynamicLimit& l) { return l.expires_mono <= now.mono; }),
       working_.dynamic_limits.end());
   for (auto& [id, evse] : working_.evses) {
-    if (evse.priority_override && evse.priority_expires_at <= now) evse.priority_override.reset();
+    if (evse.priority_override && evse.priority_expires_mono <= now.mono) {
+      evse.priority_override.reset();
+    }
   }
 
   absl::MutexLock lock(&mu_);
@@ -662,7 +945,7 @@ absl::StatusOr<std::vector<ActiveDynamicLimit>> ControlLoop::SetDynamicLimits(
       }
       limit.export_limit_w = in.export_limit_w();
     }
-    limit.expires_at = limits[i].second;
+    limit.expires_at = limits[i].second;  // wall clock: made monotonic on the loop thread
     converted.push_back(std::move(limit));
   }
 
@@ -671,9 +954,12 @@ absl::StatusOr<std::vector<ActiveDynamicLimit>> ControlLoop::SetDynamicLimits(
   Input input;
   input.kind = Input::Kind::kCall;
   input.call = [this, converted, limits, done] {
-    const absl::Time now = clock_.Now();
+    const Stamp stamp = Now();
+    const absl::Time now = stamp.wall;
     for (size_t i = 0; i < converted.size(); ++i) {
-      Apply(policy_.OnDynamicLimit(converted[i], now));
+      control::DynamicLimit limit = converted[i];
+      limit.expires_at = MonoOf(limit.expires_at, stamp);
+      Apply(policy_.OnDynamicLimit(limit, stamp.mono));
       auto& active = working_.dynamic_limits;
       active.erase(std::remove_if(active.begin(), active.end(),
                                   [&](const ActiveDynamicLimit& l) {
@@ -693,6 +979,7 @@ absl::StatusOr<std::vector<ActiveDynamicLimit>> ControlLoop::SetDynamicLimits(
           *entry.limit.mutable_expires_at() = api::ToProto(converted[i].expires_at);
         }
         entry.expires_at = converted[i].expires_at;
+        entry.expires_mono = limit.expires_at;
         active.push_back(std::move(entry));
       }
     }
@@ -721,10 +1008,12 @@ absl::Status ControlLoop::SetEvsePriority(const std::string& evse_id, int priori
   Input input;
   input.kind = Input::Kind::kCall;
   input.call = [this, evse_id, priority, expires_at, done] {
-    Apply(policy_.OnPriorityOverride(evse_id, priority, expires_at, clock_.Now()));
+    const Stamp now = Now();
+    Apply(policy_.OnPriorityOverride(evse_id, priority, MonoOf(expires_at, now), now.mono));
     LoopSnapshot::Evse& shown = working_.evses[evse_id];
     shown.priority_override = priority;
     shown.priority_expires_at = expires_at;
+    shown.priority_expires_mono = MonoOf(expires_at, now);
     {
       absl::MutexLock lock(&mu_);
       snapshot_.evses[evse_id] = shown;

@@ -8,9 +8,28 @@
 //     wants energy while its connector is Preparing, Charging, SuspendedEV or
 //     SuspendedEVSE (IEC 61851 state B, C or D when the status is unknown);
 //     measured currents are mapped from site phases to the EVSE's wiring order;
-//   - a stale device link or a lost driver stream → that device's EVSE
-//     measurements become unknown (the engine then counts the EVSE at its
-//     setpoint) and its meters age out into failsafe.
+//   - an EVSE the loop cannot command — no driver has reported it, its
+//     driver stream is down or not yet synchronised, its device link is
+//     stale, or its last setpoint was refused or its batch failed — is
+//     pushed as not commandable (ControlPolicy then counts it at its worst
+//     case and shares the rest among the others) with the last setpoint a
+//     driver accepted for it; an EVSE nobody has reported yet is assumed at
+//     its maximum since the loop started, for a previous instance may have
+//     left it there (the policy lets that go after TTL + device watchdog);
+//   - a stale device link or a lost driver stream also makes that device's
+//     EVSE measurements unknown; its meters age out into failsafe;
+//   - a meter reading without a value on a phase its node has, with a
+//     non-finite value or without `measured_at` is invalid: that node (the
+//     grid: the whole site) is in failsafe until a valid one arrives.
+// Times. The policy sees only the monotonic timeline (Clock::MonotonicNow),
+// so a wall-clock step (NTP on a box that booted without RTC) neither freezes
+// nor fast-forwards a meter's age. A driver's wall-clock `measured_at` is
+// converted at receipt: mono = mono_receipt - max(0, wall_receipt -
+// measured_at) (a time in the future counts as the receipt). An EVSE
+// measurement without `measured_at` is not used (the EVSE counts at its
+// setpoint); a meter reading without it is invalid — a receipt time would make
+// an old reading look fresh. What the loop shows (computed_at, failsafe_since,
+// paused_since) is converted back to wall time.
 // Energy is gated by authorization when a session service is connected: an
 // EVSE counts as active only while its vehicle is connected AND it has an
 // open session with `energy_authorized` (SessionService.WatchSessions). While
@@ -30,11 +49,29 @@
 // load balancer leaves the wallboxes at their failsafe), drains whatever
 // arrived meanwhile before dispatching, and sends each driver one
 // ApplySetpoints batch with every setpoint it owns whenever one of them
-// changed. Batches carry a strictly increasing sequence taken from the clock,
-// so a restarted load balancer is never refused as outdated.
+// changed.
+// Dispatch. Every driver's batch goes out at once (one thread per driver), so
+// a slow driver delays no other. Decreases come first across the whole site:
+// when any setpoint decreases, a first round carries every decrease (each
+// increase held at its value in force) and only when every driver has
+// answered does a second round carry the increases. Each call has a deadline
+// of (TTL - tick) / 2, so both rounds end before a setpoint of the previous
+// refresh expires. A batch that failed (deadline, driver gone) makes its EVSEs
+// not commandable, counted at the higher of what they had and what was sent,
+// since it may have been applied.
+// Sequences. Each driver keeps the last sequence it applied per controller
+// id; the loop asks it (GetControllerSequence) before its first batch on a
+// stream and continues from there, and asks again and retries once when a
+// batch is refused as ABORTED (outdated) or INVALID_ARGUMENT (out of the
+// window). So neither a restart of the load balancer nor a clock step locks
+// it out.
 //
 // It measures its own reaction time: from a meter sample's `measured_at` to
-// the moment the driver has taken the setpoints computed from it.
+// the moment every driver has taken the setpoints computed from it.
+//
+// Step(): with ControlLoopOptions::stepped the loop has no thread of its own;
+// the caller drives it, one Step() at a time, on the injected clock — this is
+// how its tests are deterministic.
 //
 // Thread-safety: thread-safe. All policy work happens on the loop's own
 // thread; the public methods post to it or read a snapshot under a lock.
@@ -58,6 +95,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "evgate/v1/load_balancer.pb.h"
+#include "google/protobuf/timestamp.pb.h"
 #include "runtime/clock.h"
 #include "services/load_balancer/device_link.h"
 #include "services/load_balancer/session_link.h"
@@ -74,36 +112,51 @@ struct ControlLoopOptions {
   absl::Duration setpoint_ttl = absl::Seconds(5);
   // Scopes the ApplySetpoints sequence on the drivers.
   std::string controller_id = "load_balancer";
+  // Deadline of each driver call; zero: (setpoint_ttl - tick) / 2.
+  absl::Duration apply_deadline = absl::ZeroDuration();
   // Reaction times kept for ReactionTimes().
   size_t reaction_history = 4096;
+  // No loop thread: the caller drives the loop with Step() (tests).
+  bool stepped = false;
 };
 
 ControlLoopOptions ControlLoopOptionsFromConfig(const site::ControllerConfig& controller);
 
 // An external limit as the loop keeps it (the policy holds the effect).
 struct ActiveDynamicLimit {
-  v1::DynamicLimit limit;  // with set_at, and expires_at when it expires
-  absl::Time expires_at = absl::InfiniteFuture();
+  v1::DynamicLimit limit;                            // with set_at, and expires_at when it expires
+  absl::Time expires_at = absl::InfiniteFuture();    // wall clock
+  absl::Time expires_mono = absl::InfiniteFuture();  // the same, monotonic
 };
 
-// What the loop knows now, for GetSiteStatus.
+// A node (grid or circuit) in failsafe, for GetSiteStatus.
+struct NodeFailsafeShown {
+  std::string reason;
+  absl::Time since;  // wall clock
+};
+
+// What the loop knows now, for GetSiteStatus. Times are wall-clock times
+// unless marked monotonic.
 struct LoopSnapshot {
   absl::Time at;
   std::optional<v1::Allocation> allocation;  // none before the first decision
   bool failsafe = true;
   std::string failsafe_reason;
   std::optional<absl::Time> failsafe_since;
-  std::optional<absl::Time> grid_sample_at;
-  std::map<std::string, v1::MeterReading> meters;  // by node: "grid" or circuit id
+  std::map<std::string, NodeFailsafeShown> failsafe_nodes;  // by node, the grid included
+  std::optional<absl::Time> grid_sample_at;                 // monotonic (Clock::MonotonicNow)
+  std::map<std::string, v1::MeterReading> meters;           // by node: "grid" or circuit id
   struct Evse {
     v1::ConnectorStatus connector_status = v1::CONNECTOR_STATUS_UNSPECIFIED;
     bool active = false;
     v1::PhaseValues measured_a;  // site phases
     std::optional<double> measured_power_w;
     std::optional<int> priority_override;
-    absl::Time priority_expires_at = absl::InfiniteFuture();
+    absl::Time priority_expires_at = absl::InfiniteFuture();    // wall clock
+    absl::Time priority_expires_mono = absl::InfiniteFuture();  // the same, monotonic
     std::optional<absl::Time> paused_since;
-    bool seen = false;  // some driver reported it
+    bool seen = false;            // some driver reported it
+    std::string not_commandable;  // why the loop cannot command it (empty: it can)
   };
   std::map<std::string, Evse> evses;
   std::vector<ActiveDynamicLimit> dynamic_limits;
@@ -117,8 +170,12 @@ class ControlLoop {
       std::unique_ptr<SessionLink> sessions, const Clock& clock, ControlLoopOptions options);
   ~ControlLoop();
 
-  // Starts the links and the loop thread.
+  // Starts the links and (unless options.stepped) the loop thread.
   void Start();
+  // One round of the loop on the calling thread: every input posted so far,
+  // the tick when due on the clock, dispatch, publication. Only with
+  // options.stepped (the loop thread does it otherwise).
+  void Step();
   // Stops the loop and the links. Dispatched setpoints stay until their TTL
   // ends; then the drivers apply each EVSE's failsafe.
   void Stop();
@@ -143,6 +200,11 @@ class ControlLoop {
   std::vector<absl::Duration> ReactionTimes() const;
 
  private:
+  // A moment on both timelines.
+  struct Stamp {
+    absl::Time wall;
+    absl::Time mono;
+  };
   // One input for the loop thread.
   struct Input {
     enum class Kind { kEvent, kLinkDown, kSession, kCall } kind = Kind::kEvent;
@@ -151,7 +213,21 @@ class ControlLoop {
     v1::WatchSessionsResponse session;
     std::function<void()> call;  // kCall: runs on the loop thread
     v1::AllocationTrigger call_trigger = v1::ALLOCATION_TRIGGER_UNSPECIFIED;
-    absl::Time received_at;
+    Stamp received;
+  };
+  // What the loop knows of commanding an EVSE.
+  struct EvseCommand {
+    std::optional<v1::SetpointValue> in_force;          // last value a driver accepted
+    std::optional<control::AcceptedSetpoint> accepted;  // the same for the policy
+    std::optional<v1::SetpointValue> refused;  // last value refused (not re-sent at each event)
+    std::string failed;  // why its last setpoint was refused or failed (empty: it was taken)
+    std::string pushed;  // the not-commandable reason the policy has
+  };
+  // A driver's part of one dispatch round.
+  struct Job {
+    size_t link = 0;
+    v1::ApplySetpointsRequest request;
+    absl::StatusOr<v1::ApplySetpointsResponse> response = absl::UnknownError("not sent");
   };
   // Where a device's data goes.
   struct DeviceRoute {
@@ -185,33 +261,53 @@ class ControlLoop {
               std::unique_ptr<SessionLink> sessions, const Clock& clock, ControlLoopOptions options,
               control::ControlPolicy policy);
 
+  Stamp Now() const { return {clock_.Now(), clock_.MonotonicNow()}; }
+  // A monotonic time as wall time, for display.
+  absl::Time ToWall(absl::Time mono) const;
+  // A wall-clock deadline (of an API call) on the monotonic timeline.
+  static absl::Time MonoOf(absl::Time wall, Stamp now);
+  // A driver's wall-clock measurement time on the monotonic timeline.
+  static absl::Time ToMono(const google::protobuf::Timestamp& measured_at, Stamp received);
   void Post(Input input);
   void Run();
   // Applies one input to the policy; returns the trigger it counts as, or
   // nullopt when it changed nothing the policy sees.
   std::optional<v1::AllocationTrigger> Handle(const Input& input);
-  void HandleDevice(size_t link, const v1::DeviceState& device, absl::Time now);
-  void HandleEvse(size_t link, const std::string& device, const v1::EvseState& evse,
-                  absl::Time now);
-  void HandleEvseMeasurements(const std::string& evse_id, const v1::EvseMeasurements& m,
-                              absl::Time now);
-  void HandleMeter(const std::string& device, const v1::MeterReading& reading, absl::Time now);
-  void HandleLinkDown(size_t link, absl::Time now);
-  void ForgetMeasurements(const std::string& device, absl::Time now);
-  void HandleSession(const v1::WatchSessionsResponse& event, absl::Time now);
+  void HandleDevice(size_t link, const v1::DeviceState& device, Stamp now);
+  void HandleEvse(size_t link, const std::string& device, const v1::EvseState& evse, Stamp now);
+  void HandleEvseMeasurements(const std::string& evse_id, const v1::EvseMeasurements& m, Stamp now);
+  void HandleMeter(const std::string& device, const v1::MeterReading& reading, Stamp now);
+  void HandleLinkDown(size_t link, Stamp now);
+  void SetStale(const std::string& device, bool stale, Stamp now);
+  void ForgetMeasurements(const std::string& device, Stamp now);
+  void HandleSession(const v1::WatchSessionsResponse& event, Stamp now);
   // A vehicle is connected and (with a session service) authorized.
   bool IsActive(const std::string& evse_id);
-  // Gives the policy the EVSE's state from evse_live_ and the gate.
+  // Why the loop cannot command the EVSE now (empty: it can).
+  std::string NotCommandable(const std::string& evse_id) const;
+  // The policy's view of the EVSE from evse_live_, the gate and commands_.
+  control::EvseUpdate UpdateOf(const std::string& evse_id, absl::Time now);
+  // Gives the policy the EVSE's state.
   void PushEvse(const std::string& evse_id, absl::Time now, std::optional<double> soc_pct = {},
                 std::optional<double> session_energy_wh = {});
+  // Pushes, in one recomputation, every EVSE whose commandability changed.
+  // Returns true if there was one.
+  bool PushCommandability(absl::Time now);
   void Apply(absl::StatusOr<control::Decision> decision);
-  // Sends each driver its batch when something changed or a refresh is due.
-  // Returns true if a batch was taken by a driver.
+  // Sends each driver its batch when something changed or a refresh is due,
+  // decreases first (see the header comment). Returns true if a changed
+  // setpoint was taken by a driver.
   // `refresh`: send every driver its batch even if nothing changed (the tick).
-  bool Dispatch(absl::Time now, bool refresh);
+  bool Dispatch(bool refresh);
+  // Runs the jobs' calls, one thread per driver, and waits for them all.
+  void RunJobs(std::vector<Job>& jobs);
+  // One driver's batch, with its sequence (asking the driver where it stands
+  // when unknown, and once more when refused as outdated).
+  absl::StatusOr<v1::ApplySetpointsResponse> Send(size_t link, v1::ApplySetpointsRequest& request);
+  // Books a job's answers; returns true if a changed setpoint was taken.
+  bool Book(const Job& job, absl::Time now);
   void Publish(v1::AllocationTrigger trigger, std::optional<absl::Time> sample_at,
                absl::Time dispatched_at);
-  uint64_t NextSequence(absl::Time now);
 
   const site::SiteConfig config_;  // a copy: routes point into it
   const std::vector<std::unique_ptr<DeviceLink>> links_;
@@ -224,11 +320,14 @@ class ControlLoop {
   // Loop thread only.
   control::ControlPolicy policy_;
   std::optional<control::Decision> decision_;
-  std::map<std::string, v1::SetpointValue> dispatched_;  // accepted by the driver
+  std::map<std::string, EvseCommand> commands_;
   // Per link: its initial snapshots are all in, so its batches are complete.
   std::vector<bool> link_ready_;
-  uint64_t last_sequence_ = 0;
-  std::map<std::string, std::string> rejected_;  // per EVSE: why, while it is refused
+  // Per link: the next sequence, 0 while unknown (ask the driver). Each is
+  // used only by its own link's dispatch thread during a round.
+  std::vector<uint64_t> next_sequence_;
+  std::set<std::string> stale_devices_;
+  absl::Time next_tick_ = absl::InfinitePast();  // monotonic
   std::map<std::string, EvseLive> evse_live_;
   std::set<std::string> authorized_;                // EVSEs with an energy-authorized session
   std::optional<std::set<std::string>> resyncing_;  // rebuilt from a new stream's snapshot

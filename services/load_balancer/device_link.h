@@ -1,5 +1,6 @@
 // The load balancer's connection to one device driver process: its
-// WatchDevices stream in, its ApplySetpoints calls out.
+// WatchDevices stream in, its ApplySetpoints and GetControllerSequence calls
+// out.
 //
 // A site in one process (`evgate run`) has one link, to its own
 // DeviceDriver service; a split deployment (one driver container per bus)
@@ -10,8 +11,9 @@
 // (driver restarted, network) it reports the loss and reconnects with
 // backoff; the new stream starts with fresh snapshots.
 //
-// Thread-safety: Start()/Stop() from one thread; Apply() from any thread.
-// The callbacks run on the link's own thread, one at a time.
+// Thread-safety: Start()/Stop() from one thread; Apply() and
+// ControllerSequence() from any thread. The callbacks run on the link's own
+// thread, one at a time.
 #ifndef EVGATE_SERVICES_LOAD_BALANCER_DEVICE_LINK_H_
 #define EVGATE_SERVICES_LOAD_BALANCER_DEVICE_LINK_H_
 
@@ -45,8 +47,13 @@ class DeviceLink {
   virtual void Start(EventHandler on_event, DownHandler on_down) = 0;
   virtual void Stop() = 0;
 
-  virtual absl::StatusOr<v1::ApplySetpointsResponse> Apply(
-      const v1::ApplySetpointsRequest& request) = 0;
+  // One batch; fails after `deadline` (DEADLINE_EXCEEDED: it may or may not
+  // have been applied).
+  virtual absl::StatusOr<v1::ApplySetpointsResponse> Apply(const v1::ApplySetpointsRequest& request,
+                                                           absl::Duration deadline) = 0;
+  // Where `controller_id`'s sequence stands on the driver.
+  virtual absl::StatusOr<v1::GetControllerSequenceResponse> ControllerSequence(
+      const std::string& controller_id, absl::Duration deadline) = 0;
 };
 
 class GrpcDeviceLink final : public DeviceLink {
@@ -54,21 +61,21 @@ class GrpcDeviceLink final : public DeviceLink {
   // `telemetry_interval`: asked of the driver; short enough that every meter
   // poll reaches the control loop at once.
   GrpcDeviceLink(std::string endpoint, std::shared_ptr<grpc::Channel> channel,
-                 absl::Duration telemetry_interval = absl::Milliseconds(100),
-                 absl::Duration apply_deadline = absl::Seconds(2));
+                 absl::Duration telemetry_interval = absl::Milliseconds(100));
   ~GrpcDeviceLink() override;
 
   std::string name() const override { return endpoint_; }
   void Start(EventHandler on_event, DownHandler on_down) override;
   void Stop() override;
-  absl::StatusOr<v1::ApplySetpointsResponse> Apply(
-      const v1::ApplySetpointsRequest& request) override;
+  absl::StatusOr<v1::ApplySetpointsResponse> Apply(const v1::ApplySetpointsRequest& request,
+                                                   absl::Duration deadline) override;
+  absl::StatusOr<v1::GetControllerSequenceResponse> ControllerSequence(
+      const std::string& controller_id, absl::Duration deadline) override;
 
  private:
   const std::string endpoint_;
   const std::unique_ptr<v1::DeviceDriver::Stub> stub_;
   const absl::Duration telemetry_interval_;
-  const absl::Duration apply_deadline_;
   StreamFollower<v1::WatchDevicesResponse> watch_;
 };
 

@@ -266,8 +266,8 @@ grpc::Status LoadBalancerService::GetSiteStatus(grpc::ServerContext*,
     *grid->mutable_headroom_a() = Minus(grid->effective_limit_a(), grid->measured_a());
   }
   if (live.grid_sample_at) {
-    *grid->mutable_meter_age() =
-        TimeUtil::NanosecondsToDuration(absl::ToInt64Nanoseconds(now - *live.grid_sample_at));
+    *grid->mutable_meter_age() = TimeUtil::NanosecondsToDuration(
+        absl::ToInt64Nanoseconds(clock_.MonotonicNow() - *live.grid_sample_at));
   }
   for (v1::CircuitStatus& circuit : *response->mutable_circuits()) {
     *circuit.mutable_effective_limit_a() =
@@ -279,6 +279,12 @@ grpc::Status LoadBalancerService::GetSiteStatus(grpc::ServerContext*,
     }
     if (auto load = loads.find(circuit.circuit_id()); load != loads.end()) {
       *circuit.mutable_headroom_a() = load->second->headroom_a();
+    }
+    if (auto failed = live.failsafe_nodes.find(circuit.circuit_id());
+        failed != live.failsafe_nodes.end()) {
+      circuit.set_failsafe(true);
+      circuit.set_failsafe_detail(failed->second.reason);
+      *circuit.mutable_failsafe_since() = api::ToProto(failed->second.since);
     }
   }
   for (v1::StationStatus& station : *response->mutable_stations()) {
