@@ -29,6 +29,14 @@ constexpr absl::Duration kMaxWait = absl::Milliseconds(20);
 constexpr absl::Duration kMaxMeasurementAge = absl::Seconds(3);
 // EVSE measurements kept for aligning with the grid meter: at 5 Hz, 10 s.
 constexpr size_t kMeasurementHistory = 50;
+// Why an OCPP charger no driver reports is not commanded. It is not held at
+// its maximum like an EVSE a driver has not reported yet: no evgate ever
+// commanded it, so no setpoint of ours can be in force on it, and holding
+// its maximum would block its circuit for good. What it draws is building
+// load to the meters above it.
+constexpr char kNoOcppDriver[] =
+    "no driver reports this OCPP charger (the OCPP bridge is not in this build); the meters see "
+    "its draw as building load";
 // How long an RPC waits for the loop thread to take its call.
 constexpr absl::Duration kCallTimeout = absl::Seconds(2);
 
@@ -169,7 +177,14 @@ ControlLoop::ControlLoop(const site::SiteConfig& config,
   // from now until TTL + device watchdog have passed.
   const Stamp now = Now();
   std::vector<control::EvseUpdate> updates;
-  for (const auto& [evse_id, route] : evse_routes_) {
+  for (auto& [evse_id, route] : evse_routes_) {
+    const site::DeviceConfig* device = config_.FindDevice(route.device);
+    route.ocpp = device != nullptr && device->profile != nullptr &&
+                 device->profile->bus == site::BusKind::kOcpp;
+    if (route.ocpp) {
+      working_.evses[evse_id].not_commandable = kNoOcppDriver;
+      continue;
+    }
     v1::SetpointValue most;
     if (route.config->ac) {
       for (site::Phase phase : route.config->phases) {
@@ -410,6 +425,7 @@ bool ControlLoop::IsActive(const std::string& evse_id) {
 
 std::string ControlLoop::NotCommandable(const std::string& evse_id) const {
   const EvseRoute& route = evse_routes_.at(evse_id);
+  if (!route.link && route.ocpp) return "";  // building load, see kNoOcppDriver
   if (!route.link) return "no driver has reported it";
   if (!link_ready_[*route.link]) {
     return absl::StrCat("its driver ", links_[*route.link]->name(), " is not connected");
@@ -461,6 +477,9 @@ bool ControlLoop::PushCommandability(absl::Time now) {
     }
     command.pushed = why;
     working_.evses[evse_id].not_commandable = why;
+    if (why.empty() && route.ocpp && !route.link) {
+      working_.evses[evse_id].not_commandable = kNoOcppDriver;
+    }
     updates.push_back(UpdateOf(evse_id, now));
   }
   if (updates.empty()) return false;

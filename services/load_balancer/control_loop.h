@@ -15,7 +15,9 @@
 //     case and shares the rest among the others) with the last setpoint a
 //     driver accepted for it; an EVSE nobody has reported yet is assumed at
 //     its maximum since the loop started, for a previous instance may have
-//     left it there (the policy lets that go after TTL + device watchdog);
+//     left it there (the policy lets that go after TTL + device watchdog) —
+//     except on an OCPP charger, which no evgate has commanded before the
+//     OCPP bridge exists: its draw is building load to the meters;
 //   - a stale device link or a lost driver stream also makes that device's
 //     EVSE measurements unknown; its meters age out into failsafe;
 //   - a meter reading without a value on a phase its node has, with a
@@ -239,6 +241,7 @@ class ControlLoop {
     std::optional<size_t> link;  // the driver that reported it
     std::string device;
     std::vector<site::Phase> phases;  // site phases it loads (a DC EVSE: its circuit's)
+    bool ocpp = false;                // on an OCPP charger
   };
 
   // One measurement of an EVSE, as of `at` (the driver's measured_at).

@@ -681,6 +681,34 @@ TEST_F(ControlLoopTest, AStaleWallboxIsNotCommandedAndCountsAtItsWorstCase) {
   EXPECT_TRUE(Reached("wb1", 16) && Reached("wb2", 16)) << Limit("wb1") << " " << Limit("wb2");
 }
 
+// After a restart, an EVSE no driver has reported yet may still be at what a
+// previous instance left it: at most its maximum, until TTL + the longest
+// device watchdog have passed.
+TEST_F(ControlLoopTest, AnEvseNoDriverReportedCountsAtItsMaximumUntilItsWatchdogPassed) {
+  Make(2);
+  v1::WatchDevicesResponse meter;  // driver 1 (wallbox-2) never answers
+  meter.set_device_id("grid-meter");
+  meter.mutable_snapshot()->set_device_id("grid-meter");
+  meter.mutable_snapshot()->set_kind(v1::DEVICE_KIND_METER);
+  Driver(0).Emit(meter);
+  v1::WatchDevicesResponse wallbox;
+  wallbox.set_device_id("wallbox-1");
+  *wallbox.mutable_snapshot() = WallboxState("wallbox-1", "wb1", v1::CONNECTOR_STATUS_AVAILABLE);
+  Driver(0).Emit(wallbox);
+  v1::WatchDevicesResponse complete;
+  complete.mutable_initial_snapshot_complete();
+  Driver(0).Emit(complete);
+  loop_->Step();
+  Plug("wallbox-1", "wb1");
+  Meter(0, 0, 0);
+  for (int s = 0; s < 10; ++s) Second(0);
+  EXPECT_EQ(Limit("wb1"), -1) << "wb2 may draw the whole 32 A";
+  EXPECT_THAT(loop_->Snapshot().evses.at("wb2").not_commandable, HasSubstr("no driver"));
+  for (int s = 0; s < 70; ++s) Second(0);
+  // wb2 is at its 6 A failsafe now (the meter shows it draws nothing).
+  EXPECT_TRUE(Reached("wb1", 26)) << Limit("wb1");
+}
+
 // Issue #10 item 2: a refused setpoint was recorded as sent and the EVSE
 // counted as obeying.
 TEST_F(ControlLoopTest, ARefusedSetpointIsNotCountedAsObeyed) {
