@@ -195,9 +195,9 @@ ControlLoop::ControlLoop(const site::SiteConfig& config,
       most.set_power_limit_w(route.config->dc->max_power_w);
     }
     commands_[evse_id].accepted = Accepted(most, now.mono);
-    updates.push_back(UpdateOf(evse_id, now.mono));
-    commands_[evse_id].pushed = updates.back().commandable ? "" : NotCommandable(evse_id);
+    commands_[evse_id].pushed = NotCommandable(evse_id);
     working_.evses[evse_id].not_commandable = commands_[evse_id].pushed;
+    updates.push_back(UpdateOf(evse_id, now.mono));
   }
   Apply(policy_.OnSamples({}, updates, now.mono));
   working_.failsafe_reason = config_.grid.meter
@@ -375,6 +375,7 @@ std::optional<v1::AllocationTrigger> ControlLoop::Handle(const Input& input) {
     }
     case v1::WatchDevicesResponse::kInitialSnapshotComplete:
       link_ready_[input.link] = true;
+      RecheckLink(input.link);
       return v1::ALLOCATION_TRIGGER_DEVICE_EVENT;
     case v1::WatchDevicesResponse::kLinkStateChange:
       SetStale(event.device_id(), event.link_state_change().link().stale(), now);
@@ -407,6 +408,7 @@ void ControlLoop::HandleEvse(size_t link, const std::string& device, const v1::E
         links_[link]->name(), evse.evse_id(), device);
     return;
   }
+  if (route->second.link != link) recheck_.insert(evse.evse_id());
   route->second.link = link;
   evse_live_[evse.evse_id()].connected = VehicleConnected(evse);
   LoopSnapshot::Evse& shown = working_.evses[evse.evse_id()];
@@ -447,7 +449,7 @@ control::EvseUpdate ControlLoop::UpdateOf(const std::string& evse_id, absl::Time
   update.active = IsActive(evse_id);
   update.measured_a = live.measured_a;
   update.measured_w = live.measured_w;
-  update.commandable = NotCommandable(evse_id).empty();
+  update.commandable = command.pushed.empty();  // PushCommandability keeps it current
   update.last_accepted = command.accepted;
   working_.evses[evse_id].active = update.active;
   return update;
@@ -458,15 +460,15 @@ void ControlLoop::PushEvse(const std::string& evse_id, absl::Time now,
   control::EvseUpdate update = UpdateOf(evse_id, now);
   update.soc_pct = soc_pct;
   update.session_energy_wh = session_energy_wh;
-  EvseCommand& command = commands_[evse_id];
-  command.pushed = update.commandable ? "" : NotCommandable(evse_id);
-  working_.evses[evse_id].not_commandable = command.pushed;
   Apply(policy_.OnEvseUpdate(update));
 }
 
 bool ControlLoop::PushCommandability(absl::Time now) {
   std::vector<control::EvseUpdate> updates;
-  for (const auto& [evse_id, route] : evse_routes_) {
+  std::set<std::string> recheck;
+  recheck.swap(recheck_);
+  for (const std::string& evse_id : recheck) {
+    const EvseRoute& route = evse_routes_.at(evse_id);
     EvseCommand& command = commands_[evse_id];
     std::string why = NotCommandable(evse_id);
     if (why == command.pushed) continue;
@@ -621,12 +623,21 @@ void ControlLoop::HandleMeter(const std::string& device, const v1::MeterReading&
 }
 
 void ControlLoop::SetStale(const std::string& device, bool stale, Stamp now) {
+  if (auto route = devices_.find(device); route != devices_.end()) {
+    recheck_.insert(route->second.evses.begin(), route->second.evses.end());
+  }
   if (!stale) {
     stale_devices_.erase(device);  // commandable again: PushCommandability
     return;
   }
   stale_devices_.insert(device);
   ForgetMeasurements(device, now);
+}
+
+void ControlLoop::RecheckLink(size_t link) {
+  for (const auto& [evse_id, route] : evse_routes_) {
+    if (route.link == link) recheck_.insert(evse_id);
+  }
 }
 
 void ControlLoop::ForgetMeasurements(const std::string& device, Stamp now) {
@@ -650,6 +661,7 @@ void ControlLoop::HandleLinkDown(size_t link, Stamp now) {
   // stands is asked again.
   link_ready_[link] = false;
   next_sequence_[link] = 0;
+  RecheckLink(link);
   for (const auto& [device, route] : devices_) {
     bool ours = false;
     for (const std::string& evse : route.evses) ours |= evse_routes_.at(evse).link == link;
@@ -729,8 +741,8 @@ bool ControlLoop::Dispatch(bool refresh) {
     for (const Job& job : *round) taken |= Book(job, now);
     // A decrease that newly failed leaves less room than the increases were
     // computed with: they wait for the recomputation (Step).
-    for (const auto& [evse_id, command] : commands_) {
-      if (NotCommandable(evse_id) != command.pushed) return taken;
+    for (const std::string& evse_id : recheck_) {
+      if (NotCommandable(evse_id) != commands_[evse_id].pushed) return taken;
     }
   }
   return taken;
@@ -787,6 +799,7 @@ bool ControlLoop::Book(const Job& job, absl::Time now) {
       EvseCommand& command = commands_[sent.evse_id()];
       command.failed =
           absl::StrCat("its driver did not take the last batch: ", job.response.status().message());
+      recheck_.insert(sent.evse_id());
       if (maybe && (!command.in_force || Draw(sent.value()) > Draw(*command.in_force))) {
         // It may be in force now, until its TTL.
         command.in_force = sent.value();
@@ -817,6 +830,7 @@ bool ControlLoop::Book(const Job& job, absl::Time now) {
       // refresh, not at every event (a powered-off wallbox would otherwise be
       // asked in a loop). The previous value stays in force.
       if (command.failed != why) kLog.Warning("EVSE %s: %s", sent.evse_id(), why);
+      if (command.failed != why) recheck_.insert(sent.evse_id());
       command.failed = why;
       command.refused = sent.value();
       continue;
@@ -835,6 +849,7 @@ bool ControlLoop::Book(const Job& job, absl::Time now) {
     }
     command.accepted = Accepted(*command.in_force, now);
     command.refused.reset();
+    if (!command.failed.empty()) recheck_.insert(sent.evse_id());
     command.failed.clear();
     taken |= changed;
   }

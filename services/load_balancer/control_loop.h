@@ -282,6 +282,8 @@ class ControlLoop {
   void HandleMeter(const std::string& device, const v1::MeterReading& reading, Stamp now);
   void HandleLinkDown(size_t link, Stamp now);
   void SetStale(const std::string& device, bool stale, Stamp now);
+  // Marks the EVSEs `link` reported for PushCommandability.
+  void RecheckLink(size_t link);
   void ForgetMeasurements(const std::string& device, Stamp now);
   void HandleSession(const v1::WatchSessionsResponse& event, Stamp now);
   // A vehicle is connected and (with a session service) authorized.
@@ -293,7 +295,8 @@ class ControlLoop {
   // Gives the policy the EVSE's state.
   void PushEvse(const std::string& evse_id, absl::Time now, std::optional<double> soc_pct = {},
                 std::optional<double> session_energy_wh = {});
-  // Pushes, in one recomputation, every EVSE whose commandability changed.
+  // Pushes, in one recomputation, every EVSE whose commandability changed
+  // (of those marked in recheck_).
   // Returns true if there was one.
   bool PushCommandability(absl::Time now);
   void Apply(absl::StatusOr<control::Decision> decision);
@@ -330,6 +333,8 @@ class ControlLoop {
   // used only by its own link's dispatch thread during a round.
   std::vector<uint64_t> next_sequence_;
   std::set<std::string> stale_devices_;
+  // EVSEs whose commandability may have changed since PushCommandability.
+  std::set<std::string> recheck_;
   absl::Time next_tick_ = absl::InfinitePast();  // monotonic
   std::map<std::string, EvseLive> evse_live_;
   std::set<std::string> authorized_;                // EVSEs with an energy-authorized session
