@@ -836,6 +836,12 @@ void PrintAllocation(const v1::Allocation& allocation, std::ostream& out,
          e.paused() ? EnumLabel(v1::PauseReason_descriptor(), e.pause_reason()) : "no", limited});
   }
   evses.PrintText(out);
+  for (const v1::EvseAllocation& e : allocation.evses()) {
+    if (!e.not_controlled_reason().empty()) {
+      out << "NOT CONTROLLED " << e.evse_id() << ": " << e.not_controlled_reason()
+          << " (sent its failsafe, counted at its worst case)\n";
+    }
+  }
   out << "\n";
   Table circuits({"CIRCUIT", "LOAD A (L1/L2/L3)", "HEADROOM A (L1/L2/L3)"});
   for (const v1::CircuitLoad& c : allocation.circuits()) {
@@ -866,6 +872,13 @@ int Ctl::Allocation() {
       out_ << "FAILSAFE since "
            << FormatTime(response.failsafe_since(), response.has_failsafe_since()) << ": "
            << response.failsafe_detail() << "\n";
+    }
+    for (const v1::CircuitStatus& circuit : response.circuits()) {
+      if (circuit.failsafe()) {
+        out_ << "FAILSAFE circuit " << circuit.circuit_id() << " since "
+             << FormatTime(circuit.failsafe_since(), circuit.has_failsafe_since()) << ": "
+             << circuit.failsafe_detail() << "\n";
+      }
     }
     for (const v1::DynamicLimit& limit : response.dynamic_limits()) {
       out_ << "limit " << limit.source() << " on " << limit.circuit_id() << ":";
