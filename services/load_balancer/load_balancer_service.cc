@@ -132,7 +132,8 @@ void LoadBalancerService::OnHosted(const HostInfo& host) {
       }
       auto credentials = MakeClientCredentials(!config_.services.tls, tls);
       if (!credentials.ok()) {
-        kLog.Error("%s: %s", service, credentials.status().message());
+        links_error_ = absl::FailedPreconditionError(absl::StrCat(
+            "channel to ", service, " at ", *where, ": ", credentials.status().message()));
         return nullptr;
       }
       return grpc::CreateChannel(*where, *credentials);
@@ -163,6 +164,7 @@ void LoadBalancerService::OnHosted(const HostInfo& host) {
 }
 
 absl::Status LoadBalancerService::Start() {
+  if (!links_error_.ok()) return links_error_;
   if (!links_.has_value()) links_.emplace();
   absl::StatusOr<std::unique_ptr<ControlLoop>> loop =
       ControlLoop::Create(config_, std::move(links_->drivers), std::move(links_->sessions), clock_,

@@ -75,6 +75,10 @@ class LoadBalancerService final : public Service, public v1::LoadBalancer::Servi
   const site::SiteConfig config_;
   const Clock& clock_;
   std::optional<Links> links_;
+  // Why a configured peer's channel could not be made (Start() refuses to
+  // run without it: a load balancer without its session service would let
+  // every vehicle charge unauthorized).
+  absl::Status links_error_;
   // The configured topology, built once; live values are added per call.
   v1::GetSiteStatusResponse topology_;
   std::unique_ptr<ControlLoop> loop_;

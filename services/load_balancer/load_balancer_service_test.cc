@@ -130,5 +130,27 @@ TEST_F(LoadBalancerServiceTest, BadLimitsAndUnknownEvsesAreRejectedWithTheirPath
   EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
 }
 
+// With TLS on, a peer's channel needs the site CA and the client
+// certificate. When they cannot be read the load balancer must not start:
+// without its session service it would let every vehicle charge.
+TEST(LoadBalancerServiceStart, UnreadableClientCredentialsStopTheStartNotTheAuthorization) {
+  auto config = site::LoadSiteConfigString(kSite, "test.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  site::TlsConfig tls;
+  tls.cert_file = "/nonexistent/server.pem";
+  tls.key_file = "/nonexistent/server.key";
+  tls.client_ca_file = "/nonexistent/ca.pem";
+  config->services.tls = tls;
+  config->insecure_demo = false;
+  config->services.endpoints["session"].endpoint = "127.0.0.1:1";
+  LoadBalancerService service(*config, SystemClock::Get());
+  service.OnHosted(HostInfo{});
+  absl::Status status = service.Start();
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition) << status;
+  EXPECT_THAT(status.message(), HasSubstr("session"));
+  EXPECT_THAT(status.message(), HasSubstr("/nonexistent/ca.pem"));
+  EXPECT_EQ(service.control_loop(), nullptr);
+}
+
 }  // namespace
 }  // namespace evgate::load_balancer
