@@ -8,7 +8,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "google/protobuf/util/message_differencer.h"
 #include "google/protobuf/util/time_util.h"
 #include "runtime/log.h"
 #include "services/load_balancer/proto_conversions.h"
@@ -17,7 +16,6 @@
 namespace evgate::load_balancer {
 namespace {
 
-using ::google::protobuf::util::MessageDifferencer;
 using ::google::protobuf::util::TimeUtil;
 
 log::Logger kLog("load_balancer");
@@ -101,6 +99,23 @@ control::AcceptedSetpoint Accepted(const v1::SetpointValue& value, absl::Time at
     accepted.current_a = Draw(value);
   }
   return accepted;
+}
+
+// Two values are the same setpoint (a field-wise comparison: MessageDifferencer
+// costs microseconds, and this runs for every EVSE of every batch).
+bool SameValue(const v1::SetpointValue& a, const v1::SetpointValue& b) {
+  if (a.kind_case() != b.kind_case()) return false;
+  switch (a.kind_case()) {
+    case v1::SetpointValue::kPowerLimitW:
+      return a.power_limit_w() == b.power_limit_w();
+    case v1::SetpointValue::kCurrentLimitA:
+      for (int p = 0; p < allocation::kPhaseCount; ++p) {
+        if (GetPhase(a.current_limit_a(), p) != GetPhase(b.current_limit_a(), p)) return false;
+      }
+      return true;
+    default:
+      return true;  // pause, or nothing
+  }
 }
 
 // A batch that failed this way may have been applied on the device.
@@ -197,7 +212,7 @@ ControlLoop::ControlLoop(const site::SiteConfig& config,
     commands_[evse_id].accepted = Accepted(most, now.mono);
     commands_[evse_id].pushed = NotCommandable(evse_id);
     working_.evses[evse_id].not_commandable = commands_[evse_id].pushed;
-    updates.push_back(UpdateOf(evse_id, now.mono));
+    updates.push_back(UpdateOf(evse_id, evse_live_[evse_id], now.mono));
   }
   Apply(policy_.OnSamples({}, updates, now.mono));
   working_.failsafe_reason = config_.grid.meter
@@ -421,8 +436,8 @@ void ControlLoop::HandleEvse(size_t link, const std::string& device, const v1::E
   }
 }
 
-bool ControlLoop::IsActive(const std::string& evse_id) {
-  return evse_live_[evse_id].connected && (sessions_ == nullptr || authorized_.count(evse_id) > 0);
+bool ControlLoop::IsActive(const std::string& evse_id, const EvseLive& live) const {
+  return live.connected && (sessions_ == nullptr || authorized_.count(evse_id) > 0);
 }
 
 std::string ControlLoop::NotCommandable(const std::string& evse_id) const {
@@ -440,24 +455,24 @@ std::string ControlLoop::NotCommandable(const std::string& evse_id) const {
   return "";
 }
 
-control::EvseUpdate ControlLoop::UpdateOf(const std::string& evse_id, absl::Time now) {
-  const EvseLive& live = evse_live_[evse_id];
+control::EvseUpdate ControlLoop::UpdateOf(const std::string& evse_id, const EvseLive& live,
+                                          absl::Time now) {
   const EvseCommand& command = commands_[evse_id];
   control::EvseUpdate update;
   update.evse = evse_id;
   update.at = now;
-  update.active = IsActive(evse_id);
+  update.active = IsActive(evse_id, live);
   update.measured_a = live.measured_a;
   update.measured_w = live.measured_w;
   update.commandable = command.pushed.empty();  // PushCommandability keeps it current
   update.last_accepted = command.accepted;
-  working_.evses[evse_id].active = update.active;
   return update;
 }
 
 void ControlLoop::PushEvse(const std::string& evse_id, absl::Time now,
                            std::optional<double> soc_pct, std::optional<double> session_energy_wh) {
-  control::EvseUpdate update = UpdateOf(evse_id, now);
+  control::EvseUpdate update = UpdateOf(evse_id, evse_live_[evse_id], now);
+  working_.evses[evse_id].active = update.active;
   update.soc_pct = soc_pct;
   update.session_energy_wh = session_energy_wh;
   Apply(policy_.OnEvseUpdate(update));
@@ -482,7 +497,7 @@ bool ControlLoop::PushCommandability(absl::Time now) {
     if (why.empty() && route.ocpp && !route.link) {
       working_.evses[evse_id].not_commandable = kNoOcppDriver;
     }
-    updates.push_back(UpdateOf(evse_id, now));
+    updates.push_back(UpdateOf(evse_id, evse_live_[evse_id], now));
   }
   if (updates.empty()) return false;
   Apply(policy_.OnSamples({}, updates, now));
@@ -617,7 +632,7 @@ void ControlLoop::HandleMeter(const std::string& device, const v1::MeterReading&
     live.measured_a = recent ? chosen.a : std::nullopt;  // too old: counted at its setpoint
     live.measured_w = recent ? chosen.w : std::nullopt;
     live.history.erase(live.history.begin(), std::prev(after));  // older ones are done
-    updates.push_back(UpdateOf(evse_id, now.mono));
+    updates.push_back(UpdateOf(evse_id, live, now.mono));
   }
   Apply(policy_.OnSamples({sample}, updates, now.mono));
 }
@@ -685,11 +700,10 @@ bool ControlLoop::Dispatch(bool refresh) {
   if (!decision_) return false;
   // Per ready driver: its setpoints, and which of them decrease.
   struct Part {
-    v1::ApplySetpointsRequest first;   // decreases, increases held at their value in force
-    v1::ApplySetpointsRequest second;  // everything (only when something increases)
+    v1::ApplySetpointsRequest all;  // every setpoint at its new value
+    std::vector<int> increases;     // positions in `all` that increase
     bool changed = false;
     bool decreases = false;
-    bool increases = false;
   };
   std::vector<Part> parts(links_.size());
   for (const control::Setpoint& setpoint : decision_->setpoints) {
@@ -697,38 +711,38 @@ bool ControlLoop::Dispatch(bool refresh) {
     if (!route.link || !link_ready_[*route.link]) continue;
     Part& part = parts[*route.link];
     const EvseCommand& command = commands_[setpoint.evse];
-    v1::Setpoint out;
+    v1::Setpoint& out = *part.all.add_setpoints();
     out.set_evse_id(setpoint.evse);
     *out.mutable_value() = ToValue(setpoint, *route.config);
-    const bool same =
-        command.in_force && MessageDifferencer::Equals(*command.in_force, out.value());
-    const bool refused_before =
-        command.refused && MessageDifferencer::Equals(*command.refused, out.value());
+    const bool same = command.in_force && SameValue(*command.in_force, out.value());
+    const bool refused_before = command.refused && SameValue(*command.refused, out.value());
     part.changed |= !same && !refused_before;
-    *part.second.add_setpoints() = out;
+    if (same) continue;
     // Unknown in force: it may be a decrease, so it goes first.
-    if (!same && command.in_force && Draw(out.value()) > Draw(*command.in_force)) {
-      part.increases = true;
-      v1::Setpoint* held = part.first.add_setpoints();
-      held->set_evse_id(setpoint.evse);
-      *held->mutable_value() = *command.in_force;
+    if (command.in_force && Draw(out.value()) > Draw(*command.in_force)) {
+      part.increases.push_back(part.all.setpoints_size() - 1);
     } else {
-      part.decreases |= !same;
-      *part.first.add_setpoints() = out;
+      part.decreases = true;
     }
   }
   std::vector<Job> first;
   std::vector<Job> second;
   for (size_t link = 0; link < links_.size(); ++link) {
     Part& part = parts[link];
-    if (part.second.setpoints().empty() || (!part.changed && !refresh)) continue;
-    if (part.increases && part.decreases) {
-      first.push_back(Job{link, std::move(part.first)});
-      second.push_back(Job{link, std::move(part.second)});
-    } else if (part.increases) {
-      second.push_back(Job{link, std::move(part.second)});
+    if (part.all.setpoints().empty() || (!part.changed && !refresh)) continue;
+    if (!part.increases.empty() && part.decreases) {
+      // First round: the increases held at their value in force.
+      v1::ApplySetpointsRequest held = part.all;
+      for (int i : part.increases) {
+        v1::Setpoint& s = *held.mutable_setpoints(i);
+        *s.mutable_value() = *commands_[s.evse_id()].in_force;
+      }
+      first.push_back(Job{link, std::move(held)});
+      second.push_back(Job{link, std::move(part.all)});
+    } else if (!part.increases.empty()) {
+      second.push_back(Job{link, std::move(part.all)});
     } else {
-      first.push_back(Job{link, std::move(part.second)});
+      first.push_back(Job{link, std::move(part.all)});
     }
   }
   bool taken = false;
@@ -841,8 +855,7 @@ bool ControlLoop::Book(const Job& job, absl::Time now) {
       command.refused.reset();
       continue;
     }
-    const bool changed =
-        !command.in_force || !MessageDifferencer::Equals(*command.in_force, sent.value());
+    const bool changed = !command.in_force || !SameValue(*command.in_force, sent.value());
     command.in_force = sent.value();
     if (result->has_in_force() && result->in_force().has_value()) {
       command.in_force = result->in_force().value();

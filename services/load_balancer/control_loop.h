@@ -287,11 +287,11 @@ class ControlLoop {
   void ForgetMeasurements(const std::string& device, Stamp now);
   void HandleSession(const v1::WatchSessionsResponse& event, Stamp now);
   // A vehicle is connected and (with a session service) authorized.
-  bool IsActive(const std::string& evse_id);
+  bool IsActive(const std::string& evse_id, const EvseLive& live) const;
   // Why the loop cannot command the EVSE now (empty: it can).
   std::string NotCommandable(const std::string& evse_id) const;
   // The policy's view of the EVSE from evse_live_, the gate and commands_.
-  control::EvseUpdate UpdateOf(const std::string& evse_id, absl::Time now);
+  control::EvseUpdate UpdateOf(const std::string& evse_id, const EvseLive& live, absl::Time now);
   // Gives the policy the EVSE's state.
   void PushEvse(const std::string& evse_id, absl::Time now, std::optional<double> soc_pct = {},
                 std::optional<double> session_energy_wh = {});
