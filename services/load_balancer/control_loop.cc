@@ -170,7 +170,8 @@ ControlLoop::ControlLoop(const site::SiteConfig& config,
       options_(std::move(options)),
       policy_(std::move(policy)),
       link_ready_(links_.size(), false),
-      next_sequence_(links_.size(), 0) {
+      next_sequence_(links_.size(), 0),
+      link_failing_(links_.size(), false) {
   if (config_.grid.meter) devices_[*config_.grid.meter].meter_node = site::kGridCircuitId;
   for (const site::CircuitConfig& circuit : config_.circuits) {
     if (circuit.meter) devices_[*circuit.meter].meter_node = circuit.id;
@@ -215,9 +216,12 @@ ControlLoop::ControlLoop(const site::SiteConfig& config,
     updates.push_back(UpdateOf(evse_id, evse_live_[evse_id], now.mono));
   }
   Apply(policy_.OnSamples({}, updates, now.mono));
-  working_.failsafe_reason = config_.grid.meter
-                                 ? "no sample from grid meter '" + *config_.grid.meter + "' yet"
-                                 : "the site has no grid meter";
+  // Before the first decision: in failsafe until the grid meter's first
+  // sample; a site without a grid meter is never in failsafe for it.
+  working_.failsafe = config_.grid.meter.has_value();
+  if (config_.grid.meter) {
+    working_.failsafe_reason = "no sample from grid meter '" + *config_.grid.meter + "' yet";
+  }
   snapshot_ = working_;
 }
 
@@ -390,6 +394,7 @@ std::optional<v1::AllocationTrigger> ControlLoop::Handle(const Input& input) {
     }
     case v1::WatchDevicesResponse::kInitialSnapshotComplete:
       link_ready_[input.link] = true;
+      link_failing_[input.link] = false;
       RecheckLink(input.link);
       return v1::ALLOCATION_TRIGGER_DEVICE_EVENT;
     case v1::WatchDevicesResponse::kLinkStateChange:
@@ -730,6 +735,9 @@ bool ControlLoop::Dispatch(bool refresh) {
   for (size_t link = 0; link < links_.size(); ++link) {
     Part& part = parts[link];
     if (part.all.setpoints().empty() || (!part.changed && !refresh)) continue;
+    // A driver whose last call failed is retried with the tick's refresh
+    // only: a hung one must not cost every event its deadline.
+    if (link_failing_[link] && !refresh) continue;
     if (!part.increases.empty() && part.decreases) {
       // First round: the increases held at their value in force.
       v1::ApplySetpointsRequest held = part.all;
@@ -806,6 +814,7 @@ absl::StatusOr<v1::ApplySetpointsResponse> ControlLoop::Send(size_t link,
 bool ControlLoop::Book(const Job& job, absl::Time now) {
   bool taken = false;
   const v1::ApplySetpointsRequest& request = job.request;
+  link_failing_[job.link] = !job.response.ok();
   if (!job.response.ok()) {
     const bool maybe = MayHaveBeenApplied(job.response.status().code());
     kLog.Warning("%s", job.response.status().message());

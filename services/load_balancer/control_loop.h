@@ -60,7 +60,9 @@
 // of (TTL - tick) / 2, so both rounds end before a setpoint of the previous
 // refresh expires. A batch that failed (deadline, driver gone) makes its EVSEs
 // not commandable, counted at the higher of what they had and what was sent,
-// since it may have been applied.
+// since it may have been applied; that driver is then retried with the tick's
+// refresh only, so a hung driver costs the loop one deadline per tick, not
+// one per input.
 // Sequences. Each driver keeps the last sequence it applied per controller
 // id; the loop asks it (GetControllerSequence) before its first batch on a
 // stream and continues from there, and asks again and retries once when a
@@ -332,6 +334,8 @@ class ControlLoop {
   // Per link: the next sequence, 0 while unknown (ask the driver). Each is
   // used only by its own link's dispatch thread during a round.
   std::vector<uint64_t> next_sequence_;
+  // Per link: its last call failed (it is retried at the tick only).
+  std::vector<bool> link_failing_;
   std::set<std::string> stale_devices_;
   // EVSEs whose commandability may have changed since PushCommandability.
   std::set<std::string> recheck_;

@@ -747,6 +747,14 @@ TEST_F(ControlLoopTest, AFailedBatchLeavesItsEvsesNotCommandable) {
   Driver(1).FailWith(absl::DeadlineExceededError("ApplySetpoints on driver-1: deadline"));
   Second(0);
   EXPECT_THAT(Shown("wb2").not_controlled_reason(), HasSubstr("deadline"));
+  // Retried with the tick only, not at every input.
+  const size_t calls = Driver(1).deadlines().size();
+  clock_.Advance(absl::Milliseconds(300));
+  Sample(5);
+  EXPECT_EQ(Driver(1).deadlines().size(), calls);
+  clock_.Advance(absl::Seconds(1));
+  loop_->Step();
+  EXPECT_EQ(Driver(1).deadlines().size(), calls + 1);
   for (int s = 0; s < 5; ++s) Second(0);
   EXPECT_LE(Limit("wb1"), 16.0 + 1e-9);
   Driver(1).FailWith(absl::OkStatus());
