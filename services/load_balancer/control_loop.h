@@ -31,7 +31,11 @@
 // measurement without `measured_at` is not used (the EVSE counts at its
 // setpoint); a meter reading without it is invalid — a receipt time would make
 // an old reading look fresh. What the loop shows (computed_at, failsafe_since,
-// paused_since) is converted back to wall time.
+// paused_since) is converted back to wall time. The conversion trusts the
+// driver's wall clock to agree with ours: on one box (evgate run, or k3s on
+// the gateway) it is the same clock; a driver on another host must be
+// NTP-synchronised, or its samples look old (failsafe: safe, not silent) or
+// fresh.
 // Energy is gated by authorization when a session service is connected: an
 // EVSE counts as active only while its vehicle is connected AND it has an
 // open session with `energy_authorized` (SessionService.WatchSessions). While

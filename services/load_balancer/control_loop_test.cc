@@ -722,8 +722,12 @@ TEST_F(ControlLoopTest, ARefusedSetpointIsNotCountedAsObeyed) {
   const double held = Limit("wb1");
 
   Driver(0).Refuse("wb1", true);
+  const uint64_t published = loop_->Snapshot().allocation->sequence();
   Second(0);  // the tick's refresh is refused for wb1
   EXPECT_THAT(Shown("wb1").not_controlled_reason(), HasSubstr("the wallbox said no"));
+  std::optional<v1::Allocation> streamed =
+      loop_->WaitForAllocation(published, absl::ZeroDuration());
+  ASSERT_TRUE(streamed.has_value()) << "WatchAllocations streams the change of control";
   for (int s = 0; s < 10; ++s) Second(0);
   EXPECT_LE(Limit("wb2"), 32 - held + 1e-9) << "wb1 still has its " << held << " A in force";
 

@@ -112,7 +112,7 @@ bool SameEvseValues(const v1::Allocation& a, const v1::Allocation& b) {
     const v1::EvseAllocation& x = a.evses(i);
     const v1::EvseAllocation& y = b.evses(i);
     if (x.evse_id() != y.evse_id() || x.paused() != y.paused() || x.current_a() != y.current_a() ||
-        x.power_w() != y.power_w()) {
+        x.power_w() != y.power_w() || x.not_controlled_reason() != y.not_controlled_reason()) {
       return false;
     }
   }

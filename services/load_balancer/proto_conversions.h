@@ -28,8 +28,9 @@ v1::LimitingConstraint ToProto(const allocation::Limit& limit);
 v1::PhaseValues ToProto(const std::array<std::optional<double>, allocation::kPhaseCount>& values);
 v1::PhaseValues ToProto(const allocation::PhaseValues& values);
 
-// True when both allocations give every EVSE the same value and pause state
-// and agree on failsafe: what WatchAllocations counts as "a new allocation".
+// True when both allocations give every EVSE the same value, pause state and
+// control state (not_controlled_reason) and agree on failsafe: what
+// WatchAllocations counts as "a new allocation".
 bool SameEvseValues(const v1::Allocation& a, const v1::Allocation& b);
 
 // An engine result as the API's typed Allocation (no sequence/time/trigger).
