@@ -795,7 +795,11 @@ absl::StatusOr<v1::ApplySetpointsResponse> ControlLoop::Send(size_t link,
     if (next == 0) {
       absl::StatusOr<v1::GetControllerSequenceResponse> where =
           driver.ControllerSequence(options_.controller_id, options_.apply_deadline);
-      if (!where.ok()) return where.status();
+      if (!where.ok()) {
+        // Nothing was sent: not "maybe applied".
+        return absl::FailedPreconditionError(
+            absl::StrCat("batch not sent: ", where.status().message()));
+      }
       next = where->last_applied_sequence() + 1;
     }
     request.set_sequence(next++);
