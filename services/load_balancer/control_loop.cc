@@ -170,8 +170,10 @@ ControlLoop::ControlLoop(const site::SiteConfig& config,
       options_(std::move(options)),
       policy_(std::move(policy)),
       link_ready_(links_.size(), false),
-      next_sequence_(links_.size(), 0),
-      link_failing_(links_.size(), false) {
+      link_failing_(links_.size(), false),
+      retrying_(links_.size(), false),
+      retries_(links_.size()),
+      next_sequence_(links_.size(), 0) {
   if (config_.grid.meter) devices_[*config_.grid.meter].meter_node = site::kGridCircuitId;
   for (const site::CircuitConfig& circuit : config_.circuits) {
     if (circuit.meter) devices_[*circuit.meter].meter_node = circuit.id;
@@ -272,6 +274,9 @@ void ControlLoop::Stop() {
     stop_ = true;
   }
   if (thread_.joinable()) thread_.join();
+  for (std::thread& retry : retries_) {
+    if (retry.joinable()) retry.join();
+  }
   for (const auto& link : links_) link->Stop();
   if (sessions_ != nullptr) sessions_->Stop();
 }
@@ -680,7 +685,10 @@ void ControlLoop::HandleLinkDown(size_t link, Stamp now) {
   // snapshots arrive. The driver may have restarted: where its sequence
   // stands is asked again.
   link_ready_[link] = false;
-  next_sequence_[link] = 0;
+  {
+    absl::MutexLock lock(&sequence_mu_);
+    next_sequence_[link] = 0;
+  }
   RecheckLink(link);
   for (const auto& [device, route] : devices_) {
     bool ours = false;
@@ -736,8 +744,12 @@ bool ControlLoop::Dispatch(bool refresh) {
     Part& part = parts[link];
     if (part.all.setpoints().empty() || (!part.changed && !refresh)) continue;
     // A driver whose last call failed is retried with the tick's refresh
-    // only: a hung one must not cost every event its deadline.
-    if (link_failing_[link] && !refresh) continue;
+    // only, and off the loop thread: a hung one must cost neither every
+    // input nor every tick its deadline.
+    if (link_failing_[link]) {
+      if (refresh && !retrying_[link]) Retry(link, std::move(part.all));
+      continue;
+    }
     if (!part.increases.empty() && part.decreases) {
       // First round: the increases held at their value in force.
       v1::ApplySetpointsRequest held = part.all;
@@ -770,12 +782,37 @@ bool ControlLoop::Dispatch(bool refresh) {
   return taken;
 }
 
-void ControlLoop::RunJobs(std::vector<Job>& jobs) {
-  for (Job& job : jobs) {
-    job.request.set_controller_id(options_.controller_id);
-    *job.request.mutable_ttl() =
-        TimeUtil::NanosecondsToDuration(absl::ToInt64Nanoseconds(options_.setpoint_ttl));
+void ControlLoop::Prepare(v1::ApplySetpointsRequest& request) const {
+  request.set_controller_id(options_.controller_id);
+  *request.mutable_ttl() =
+      TimeUtil::NanosecondsToDuration(absl::ToInt64Nanoseconds(options_.setpoint_ttl));
+}
+
+void ControlLoop::Retry(size_t link, v1::ApplySetpointsRequest request) {
+  auto job = std::make_shared<Job>(Job{link, std::move(request)});
+  Prepare(job->request);
+  if (options_.stepped) {  // deterministic: on the caller's thread
+    job->response = Send(link, job->request);
+    Book(*job, clock_.MonotonicNow());
+    return;
   }
+  retrying_[link] = true;
+  if (retries_[link].joinable()) retries_[link].join();  // done: its result was booked
+  retries_[link] = std::thread([this, job] {
+    job->response = Send(job->link, job->request);
+    Input input;
+    input.kind = Input::Kind::kCall;
+    input.call = [this, job] {
+      Book(*job, clock_.MonotonicNow());
+      retrying_[job->link] = false;
+    };
+    input.call_trigger = v1::ALLOCATION_TRIGGER_DEVICE_EVENT;
+    Post(std::move(input));
+  });
+}
+
+void ControlLoop::RunJobs(std::vector<Job>& jobs) {
+  for (Job& job : jobs) Prepare(job.request);
   // Each thread touches only its own job and its own link's next_sequence_.
   std::vector<std::thread> others;
   others.reserve(jobs.size());
@@ -789,10 +826,15 @@ void ControlLoop::RunJobs(std::vector<Job>& jobs) {
 absl::StatusOr<v1::ApplySetpointsResponse> ControlLoop::Send(size_t link,
                                                              v1::ApplySetpointsRequest& request) {
   DeviceLink& driver = *links_[link];
-  uint64_t& next = next_sequence_[link];
   absl::StatusOr<v1::ApplySetpointsResponse> response = absl::UnknownError("not sent");
   for (int attempt = 0; attempt < 2; ++attempt) {
-    if (next == 0) {
+    uint64_t sequence = 0;
+    {
+      absl::MutexLock lock(&sequence_mu_);
+      sequence = next_sequence_[link];
+      if (sequence != 0) ++next_sequence_[link];
+    }
+    if (sequence == 0) {
       absl::StatusOr<v1::GetControllerSequenceResponse> where =
           driver.ControllerSequence(options_.controller_id, options_.apply_deadline);
       if (!where.ok()) {
@@ -800,9 +842,11 @@ absl::StatusOr<v1::ApplySetpointsResponse> ControlLoop::Send(size_t link,
         return absl::FailedPreconditionError(
             absl::StrCat("batch not sent: ", where.status().message()));
       }
-      next = where->last_applied_sequence() + 1;
+      absl::MutexLock lock(&sequence_mu_);
+      next_sequence_[link] = std::max(next_sequence_[link], where->last_applied_sequence() + 1);
+      sequence = next_sequence_[link]++;
     }
-    request.set_sequence(next++);
+    request.set_sequence(sequence);
     request.set_batch_id(absl::StrCat(options_.controller_id, "-", request.sequence()));
     response = driver.Apply(request, options_.apply_deadline);
     const absl::StatusCode code = response.status().code();
@@ -810,7 +854,8 @@ absl::StatusOr<v1::ApplySetpointsResponse> ControlLoop::Send(size_t link,
     // Outdated or out of the window (another instance with our id, a
     // driver that remembers more than we do): ask where it stands.
     kLog.Warning("%s; asking %s for the sequence", response.status().message(), driver.name());
-    next = 0;
+    absl::MutexLock lock(&sequence_mu_);
+    next_sequence_[link] = 0;
   }
   return response;
 }

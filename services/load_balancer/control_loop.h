@@ -311,6 +311,11 @@ class ControlLoop {
   // setpoint was taken by a driver.
   // `refresh`: send every driver its batch even if nothing changed (the tick).
   bool Dispatch(bool refresh);
+  // Sets what every batch of this loop carries (controller id, TTL).
+  void Prepare(v1::ApplySetpointsRequest& request) const;
+  // Sends a failing driver its batch off the loop thread; the result is
+  // booked on the loop thread when it comes (options.stepped: at once).
+  void Retry(size_t link, v1::ApplySetpointsRequest request);
   // Runs the jobs' calls, one thread per driver, and waits for them all.
   void RunJobs(std::vector<Job>& jobs);
   // One driver's batch, with its sequence (asking the driver where it stands
@@ -335,11 +340,11 @@ class ControlLoop {
   std::map<std::string, EvseCommand> commands_;
   // Per link: its initial snapshots are all in, so its batches are complete.
   std::vector<bool> link_ready_;
-  // Per link: the next sequence, 0 while unknown (ask the driver). Each is
-  // used only by its own link's dispatch thread during a round.
-  std::vector<uint64_t> next_sequence_;
-  // Per link: its last call failed (it is retried at the tick only).
+  // Per link: its last call failed (it is retried at the tick only, by
+  // Retry), and a retry is in flight.
   std::vector<bool> link_failing_;
+  std::vector<bool> retrying_;
+  std::vector<std::thread> retries_;  // per link, the last retry's thread
   std::set<std::string> stale_devices_;
   // EVSEs whose commandability may have changed since PushCommandability.
   std::set<std::string> recheck_;
@@ -350,6 +355,11 @@ class ControlLoop {
   std::optional<absl::Time> pending_sample_at_;     // oldest meter sample not yet acted on
   std::optional<v1::Allocation> published_;         // the last allocation streamed
   LoopSnapshot working_;                            // copied to snapshot_ after each round
+
+  // Per link: the next sequence, 0 while unknown (ask the driver); used by
+  // the dispatch and retry threads.
+  absl::Mutex sequence_mu_;
+  std::vector<uint64_t> next_sequence_ ABSL_GUARDED_BY(sequence_mu_);
 
   mutable absl::Mutex mu_;
   std::deque<Input> inputs_ ABSL_GUARDED_BY(mu_);

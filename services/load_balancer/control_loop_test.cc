@@ -261,7 +261,7 @@ class ControlLoopTest : public ::testing::Test {
   // wallbox-1; with two, driver 1 has wallbox-2). `keep`: reuse the drivers
   // of the previous loop (a restart of the load balancer).
   void Make(int drivers = 1, std::unique_ptr<SessionLink> sessions = nullptr,
-            const char* yaml = kSite, bool keep = false) {
+            const char* yaml = kSite, bool keep = false, bool stepped = true) {
     auto config = site::LoadSiteConfigString(yaml, "test.yaml");
     ASSERT_TRUE(config.ok()) << config.status();
     config_ = *config;
@@ -276,7 +276,7 @@ class ControlLoopTest : public ::testing::Test {
     std::vector<std::unique_ptr<DeviceLink>> links;
     for (const auto& driver : drivers_) links.push_back(std::make_unique<Forward>(driver));
     ControlLoopOptions options = ControlLoopOptionsFromConfig(config_.controller);
-    options.stepped = true;
+    options.stepped = stepped;
     auto loop =
         ControlLoop::Create(config_, std::move(links), std::move(sessions), clock_, options);
     ASSERT_TRUE(loop.ok()) << loop.status();
@@ -366,6 +366,22 @@ class ControlLoopTest : public ::testing::Test {
   std::vector<Record::Taken> Taken() {
     absl::MutexLock lock(&record_.mu);
     return record_.taken;
+  }
+  // With the loop's own thread: waits until `driver` took more than `n`
+  // batches (no sleeping; false after 10 s).
+  bool WaitForTaken(const std::string& driver, size_t n) {
+    auto more = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(record_.mu) {
+      size_t count = 0;
+      for (const Record::Taken& t : record_.taken) count += t.driver == driver;
+      return count > n;
+    };
+    absl::MutexLock lock(&record_.mu);
+    return record_.mu.AwaitWithTimeout(absl::Condition(&more), absl::Seconds(10));
+  }
+  size_t TakenBy(const std::string& driver) {
+    size_t count = 0;
+    for (const Record::Taken& t : Taken()) count += t.driver == driver;
+    return count;
   }
 
   // Steps one second: a meter sample with `base` A of building load plus
@@ -858,6 +874,37 @@ TEST_F(ControlLoopTest, ADriverThatHangsDoesNotHoldUpTheOthers) {
   release.Notify();
   step.join();
   EXPECT_TRUE(other_served) << "driver 1 waited for driver 0";
+}
+
+// The loop's own thread: a driver that failed is retried off it, so a
+// retry that hangs holds up neither the ticks nor the other drivers.
+TEST_F(ControlLoopTest, AHungRetryDoesNotHoldUpTheLoopThread) {
+  Make(2, nullptr, kSite, /*keep=*/false, /*stepped=*/false);
+  for (int i = 0; i < 2; ++i) {
+    v1::WatchDevicesResponse event;
+    const std::string device = i == 0 ? "wallbox-1" : "wallbox-2";
+    event.set_device_id(device);
+    *event.mutable_snapshot() =
+        WallboxState(device, i == 0 ? "wb1" : "wb2", v1::CONNECTOR_STATUS_CHARGING);
+    Driver(i).Emit(event);
+    v1::WatchDevicesResponse complete;
+    complete.mutable_initial_snapshot_complete();
+    Driver(i).Emit(complete);
+  }
+  ASSERT_TRUE(WaitForTaken("driver-1", 0));
+  Driver(1).FailWith(absl::DeadlineExceededError("deadline"));
+  size_t before = TakenBy("driver-0");
+  clock_.Advance(absl::Seconds(1));  // a tick: driver 1 fails
+  ASSERT_TRUE(WaitForTaken("driver-0", before));
+  absl::Notification release;
+  Driver(1).FailWith(absl::OkStatus());
+  Driver(1).Hold(&release);  // its retry hangs
+  for (int tick = 0; tick < 3; ++tick) {
+    before = TakenBy("driver-0");
+    clock_.Advance(absl::Seconds(1));
+    EXPECT_TRUE(WaitForTaken("driver-0", before)) << "tick " << tick << " held up";
+  }
+  release.Notify();
 }
 
 // Issue #10 item 6: missing data is not zero.
