@@ -65,8 +65,8 @@
 // refresh expires. A batch that failed (deadline, driver gone) makes its EVSEs
 // not commandable, counted at the higher of what they had and what was sent,
 // since it may have been applied; that driver is then retried with the tick's
-// refresh only, so a hung driver costs the loop one deadline per tick, not
-// one per input.
+// refresh only, off the loop thread, so a hung driver costs the loop one
+// deadline when it starts hanging, not one per input or per tick.
 // Sequences. Each driver keeps the last sequence it applied per controller
 // id; the loop asks it (GetControllerSequence) before its first batch on a
 // stream and continues from there, and asks again and retries once when a
