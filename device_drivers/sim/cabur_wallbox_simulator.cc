@@ -340,17 +340,43 @@ absl::Status CanWallboxSimHost::AddWallbox(const CaburWallboxConfig& config) {
 
 absl::Status CanWallboxSimHost::Start() {
   if (thread_.joinable()) return absl::FailedPreconditionError("already started");
+  if (open_) return absl::FailedPreconditionError("already open without a thread");
   if (absl::Status s = bus_.Open(); !s.ok()) return s;
+  open_ = true;
   stop_ = false;
   thread_ = std::thread([this] { Run(); });
   return absl::OkStatus();
 }
 
+absl::Status CanWallboxSimHost::Open() {
+  if (open_) return absl::FailedPreconditionError("already open");
+  if (absl::Status s = bus_.Open(); !s.ok()) return s;
+  open_ = true;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int> CanWallboxSimHost::Step() {
+  if (!open_) return absl::FailedPreconditionError("Step() before Open()");
+  if (thread_.joinable()) return absl::FailedPreconditionError("Step() while the thread runs");
+  // A bus that is down reports so on every Receive(): it ends the step like
+  // an empty queue does.
+  int events = 0;
+  for (can::BusEventKind kind = RunOnce(absl::ZeroDuration()); kind != can::BusEventKind::kTimeout;
+       kind = RunOnce(absl::ZeroDuration())) {
+    ++events;
+    if (kind == can::BusEventKind::kInterfaceDown) break;
+  }
+  return events;
+}
+
 void CanWallboxSimHost::Stop() {
-  if (!thread_.joinable()) return;
-  stop_ = true;
-  thread_.join();
+  if (!open_) return;
+  if (thread_.joinable()) {
+    stop_ = true;
+    thread_.join();
+  }
   bus_.Close();
+  open_ = false;
 }
 
 void CanWallboxSimHost::SendAll(const std::vector<CanFrame>& frames) {
@@ -365,19 +391,22 @@ void CanWallboxSimHost::SendAll(const std::vector<CanFrame>& frames) {
 }
 
 void CanWallboxSimHost::Run() {
-  while (!stop_) {
-    const can::BusEvent event = bus_.Receive(tick_);
-    absl::MutexLock lock(&mu_);
-    const absl::Time now = clock_.Now();
-    for (auto& [address, sim] : sims_) {
-      const bool on_bus = cut_off_.count(address) == 0;
-      if (on_bus && event.kind == can::BusEventKind::kFrame && event.frame.has_value()) {
-        SendAll(sim->OnFrame(*event.frame, now));
-      }
-      std::vector<can::CanFrame> frames = sim->Tick(now);
-      if (on_bus) SendAll(frames);
+  while (!stop_) RunOnce(tick_);
+}
+
+can::BusEventKind CanWallboxSimHost::RunOnce(absl::Duration wait) {
+  const can::BusEvent event = bus_.Receive(wait);
+  absl::MutexLock lock(&mu_);
+  const absl::Time now = clock_.Now();
+  for (auto& [address, sim] : sims_) {
+    const bool on_bus = cut_off_.count(address) == 0;
+    if (on_bus && event.kind == can::BusEventKind::kFrame && event.frame.has_value()) {
+      SendAll(sim->OnFrame(*event.frame, now));
     }
+    std::vector<can::CanFrame> frames = sim->Tick(now);
+    if (on_bus) SendAll(frames);
   }
+  return event.kind;
 }
 
 namespace {

@@ -39,6 +39,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "device_drivers/can/can_bus.h"
@@ -178,6 +179,10 @@ class CaburWallboxSimulator {
 // that receives frames, ticks every simulator at least every `tick` of real
 // time and sends what they return. Times come from `clock` (a FakeClock in
 // tests). The control calls take effect at clock.Now().
+//
+// Tests that want no thread and no real time open the host with Open()
+// instead of Start() and call Step() after each change of the fake clock or
+// of the bus: it does at once what the thread would do next.
 class CanWallboxSimHost {
  public:
   CanWallboxSimHost(can::CanBus& bus, const Clock& clock,
@@ -190,7 +195,17 @@ class CanWallboxSimHost {
   absl::Status AddWallbox(const CaburWallboxConfig& config);
   // Opens the bus and starts the thread.
   absl::Status Start();
-  // Stops the thread and closes the bus. Idempotent.
+  // Opens the bus without a thread: nothing happens until Step().
+  absl::Status Open();
+  // After Open(): applies every frame already received (waiting for none)
+  // and ticks every simulator at clock.Now() after each and once more at the
+  // end, as the thread does; the frames they return are on the bus when it
+  // returns. Stops early at an interface-down event. Returns how many bus
+  // events it handled. FailedPrecondition when the host is not open or its
+  // thread runs. Start(), Open(), Step() and Stop() are not concurrent with
+  // one another; the control calls below may run on any thread.
+  absl::StatusOr<int> Step();
+  // Stops the thread (if any) and closes the bus. Idempotent.
   void Stop();
 
   // Control, by wallbox address; NotFound for an unknown address.
@@ -213,6 +228,9 @@ class CanWallboxSimHost {
 
  private:
   void Run();
+  // One pass of the thread: waits up to `wait` for one bus event, applies it
+  // and ticks every simulator. Returns the event's kind.
+  can::BusEventKind RunOnce(absl::Duration wait);
   void SendAll(const std::vector<can::CanFrame>& frames) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   can::CanBus& bus_;
@@ -223,6 +241,7 @@ class CanWallboxSimHost {
   std::set<int> cut_off_ ABSL_GUARDED_BY(mu_);  // addresses not on the bus (SetResponding)
   int64_t send_errors_ ABSL_GUARDED_BY(mu_) = 0;
   std::atomic<bool> stop_{false};
+  bool open_ = false;  // the bus is open (Start() or Open()); not guarded: not concurrent
   std::thread thread_;
 };
 

@@ -1,7 +1,5 @@
 #include "device_drivers/sim/cabur_wallbox_simulator.h"
 
-#include <thread>
-
 #include "device_drivers/can/loopback_can_bus.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -279,6 +277,12 @@ TEST(CaburWallboxSimulator, BadFramesForItAreCountedAndDoNotFeedTheWatchdog) {
 }
 
 // ---- the host, on the loopback bus with a fake clock ----------------------------
+//
+// The host runs without its thread: each Step() does what the thread would do
+// next, so the tests move the fake clock and the host in lock step and wait
+// for nothing in real time.
+
+constexpr absl::Duration kIdleStep = absl::Milliseconds(10);
 
 class HostTest : public ::testing::Test {
  protected:
@@ -294,30 +298,49 @@ class HostTest : public ::testing::Test {
     EXPECT_EQ(host_->AddWallbox(ThreePhase(2)).code(), absl::StatusCode::kAlreadyExists);
     CaburWallboxConfig bad = ThreePhase(64);
     EXPECT_FALSE(host_->AddWallbox(bad).ok());
-    ASSERT_TRUE(host_->Start().ok());
+    EXPECT_EQ(host_->Step().status().code(), absl::StatusCode::kFailedPrecondition);
+    ASSERT_TRUE(host_->Open().ok());
   }
   void TearDown() override { host_->Stop(); }
 
-  // Reads frames until `done` holds for a decoded status of `address`
-  // (real-time limit 10 s; the host thread runs on its own). While the bus is
-  // idle the fake clock moves 10 ms per 50 ms, as time would for a wallbox
-  // (it rate-limits status frames sent on a change).
-  template <typename F>
-  std::optional<wb::Status> WaitForStatus(int address, F done) {
-    const absl::Time limit = absl::Now() + absl::Seconds(10);
-    while (absl::Now() < limit) {
-      can::BusEvent e = controller_->Receive(absl::Milliseconds(50));
-      if (e.kind != can::BusEventKind::kFrame) {
-        clock_.Advance(absl::Milliseconds(10));
-        continue;
-      }
+  // The host handles what is on the bus and ticks at the fake clock's now.
+  void Step() {
+    absl::StatusOr<int> events = host_->Step();
+    ASSERT_TRUE(events.ok()) << events.status();
+  }
+
+  // The next frame the controller has received, decoded and counted; nullopt
+  // when there is none.
+  std::optional<wb::Message> NextMessage() {
+    while (true) {
+      can::BusEvent e = controller_->Receive(absl::ZeroDuration());
+      if (e.kind != can::BusEventKind::kFrame) return std::nullopt;
       absl::StatusOr<wb::Message> m = wb::Decode(*e.frame);
       EXPECT_TRUE(m.ok()) << m.status();
       if (!m.ok()) continue;
       ++seen_[m->index()];
-      if (auto* s = std::get_if<wb::Status>(&*m); s && s->address == address && done(*s)) {
-        return *s;
+      if (auto* fragment = std::get_if<wb::RfidFragment>(&*m)) {
+        if (std::optional<wb::RfidTap> tap = rfid_.Add(*fragment)) taps_.push_back(*tap);
       }
+      return *m;
+    }
+  }
+
+  // Steps the host and reads frames until `done` holds for a decoded status
+  // of `address`. While none does, the fake clock moves 10 ms per step, as
+  // time would for a wallbox (it rate-limits status frames sent on a
+  // change), up to `limit` of fake time.
+  template <typename F>
+  std::optional<wb::Status> WaitForStatus(int address, F done,
+                                          absl::Duration limit = absl::Seconds(10)) {
+    for (absl::Duration waited; waited <= limit; waited += kIdleStep) {
+      Step();
+      while (std::optional<wb::Message> m = NextMessage()) {
+        if (auto* s = std::get_if<wb::Status>(&*m); s && s->address == address && done(*s)) {
+          return *s;
+        }
+      }
+      clock_.Advance(kIdleStep);
     }
     return std::nullopt;
   }
@@ -329,6 +352,8 @@ class HostTest : public ::testing::Test {
   std::unique_ptr<can::CanBus> controller_;
   std::unique_ptr<CanWallboxSimHost> host_;
   std::map<size_t, int> seen_;  // frames per message variant index
+  wb::RfidAssembler rfid_;
+  std::vector<wb::RfidTap> taps_;  // complete card taps the controller received
 };
 
 TEST_F(HostTest, WallboxesFollowTheControllerAndFallBackWhenItStops) {
@@ -346,8 +371,8 @@ TEST_F(HostTest, WallboxesFollowTheControllerAndFallBackWhenItStops) {
   // The controller refreshes its setpoint every 500 ms for 2.5 s.
   for (int i = 0; i < 5; ++i) {
     Send(Enc(Setpoint(2, 16, 1)));
+    Step();
     clock_.Advance(absl::Milliseconds(500));
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   ASSERT_TRUE(WaitForStatus(2, [](const wb::Status& s) {
     return s.state == wb::IecState::kC && s.current_a[2] == 16 && !s.failsafe_active;
@@ -369,6 +394,9 @@ TEST_F(HostTest, WallboxesFollowTheControllerAndFallBackWhenItStops) {
   ASSERT_TRUE(host_->TapCard(1, {4, 3, 2, 1}).ok());
   clock_.Advance(absl::Seconds(1));
   ASSERT_TRUE(WaitForStatus(1, [](const wb::Status&) { return true; }));
+  ASSERT_EQ(taps_.size(), 1u);
+  EXPECT_EQ(taps_[0].address, 1);
+  EXPECT_THAT(taps_[0].uid, ElementsAre(4, 3, 2, 1));
   EXPECT_EQ(host_->PlugIn(9, {}).code(), absl::StatusCode::kNotFound);
   std::optional<CaburWallboxSnapshot> snap = host_->Snapshot(2);
   ASSERT_TRUE(snap.has_value());
@@ -387,17 +415,20 @@ TEST_F(HostTest, AWallboxCutOffTheBusIsSilentDeafAndFallsBackToItsFailsafe) {
   EXPECT_FALSE(host_->Responding(2));
   EXPECT_TRUE(host_->Responding(1));
   EXPECT_EQ(host_->SetResponding(9, false).code(), absl::StatusCode::kNotFound);
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the host sees the change
-  while (controller_->Receive(absl::Milliseconds(50)).kind == can::BusEventKind::kFrame) {
+  Step();
+  while (NextMessage().has_value()) {
   }
   // The controller keeps refreshing, but the wallbox no longer hears it: after
-  // its 2 s watchdog it runs on its failsafe (8 A), and says nothing.
+  // its 2 s watchdog it runs on its failsafe (8 A), and says nothing, while
+  // the other wallbox goes on reporting.
+  seen_.clear();
   for (int i = 0; i < 6; ++i) {
     Send(Enc(Setpoint(2, 16, 1)));
+    Step();
     clock_.Advance(absl::Milliseconds(500));
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   EXPECT_FALSE(WaitForStatus(2, [](const wb::Status&) { return true; }).has_value());
+  EXPECT_GT(seen_[wb::Message(wb::Status{}).index()], 0);  // wallbox 1's
   std::optional<CaburWallboxSnapshot> snap = host_->Snapshot(2);
   ASSERT_TRUE(snap.has_value());
   EXPECT_TRUE(snap->failsafe_active);
@@ -412,29 +443,24 @@ TEST_F(HostTest, AWallboxCutOffTheBusIsSilentDeafAndFallsBackToItsFailsafe) {
 
 TEST_F(HostTest, StatusAtFiveHertzMeasurementsAtOneHertzOnTheBus) {
   ASSERT_TRUE(WaitForStatus(2, [](const wb::Status&) { return true; }));
+  while (NextMessage().has_value()) {  // the rest of the power-up burst
+  }
   seen_.clear();
-  // 3 s of fake time in 10 ms steps, draining the bus as we go.
+  // 3 s of fake time in 10 ms steps, the host ticking at every step.
   for (int i = 0; i < 300; ++i) {
     clock_.Advance(absl::Milliseconds(10));
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    Step();
   }
-  // Let the host catch up with the last step, then count what arrived.
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  while (true) {
-    can::BusEvent e = controller_->Receive(absl::Milliseconds(50));
-    if (e.kind != can::BusEventKind::kFrame) break;
-    absl::StatusOr<wb::Message> m = wb::Decode(*e.frame);
-    ASSERT_TRUE(m.ok());
-    ++seen_[m->index()];
+  while (NextMessage().has_value()) {
   }
   const size_t kStatus = wb::Message(wb::Status{}).index();
   const size_t kMeasurements = wb::Message(wb::Measurements{}).index();
-  // Two wallboxes: 15 status each in 3 s (the host thread ticks on its own, so
-  // allow for a late first tick on a loaded machine).
-  EXPECT_GE(seen_[kStatus], 27);
-  EXPECT_LE(seen_[kStatus], 32);
-  EXPECT_GE(seen_[kMeasurements], 5);
-  EXPECT_LE(seen_[kMeasurements], 7);
+  const size_t kEnergy = wb::Message(wb::Energy{}).index();
+  // Two wallboxes, each: status at 0.2, 0.4 ... 3.0 s (15), measurements and
+  // energy at 1, 2 and 3 s.
+  EXPECT_EQ(seen_[kStatus], 30);
+  EXPECT_EQ(seen_[kMeasurements], 6);
+  EXPECT_EQ(seen_[kEnergy], 6);
 }
 
 }  // namespace
