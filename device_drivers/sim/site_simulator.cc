@@ -172,7 +172,9 @@ absl::Status SiteSimulator::Build() {
     auto b = std::make_unique<CanBusSim>();
     b->config = &bus;
     const site::CanSettings& can = *bus.can;
-    if (can.transport == site::CanTransport::kUdp) {
+    if (options_.can_transport) {
+      b->transport = options_.can_transport(bus);
+    } else if (can.transport == site::CanTransport::kUdp) {
       can::UdpCanBusOptions udp;
       udp.name = can.interface;
       udp.group = can.udp_group;
@@ -336,7 +338,7 @@ absl::Status SiteSimulator::Start() {
     }
   }
   for (auto& bus : can_buses_) {
-    if (absl::Status s = bus->host->Start(); !s.ok()) {
+    if (absl::Status s = options_.can_threads ? bus->host->Start() : bus->host->Open(); !s.ok()) {
       StopServing();
       return absl::UnavailableError(
           absl::StrFormat("cannot serve the simulated CAN bus '%s' (%s): %s", bus->config->id,
@@ -446,6 +448,13 @@ SiteSimulator::Device* SiteSimulator::FindTarget(const std::string& id) {
 // ---- physics -------------------------------------------------------------------
 
 void SiteSimulator::Step() {
+  if (!options_.can_threads) {
+    for (auto& bus : can_buses_) {
+      if (absl::StatusOr<int> events = bus->host->Step(); !events.ok()) {
+        kLog.Warning("CAN bus '%s' not stepped: %s", bus->config->id, events.status().message());
+      }
+    }
+  }
   absl::MutexLock lock(&mu_);
   StepLocked(clock_.Now());
 }

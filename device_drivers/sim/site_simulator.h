@@ -46,6 +46,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -87,6 +88,14 @@ struct SiteSimulatorOptions {
   double supply_resistance_ohm = 0.05;
   // How often the CAN wallbox hosts tick (real time).
   absl::Duration can_tick = absl::Milliseconds(10);
+  // false: the CAN wallbox hosts get no thread; Step() runs them (tests,
+  // FakeClock): each Step() first applies the frames on the bus, then the
+  // physics; a card tap goes out at the next Step().
+  bool can_threads = true;
+  // Tests: makes the transport of each CAN bus (e.g. a LoopbackCanNetwork
+  // endpoint; never null) instead of the UDP virtual bus or SocketCAN of
+  // site.yaml.
+  std::function<std::unique_ptr<can::CanBus>(const site::BusConfig&)> can_transport;
   // Vehicle response time to a new offer (IEC 61851-1 allows up to 5 s).
   absl::Duration ev_lag = absl::Seconds(2);
   // How long a controller must have driven a wallbox before a vehicle's
@@ -130,7 +139,8 @@ class SiteSimulator final : public Service, public v1::Simulator::Service {
   void Stop() override;
 
   // Advances the site physics to clock.Now(): building load, EVSE draws,
-  // meters. The physics thread calls it every physics_period.
+  // meters (and, without can_threads, the CAN wallbox hosts first). The
+  // physics thread calls it every physics_period.
   void Step();
 
   // The control API; the RPCs below call these. Ids are device or EVSE ids
