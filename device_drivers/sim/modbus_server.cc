@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <termios.h>
 #include <unistd.h>
@@ -100,9 +101,12 @@ absl::Duration RtuCharactersTime(int bytes, const RtuLineOptions& line) {
   return absl::Microseconds(static_cast<int64_t>(1e6 * bits * bytes / line.baud));
 }
 
-ModbusServer::ModbusServer() = default;
+ModbusServer::ModbusServer() : wake_fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
 
-ModbusServer::~ModbusServer() { Stop(); }
+ModbusServer::~ModbusServer() {
+  Stop();
+  if (wake_fd_ >= 0) close(wake_fd_);
+}
 
 void ModbusServer::AddUnit(int unit_id, ModbusUnit* unit) {
   absl::MutexLock lock(&mu_);
@@ -112,6 +116,10 @@ void ModbusServer::AddUnit(int unit_id, ModbusUnit* unit) {
 void ModbusServer::EnsureThread() {
   if (thread_.joinable()) return;
   stop_ = false;
+  uint64_t pending;
+  if (wake_fd_ >= 0 && read(wake_fd_, &pending, sizeof pending) < 0) {
+    // EAGAIN: no wake-up left over from an earlier Stop().
+  }
   thread_ = std::thread([this] { Serve(); });
 }
 
@@ -206,7 +214,14 @@ void ModbusServer::Stop() {
     absl::MutexLock lock(&mu_);
     stop_ = true;
   }
-  if (thread_.joinable()) thread_.join();
+  if (thread_.joinable()) {
+    const uint64_t one = 1;
+    if (wake_fd_ >= 0 && write(wake_fd_, &one, sizeof one) < 0) {
+      kLog.Warning("cannot wake the serving thread: %s; it stops within %d ms", ErrnoText(errno),
+                   kPollMs);
+    }
+    thread_.join();
+  }
   for (TcpClient& client : clients_) close(client.fd);
   clients_.clear();
   absl::MutexLock lock(&mu_);
@@ -324,10 +339,18 @@ void ModbusServer::Serve() {
       for (auto& endpoint : rtu_) rtu.push_back(endpoint.get());
     }
     std::vector<pollfd> fds;
+    // Last, so the indices below are unchanged; Stop() makes it readable and
+    // the next round sees stop_.
+    const auto poll_all = [&] {
+      if (wake_fd_ >= 0) fds.push_back({wake_fd_, POLLIN, 0});
+      const int n = poll(fds.data(), fds.size(), kPollMs);
+      if (wake_fd_ >= 0) fds.pop_back();
+      return n;
+    };
     if (listen_fd >= 0) fds.push_back({listen_fd, POLLIN, 0});
     for (RtuEndpoint* endpoint : rtu) fds.push_back({endpoint->fd, POLLIN, 0});
     for (const TcpClient& client : clients_) fds.push_back({client.fd, POLLIN, 0});
-    if (poll(fds.data(), fds.size(), kPollMs) < 0 && errno != EINTR) {
+    if (poll_all() < 0 && errno != EINTR) {
       kLog.Error("poll: %s", ErrnoText(errno));
       break;
     }

@@ -14,7 +14,8 @@
 // the request and the answer would take on a real line at `baud` plus the
 // device's turnaround, so bus timing measured against it is realistic.
 //
-// One background thread serves every endpoint. Thread-safe.
+// One background thread serves every endpoint; Stop() wakes it, so stopping
+// takes no poll period. Thread-safe.
 #ifndef EVGATE_DEVICE_DRIVERS_SIM_MODBUS_SERVER_H_
 #define EVGATE_DEVICE_DRIVERS_SIM_MODBUS_SERVER_H_
 
@@ -110,6 +111,9 @@ class ModbusServer {
   int tcp_port_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<std::unique_ptr<RtuEndpoint>> rtu_ ABSL_GUARDED_BY(mu_);
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  // An eventfd Stop() writes to, polled by the serving thread with the
+  // endpoints; -1 if it could not be made (then Stop() waits one poll period).
+  const int wake_fd_;
   std::thread thread_;
 
   // Touched only by the serving thread.
