@@ -137,6 +137,11 @@ void HeidelbergSimulator::InjectFault(Fault fault) {
   RetargetLocked(now);
 }
 
+absl::Time HeidelbergSimulator::last_request() {
+  absl::MutexLock lock(&mu_);
+  return last_request_;
+}
+
 void HeidelbergSimulator::SetResponding(bool responding) {
   absl::MutexLock lock(&mu_);
   responding_ = responding;

@@ -76,6 +76,9 @@ class HeidelbergSimulator final : public ModbusUnit {
   double energy_wh();
   double current_limit_a();  // in force now (after watchdog / lock)
   bool in_failsafe();        // the watchdog fired and no new limit came since
+  // When the last Modbus request to this unit came, on the clock (the
+  // watchdog's reference; construction or power cycle before any).
+  absl::Time last_request();
   uint16_t holding(uint16_t address);
 
   // ModbusUnit.
