@@ -356,6 +356,56 @@ class HostTest : public ::testing::Test {
   std::vector<wb::RfidTap> taps_;  // complete card taps the controller received
 };
 
+TEST_F(HostTest, StepAppliesEveryFrameOnTheBusAndTicksAtTheFakeNow) {
+  Step();  // power-up burst at kT0
+  while (NextMessage().has_value()) {
+  }
+  Send(Enc(wb::WatchdogConfig{2, 2000, 8}));
+  Send(Enc(Setpoint(2, 16, 7)));
+  clock_.Advance(absl::Milliseconds(50));
+  // One step: both frames, nothing waited for.
+  absl::StatusOr<int> events = host_->Step();
+  ASSERT_TRUE(events.ok()) << events.status();
+  EXPECT_EQ(*events, 2);
+  std::optional<CaburWallboxSnapshot> snap = host_->Snapshot(2);
+  ASSERT_TRUE(snap.has_value());
+  EXPECT_TRUE(snap->watchdog_configured);
+  EXPECT_FALSE(snap->failsafe_active);
+  EXPECT_EQ(snap->applied_sequence, 7);
+  // Its status on the change is on the bus when Step() returns: the first
+  // change at once; the second at the same instant is rate-limited to 20 ms
+  // later.
+  auto last_status_of_2 = [&] {
+    std::optional<wb::Status> status;
+    while (std::optional<wb::Message> m = NextMessage()) {
+      if (auto* s = std::get_if<wb::Status>(&*m); s && s->address == 2) status = *s;
+    }
+    return status;
+  };
+  std::optional<wb::Status> status = last_status_of_2();
+  ASSERT_TRUE(status.has_value());
+  EXPECT_TRUE(status->watchdog_configured);
+  EXPECT_EQ(status->applied_sequence, 0);
+  clock_.Advance(absl::Milliseconds(20));
+  Step();
+  status = last_status_of_2();
+  ASSERT_TRUE(status.has_value());
+  EXPECT_EQ(status->applied_sequence, 7);
+  // Nothing on the bus and no time passed: nothing handled, nothing sent.
+  events = host_->Step();
+  ASSERT_TRUE(events.ok());
+  EXPECT_EQ(*events, 0);
+  EXPECT_FALSE(NextMessage().has_value());
+  // Open() and Start() exclude each other; Step() needs the host without its thread.
+  EXPECT_EQ(host_->Open().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(host_->Start().code(), absl::StatusCode::kFailedPrecondition);
+  host_->Stop();
+  EXPECT_EQ(host_->Step().status().code(), absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(host_->Start().ok());
+  EXPECT_EQ(host_->Step().status().code(), absl::StatusCode::kFailedPrecondition);
+  host_->Stop();
+}
+
 TEST_F(HostTest, WallboxesFollowTheControllerAndFallBackWhenItStops) {
   // Both announce themselves.
   ASSERT_TRUE(WaitForStatus(1, [](const wb::Status& s) { return s.failsafe_active; }));
