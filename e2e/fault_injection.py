@@ -303,8 +303,9 @@ class Record:
                      EV_LAG_S, self.sample_period))
         elif start is not None:
             length = now - start
-            self.worst_excursion_s = max(self.worst_excursion_s, length)
-            log("note: %s %s was above its limit %.1f for %.2f s (peak %.2f; allowance %.2f s)" %
+            if length <= self.allowance_s:
+                self.worst_excursion_s = max(self.worst_excursion_s, length)
+            log("%s %s was above its limit %.1f for %.2f s (peak %.2f; allowance %.2f s)" %
                 (key[0], key[1], limit, length, self.excursion_max[key], self.allowance_s))
             del self.excursions[key]
             if hasattr(self, "_reported"):
