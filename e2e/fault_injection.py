@@ -379,7 +379,7 @@ class Recorder:
         self.record = record
         self.stubs = stubs
         self.stop = threading.Event()
-        self.sim = grpc.insecure_channel(sim_target)
+        self.sim = grpc.insecure_channel(sim_target, options=CHANNEL_OPTIONS)
         self.lb_target = lb_target
         self.list = self.sim.unary_unary(
             SIM + "ListSimulatedDevices",
@@ -470,7 +470,7 @@ class Process:
         logf.close()
 
     def wait_listening(self, timeout=20):
-        channel = grpc.insecure_channel("127.0.0.1:%d" % self.port)
+        channel = grpc.insecure_channel("127.0.0.1:%d" % self.port, options=CHANNEL_OPTIONS)
         try:
             grpc.channel_ready_future(channel).result(timeout=timeout)
         except grpc.FutureTimeoutError:
@@ -496,7 +496,7 @@ class SessionCheck:
 
     def __init__(self, record, target, stubs):
         self.record, self.stubs = record, stubs
-        self.channel = grpc.insecure_channel(target)
+        self.channel = grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
         self.list = self.channel.unary_unary(
             SESSIONS + "ListSessions",
             request_serializer=stubs.session.ListSessionsRequest.SerializeToString,
