@@ -81,6 +81,11 @@
 // the caller drives it, one Step() at a time, on the injected clock — this is
 // how its tests are deterministic.
 //
+// Files: control_loop.cc (inputs, the policy, publication),
+// control_loop_dispatch.cc (dispatch, sequences, booking, retries),
+// control_loop_calls.cc (API calls and what the loop shows); setpoint value
+// arithmetic in setpoint_values.h.
+//
 // Thread-safety: thread-safe. All policy work happens on the loop's own
 // thread; the public methods post to it or read a snapshot under a lock.
 #ifndef EVGATE_SERVICES_LOAD_BALANCER_CONTROL_LOOP_H_

@@ -1,0 +1,167 @@
+// How the control loop talks to its drivers (issue #10): sequences from the
+// driver across restarts and clock steps, decreases before increases across
+// drivers, a hung driver holding up nobody. One test runs the loop's own
+// thread and waits on notifications; the rest are stepped.
+#include <cmath>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/notification.h"
+#include "gmock/gmock.h"
+#include "google/protobuf/util/time_util.h"
+#include "gtest/gtest.h"
+#include "services/load_balancer/control_loop_test_fixture.h"
+
+namespace evgate::load_balancer {
+namespace {
+
+using ::google::protobuf::util::TimeUtil;
+using ::testing::HasSubstr;
+using namespace loop_testing;  // NOLINT: the fixture's vocabulary
+
+// Issue #10 item 4: sequences from the driver, not from the wall clock.
+TEST_F(ControlLoopTest, SequencesContinueFromTheDriverAcrossRestartsAndClockSteps) {
+  Make();
+  Driver(0).SetLastApplied(41);  // what a previous instance left
+  Connect();
+  Plug("wallbox-1", "wb1");
+  std::vector<Record::Taken> taken = Taken();
+  ASSERT_FALSE(taken.empty());
+  EXPECT_EQ(taken.front().request.sequence(), 42u);
+  EXPECT_EQ(Driver(0).sequence_queries(), 1);
+
+  clock_.StepWall(-absl::Hours(24));  // NTP after a boot without RTC
+  Meter(0, 0, 0);
+  Second(0);
+  taken = Taken();
+  for (size_t i = 1; i < taken.size(); ++i) {
+    EXPECT_EQ(taken[i].request.sequence(), taken[i - 1].request.sequence() + 1);
+  }
+  const size_t before_restart = taken.size();
+
+  // A restarted load balancer, with the wall clock a day behind.
+  Make(1, nullptr, kSite, /*keep=*/true);
+  const uint64_t last = Driver(0).last_applied();
+  Connect();
+  Plug("wallbox-1", "wb1");
+  taken = Taken();
+  ASSERT_GT(taken.size(), before_restart) << "the restarted loop is not locked out";
+  EXPECT_EQ(taken[before_restart].request.sequence(), last + 1);
+
+  // Another instance with our id moved the driver on: ABORTED, asked again,
+  // retried once — taken.
+  Driver(0).SetLastApplied(last + 1000);
+  const int queries = Driver(0).sequence_queries();
+  clock_.Advance(absl::Seconds(1));
+  loop_->Step();  // the tick's refresh
+  taken = Taken();
+  EXPECT_EQ(taken.back().request.sequence(), last + 1001);
+  EXPECT_EQ(Driver(0).sequence_queries(), queries + 1);
+}
+
+// Issue #10 item 3: decreases first, across drivers.
+TEST_F(ControlLoopTest, DecreasesGoOutBeforeIncreasesAcrossDrivers) {
+  Make(2);
+  Connect();
+  Plug("wallbox-1", "wb1");
+  Plug("wallbox-2", "wb2");
+  Meter(0, 0, 0);
+  for (int s = 0; s < 8; ++s) Second(0);
+  ASSERT_TRUE(Reached("wb1", 16) && Reached("wb2", 16));
+  const size_t before = Taken().size();
+  // wb1 (driver 0) gets priority: wb2 (driver 1) drops to its minimum at
+  // once while wb1 ramps up.
+  ASSERT_TRUE(
+      WhileStepping([&] { return loop_->SetEvsePriority("wb1", 5, absl::InfiniteFuture()); }).ok());
+  Second(0);
+  const std::vector<Record::Taken> taken = Taken();
+  std::optional<size_t> decrease;
+  std::optional<size_t> increase;
+  for (size_t i = before; i < taken.size(); ++i) {
+    if (taken[i].driver == "driver-1" && LimitIn(taken[i].request, "wb2") < 16 && !decrease) {
+      decrease = i;
+    }
+    if (taken[i].driver == "driver-0" && LimitIn(taken[i].request, "wb1") > 16.5 && !increase) {
+      increase = i;
+    }
+  }
+  ASSERT_TRUE(decrease && increase);
+  EXPECT_LT(*decrease, *increase) << "driver 0 is dispatched first, but wb2's decrease must be";
+}
+
+TEST_F(ControlLoopTest, OneDriverHoldsADecreaseAndItsIncreaseInTwoRounds) {
+  Make();
+  Connect();
+  Plug("wallbox-1", "wb1");
+  Plug("wallbox-2", "wb2");
+  Meter(0, 0, 0);
+  for (int s = 0; s < 8; ++s) Second(0);
+  ASSERT_TRUE(Reached("wb1", 16) && Reached("wb2", 16));
+  const double wb1_before = Limit("wb1");
+  const size_t before = Taken().size();
+  ASSERT_TRUE(
+      WhileStepping([&] { return loop_->SetEvsePriority("wb2", 5, absl::InfiniteFuture()); }).ok());
+  Second(0);
+  const std::vector<Record::Taken> taken = Taken();
+  // The first batch with wb1's decrease holds wb2 where it was.
+  for (size_t i = before; i < taken.size(); ++i) {
+    if (LimitIn(taken[i].request, "wb1") < wb1_before) {
+      EXPECT_LE(LimitIn(taken[i].request, "wb2"), 16.0);
+      ASSERT_LT(i + 1, taken.size()) << "the increase follows in a second batch";
+      EXPECT_GT(LimitIn(taken[i + 1].request, "wb2"), 16.0);
+      return;
+    }
+  }
+  ADD_FAILURE() << "no decrease of wb1";
+}
+
+// Issue #10 item 3: one slow driver must not starve the others.
+TEST_F(ControlLoopTest, ADriverThatHangsDoesNotHoldUpTheOthers) {
+  Make(2);
+  Connect();
+  Plug("wallbox-1", "wb1");
+  Plug("wallbox-2", "wb2");
+  absl::Notification release;
+  Driver(0).Hold(&release);  // dispatched first, hangs
+  std::thread step([&] { Second(0); });
+  const bool other_served = Driver(1).entered().WaitForNotificationWithTimeout(absl::Seconds(10));
+  release.Notify();
+  step.join();
+  EXPECT_TRUE(other_served) << "driver 1 waited for driver 0";
+}
+
+// The loop's own thread: a driver that failed is retried off it, so a
+// retry that hangs holds up neither the ticks nor the other drivers.
+TEST_F(ControlLoopTest, AHungRetryDoesNotHoldUpTheLoopThread) {
+  Make(2, nullptr, kSite, /*keep=*/false, /*stepped=*/false);
+  for (int i = 0; i < 2; ++i) {
+    v1::WatchDevicesResponse event;
+    const std::string device = i == 0 ? "wallbox-1" : "wallbox-2";
+    event.set_device_id(device);
+    *event.mutable_snapshot() =
+        WallboxState(device, i == 0 ? "wb1" : "wb2", v1::CONNECTOR_STATUS_CHARGING);
+    Driver(i).Emit(event);
+    v1::WatchDevicesResponse complete;
+    complete.mutable_initial_snapshot_complete();
+    Driver(i).Emit(complete);
+  }
+  ASSERT_TRUE(WaitForTaken("driver-1", 0));
+  Driver(1).FailWith(absl::DeadlineExceededError("deadline"));
+  size_t before = TakenBy("driver-0");
+  clock_.Advance(absl::Seconds(1));  // a tick: driver 1 fails
+  ASSERT_TRUE(WaitForTaken("driver-0", before));
+  absl::Notification release;
+  Driver(1).FailWith(absl::OkStatus());
+  Driver(1).Hold(&release);  // its retry hangs
+  for (int tick = 0; tick < 3; ++tick) {
+    before = TakenBy("driver-0");
+    clock_.Advance(absl::Seconds(1));
+    EXPECT_TRUE(WaitForTaken("driver-0", before)) << "tick " << tick << " held up";
+  }
+  release.Notify();
+}
+
+}  // namespace
+}  // namespace evgate::load_balancer
