@@ -63,12 +63,7 @@ TEST_F(ControlLoopTest, SequencesContinueFromTheDriverAcrossRestartsAndClockStep
 
 // Issue #10 item 3: decreases first, across drivers.
 TEST_F(ControlLoopTest, DecreasesGoOutBeforeIncreasesAcrossDrivers) {
-  Make(2);
-  Connect();
-  Plug("wallbox-1", "wb1");
-  Plug("wallbox-2", "wb2");
-  Meter(0, 0, 0);
-  for (int s = 0; s < 8; ++s) Second(0);
+  ChargeBoth(2);
   ASSERT_TRUE(Reached("wb1", 16) && Reached("wb2", 16));
   const size_t before = Taken().size();
   // wb1 (driver 0) gets priority: wb2 (driver 1) drops to its minimum at
@@ -92,12 +87,7 @@ TEST_F(ControlLoopTest, DecreasesGoOutBeforeIncreasesAcrossDrivers) {
 }
 
 TEST_F(ControlLoopTest, OneDriverHoldsADecreaseAndItsIncreaseInTwoRounds) {
-  Make();
-  Connect();
-  Plug("wallbox-1", "wb1");
-  Plug("wallbox-2", "wb2");
-  Meter(0, 0, 0);
-  for (int s = 0; s < 8; ++s) Second(0);
+  ChargeBoth();
   ASSERT_TRUE(Reached("wb1", 16) && Reached("wb2", 16));
   const double wb1_before = Limit("wb1");
   const size_t before = Taken().size();

@@ -24,11 +24,7 @@ using namespace loop_testing;  // NOLINT: the fixture's vocabulary
 // back (NTP correcting a box that booted without RTC) froze the meter's age
 // and the failsafe never came.
 TEST_F(ControlLoopTest, AWallClockStepBackDoesNotFreezeTheMeterAge) {
-  Make();
-  Connect();
-  Plug("wallbox-1", "wb1");
-  Meter(0, 0, 0);
-  for (int s = 0; s < 8; ++s) Second(0);
+  ChargeOne();
   ASSERT_TRUE(Reached("wb1", 32));
   clock_.StepWall(-absl::Hours(1));
   clock_.Advance(absl::Seconds(4));  // the meter went quiet
@@ -38,11 +34,7 @@ TEST_F(ControlLoopTest, AWallClockStepBackDoesNotFreezeTheMeterAge) {
 }
 
 TEST_F(ControlLoopTest, AWallClockStepForwardDoesNotAgeFreshSamples) {
-  Make();
-  Connect();
-  Plug("wallbox-1", "wb1");
-  Meter(0, 0, 0);
-  for (int s = 0; s < 8; ++s) Second(0);
+  ChargeOne();
   ASSERT_TRUE(Reached("wb1", 32));
   clock_.StepWall(absl::Hours(1));
   Second(0);  // stamped by the driver with the new wall time: fresh
@@ -129,12 +121,7 @@ TEST_F(ControlLoopTest, AnEvseNoDriverReportedCountsAtItsMaximumUntilItsWatchdog
 // Issue #10 item 2: a refused setpoint was recorded as sent and the EVSE
 // counted as obeying.
 TEST_F(ControlLoopTest, ARefusedSetpointIsNotCountedAsObeyed) {
-  Make();
-  Connect();
-  Plug("wallbox-1", "wb1");
-  Plug("wallbox-2", "wb2");
-  Meter(0, 0, 0);
-  for (int s = 0; s < 8; ++s) Second(0);
+  ChargeBoth();
   ASSERT_TRUE(Reached("wb1", 16) && Reached("wb2", 16));
   const double held = Limit("wb1");
 
@@ -158,12 +145,7 @@ TEST_F(ControlLoopTest, ARefusedSetpointIsNotCountedAsObeyed) {
 // A batch that failed (deadline) may have been applied: its EVSEs count at
 // the higher of what they had and what was sent.
 TEST_F(ControlLoopTest, AFailedBatchLeavesItsEvsesNotCommandable) {
-  Make(2);
-  Connect();
-  Plug("wallbox-1", "wb1");
-  Plug("wallbox-2", "wb2");
-  Meter(0, 0, 0);
-  for (int s = 0; s < 8; ++s) Second(0);
+  ChargeBoth(2);
   ASSERT_TRUE(Reached("wb1", 16) && Reached("wb2", 16));
   Driver(1).FailWith(absl::DeadlineExceededError("ApplySetpoints on driver-1: deadline"));
   Second(0);
@@ -184,12 +166,7 @@ TEST_F(ControlLoopTest, AFailedBatchLeavesItsEvsesNotCommandable) {
 }
 
 TEST_F(ControlLoopTest, ADriverThatIsDownLeavesItsEvsesNotCommandable) {
-  Make(2);
-  Connect();
-  Plug("wallbox-1", "wb1");
-  Plug("wallbox-2", "wb2");
-  Meter(0, 0, 0);
-  for (int s = 0; s < 8; ++s) Second(0);
+  ChargeBoth(2);
   ASSERT_TRUE(Reached("wb1", 16) && Reached("wb2", 16));
   const double held = Limit("wb2");
   Driver(1).Down();
@@ -208,11 +185,7 @@ TEST_F(ControlLoopTest, ADriverThatIsDownLeavesItsEvsesNotCommandable) {
 
 // Issue #10 item 6: missing data is not zero.
 TEST_F(ControlLoopTest, AMeterReadingWithoutAPhaseIsInvalidNotZero) {
-  Make();
-  Connect();
-  Plug("wallbox-1", "wb1");
-  Meter(0, 0, 0);
-  for (int s = 0; s < 8; ++s) Second(0);
+  ChargeOne();
   ASSERT_TRUE(Reached("wb1", 32));
   clock_.Advance(absl::Seconds(1));
   v1::WatchDevicesResponse event = MeterEvent(20, 20, 20);

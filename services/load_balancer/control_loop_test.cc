@@ -35,11 +35,7 @@ TEST_F(ControlLoopTest, WithoutMeterDataPluggedEvsesGetTheirFailsafeCurrent) {
 }
 
 TEST_F(ControlLoopTest, RampsUpOnMeterSamplesAndCutsAtOnceWhenTheBuildingNeedsIt) {
-  Make();
-  Connect();
-  Plug("wallbox-1", "wb1");
-  Meter(0, 0, 0);
-  for (int s = 0; s < 8; ++s) Second(0);
+  ChargeOne();
   ASSERT_TRUE(Reached("wb1", 32)) << Limit("wb1") << " A: alone on 32 A, it reaches the fuse";
 
   // The building takes 20 A: wb1 must drop to 12 A on the very next sample.
@@ -51,12 +47,7 @@ TEST_F(ControlLoopTest, RampsUpOnMeterSamplesAndCutsAtOnceWhenTheBuildingNeedsIt
 }
 
 TEST_F(ControlLoopTest, SharesMaxMinFairAcrossRotatedWiringAndSendsOneBatchPerDriver) {
-  Make();
-  Connect();
-  Plug("wallbox-1", "wb1");
-  Plug("wallbox-2", "wb2");
-  Meter(0, 0, 0);
-  for (int s = 0; s < 8; ++s) Second(0);
+  ChargeBoth();
   ASSERT_TRUE(Reached("wb1", 16) && Reached("wb2", 16)) << Limit("wb1") << " " << Limit("wb2");
   const std::vector<Record::Taken> taken = Taken();
   const v1::ApplySetpointsRequest& last = taken.back().request;
@@ -74,11 +65,7 @@ TEST_F(ControlLoopTest, SharesMaxMinFairAcrossRotatedWiringAndSendsOneBatchPerDr
 }
 
 TEST_F(ControlLoopTest, AStaleMeterFallsBackToFailsafeAndRecovers) {
-  Make();
-  Connect();
-  Plug("wallbox-1", "wb1");
-  Meter(0, 0, 0);
-  for (int s = 0; s < 8; ++s) Second(0);
+  ChargeOne();
   ASSERT_TRUE(Reached("wb1", 32));
   clock_.Advance(absl::Seconds(4));  // no sample for longer than the 3 s timeout
   loop_->Step();
@@ -91,11 +78,7 @@ TEST_F(ControlLoopTest, AStaleMeterFallsBackToFailsafeAndRecovers) {
 }
 
 TEST_F(ControlLoopTest, DynamicLimitsBindUntilCleared) {
-  Make();
-  Connect();
-  Plug("wallbox-1", "wb1");
-  Meter(0, 0, 0);
-  for (int s = 0; s < 8; ++s) Second(0);
+  ChargeOne();
   ASSERT_TRUE(Reached("wb1", 32));
   ASSERT_TRUE(SetLimit(20).ok());
   EXPECT_EQ(Limit("wb1"), 20);
@@ -107,11 +90,7 @@ TEST_F(ControlLoopTest, DynamicLimitsBindUntilCleared) {
 }
 
 TEST_F(ControlLoopTest, ADynamicLimitExpiresOnTheMonotonicClock) {
-  Make();
-  Connect();
-  Plug("wallbox-1", "wb1");
-  Meter(0, 0, 0);
-  for (int s = 0; s < 8; ++s) Second(0);
+  ChargeOne();
   ASSERT_TRUE(SetLimit(20, absl::Seconds(10)).ok());
   EXPECT_EQ(Limit("wb1"), 20);
   clock_.StepWall(absl::Hours(1));  // does not end it early

@@ -285,6 +285,25 @@ class ControlLoopTest : public ::testing::Test {
     loop_->Start();
   }
 
+  // A loop (see Make) with wb1 plugged in, after eight seconds of meter
+  // samples with no building load: it has ramped to its 32 A.
+  void ChargeOne(int drivers = 1) {
+    Make(drivers);
+    Connect();
+    Plug("wallbox-1", "wb1");
+    Meter(0, 0, 0);
+    for (int s = 0; s < 8; ++s) Second(0);
+  }
+  // The same with wb1 and wb2 plugged in: 16 A each.
+  void ChargeBoth(int drivers = 1) {
+    Make(drivers);
+    Connect();
+    Plug("wallbox-1", "wb1");
+    Plug("wallbox-2", "wb2");
+    Meter(0, 0, 0);
+    for (int s = 0; s < 8; ++s) Second(0);
+  }
+
   FakeDriver& Driver(size_t i) { return *drivers_.at(i); }
   FakeDriver& DriverOf(const std::string& device) {
     return drivers_.size() > 1 && device == "wallbox-2" ? Driver(1) : Driver(0);
