@@ -114,18 +114,19 @@ class FakeDriver final : public DeviceLink {
 
   absl::StatusOr<v1::ApplySetpointsResponse> Apply(const v1::ApplySetpointsRequest& request,
                                                    absl::Duration deadline) override {
-    {
-      absl::MutexLock lock(&mu_);
-      if (!entered_.HasBeenNotified()) entered_.Notify();
-    }
-    if (hold_ != nullptr) hold_->WaitForNotification();
     absl::MutexLock lock(&mu_);
+    if (!entered_.HasBeenNotified()) entered_.Notify();
+    mu_.Await(absl::Condition(
+        +[](bool* held) { return !*held; }, &held_));
     deadlines_.push_back(deadline);
     if (request.sequence() <= last_applied_) {
       return absl::AbortedError(
           absl::StrCat("sequence ", request.sequence(), " is not newer than ", last_applied_));
     }
-    if (!fail_with_.ok()) return fail_with_;
+    if (!fail_with_.ok()) {
+      ++failures_;
+      return fail_with_;
+    }
     last_applied_ = request.sequence();
     {
       absl::MutexLock record_lock(&record_->mu);
@@ -189,9 +190,29 @@ class FakeDriver final : public DeviceLink {
     absl::MutexLock lock(&mu_);
     return deadlines_;
   }
-  // Apply() waits for `hold` before it does anything; entered() is notified
-  // when it is called.
-  void Hold(absl::Notification* hold) { hold_ = hold; }
+  // After Hold(), Apply() waits for Release() before it does anything;
+  // entered() is notified when it is called. The driver owns the hold, so a
+  // call still waiting when the test body ends is released by TearDown, not
+  // left waiting on a test's destroyed local.
+  void Hold() {
+    absl::MutexLock lock(&mu_);
+    held_ = true;
+  }
+  void Release() {
+    absl::MutexLock lock(&mu_);
+    held_ = false;
+  }
+  // Calls answered with FailWith's status so far; waits (up to 10 s of real
+  // time) until more than `n` were.
+  int failures() {
+    absl::MutexLock lock(&mu_);
+    return failures_;
+  }
+  bool WaitForFailures(int n) {
+    auto more = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return failures_ > n; };
+    absl::MutexLock lock(&mu_);
+    return mu_.AwaitWithTimeout(absl::Condition(&more), absl::Seconds(10));
+  }
   absl::Notification& entered() { return entered_; }
 
  private:
@@ -199,9 +220,10 @@ class FakeDriver final : public DeviceLink {
   Record* const record_;
   EventHandler on_event_;
   DownHandler on_down_;
-  absl::Notification* hold_ = nullptr;
   absl::Notification entered_;
   absl::Mutex mu_;
+  bool held_ ABSL_GUARDED_BY(mu_) = false;
+  int failures_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t last_applied_ ABSL_GUARDED_BY(mu_) = 0;
   int sequence_queries_ ABSL_GUARDED_BY(mu_) = 0;
   std::set<std::string> refuse_ ABSL_GUARDED_BY(mu_);
@@ -255,6 +277,8 @@ inline double LimitIn(const v1::ApplySetpointsRequest& request, const std::strin
 class ControlLoopTest : public ::testing::Test {
  protected:
   void TearDown() override {
+    // A call still held would keep Stop() from joining its thread.
+    for (auto& driver : drivers_) driver->Release();
     if (loop_ != nullptr) loop_->Stop();
   }
 
