@@ -633,6 +633,8 @@ void ControlLoop::Apply(absl::StatusOr<control::Decision> decision) {
     decision_.reset();
     return;
   }
+  // The previous result's memory is reused for the next one.
+  if (decision_) policy_.Recycle(std::move(decision_->target));
   decision_ = *std::move(decision);
 }
 

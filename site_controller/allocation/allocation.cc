@@ -514,6 +514,21 @@ class MinHeap {
     std::pop_heap(c_.begin(), c_.end(), std::greater<T>());
     c_.pop_back();
   }
+  // pop() then emplace(value), in one pass down the heap. The layout may differ from the two
+  // calls' but not the sequence of tops (entries are distinct: a strict total order).
+  void ReplaceTop(const T& value) {
+    const size_t n = c_.size();
+    size_t i = 0;
+    while (true) {
+      size_t child = 2 * i + 1;
+      if (child >= n) break;
+      if (child + 1 < n && c_[child + 1] < c_[child]) ++child;
+      if (!(c_[child] < value)) break;
+      c_[i] = c_[child];
+      i = child;
+    }
+    c_[i] = value;
+  }
   // Fills an empty heap at once (O(n) instead of n pushes). The layout differs from n pushes but
   // not the sequence of tops, as long as entries are distinct (a strict total order).
   template <typename It>
@@ -543,7 +558,8 @@ class Engine {
     BuildPaths(in);
   }
 
-  Allocation Run(const AllocationInput& in) {
+  // Writes into `out`, reusing its memory (its strings keep their capacity).
+  void Run(const AllocationInput& in, Allocation& out) {
     in_ = &in;
     BuildItems();
     ComputeBaseLoads();
@@ -559,7 +575,7 @@ class Engine {
       AllocateClass(begin, end);
       begin = end;
     }
-    return Result();
+    Result(out);
   }
 
  private:
@@ -1097,7 +1113,6 @@ class Engine {
     queue.Assign(topup_.begin(), topup_.end());
     while (!queue.empty()) {
       const int i = queue.top().second;
-      queue.pop();
       Item& it = items_[i];
       int64_t dq = 1;
       if (it.evse->type == EvseType::kDc) {
@@ -1113,9 +1128,16 @@ class Engine {
              feasible <= 0 ? int64_t{0} : StepsFloor(feasible * it.dc_w_per_level, it.step)});
       }
       if (dq > 1 && Blocking(it, Level(it, it.q + dq) - it.level) >= 0) dq = 1;
-      if (dq <= 0 || Blocking(it, Level(it, it.q + dq) - it.level) >= 0) continue;
+      if (dq <= 0 || Blocking(it, Level(it, it.q + dq) - it.level) >= 0) {
+        queue.pop();
+        continue;
+      }
       Apply(it, it.q + dq);
-      if (it.q < it.q_max) queue.emplace(it.level, i);
+      if (it.q < it.q_max) {
+        queue.ReplaceTop({it.level, i});
+      } else {
+        queue.pop();
+      }
     }
   }
 
@@ -1131,25 +1153,34 @@ class Engine {
 
   // Names the binding constraint `c` (-1: none) on `a`, in words and structured.
   void SetLimit(EvseAllocation& a, int c) const {
-    a.limited_by = ConstraintName(c);
-    a.limit = Limit{};
+    ClearLimit(a);
     if (c < 0) return;
+    a.limited_by = ConstraintName(c);
     const Constraint& k = cons_[c];
     switch (k.kind) {
       case Kind::kNodePhase:
         a.limit.kind = Limit::Kind::kCircuitPhase;
-        a.limit.circuit = k.node == 0 ? std::string(kGridId) : in_->circuits[k.node - 1].id;
+        a.limit.circuit = k.node == 0 ? kGridId : std::string_view(in_->circuits[k.node - 1].id);
         a.limit.phase = static_cast<Phase>(k.phase);
         break;
       case Kind::kContract:
         a.limit.kind = Limit::Kind::kContractPower;
-        a.limit.circuit = std::string(kGridId);
+        a.limit.circuit = kGridId;
         break;
       case Kind::kStation:
         a.limit.kind = Limit::Kind::kStationPower;
         a.limit.station = in_->stations[k.station].id;
         break;
     }
+  }
+
+  // No limit, keeping the strings' memory.
+  static void ClearLimit(EvseAllocation& a) {
+    a.limited_by.clear();
+    a.limit.kind = Limit::Kind::kNone;
+    a.limit.circuit.clear();
+    a.limit.phase.reset();
+    a.limit.station.clear();
   }
 
   std::string BuildConstraintName(int c) const {
@@ -1180,15 +1211,22 @@ class Engine {
     return best;
   }
 
-  Allocation Result() const {
-    Allocation out;
+  // Every field of every entry is written: `out` may hold an earlier result.
+  void Result(Allocation& out) const {
+    out.failsafe = false;
+    out.failsafe_reason.clear();
     out.evses.resize(items_.size());
     for (const Item& it : items_) {
       const Evse& e = *it.evse;
       EvseAllocation& a = out.evses[it.input];
       a.id = e.id;
       a.type = e.type;
+      a.current_a = 0;
+      a.power_w = 0;
+      a.paused = true;
+      ClearLimit(a);
       a.pause_reason = it.reason;
+      a.controlled = true;
       if (e.reserved_a) {
         SetReserved(a, e);
         continue;
@@ -1221,10 +1259,13 @@ class Engine {
         }
       }
     }
+    out.circuits.resize(limits_.size());
     for (size_t node = 0; node < limits_.size(); ++node) {
-      CircuitLoad load;
-      load.id = node == 0 ? std::string(kGridId) : in_->circuits[node - 1].id;
+      CircuitLoad& load = out.circuits[node];
+      load.id = node == 0 ? kGridId : std::string_view(in_->circuits[node - 1].id);
       for (int p = 0; p < kPhaseCount; ++p) {
+        load.load_a[p].reset();
+        load.headroom_a[p].reset();
         const int c = node_phase_[node][p];
         if (c < 0) continue;
         const double value =
@@ -1232,9 +1273,7 @@ class Engine {
         load.load_a[p] = CeilScaled(value, 100);
         load.headroom_a[p] = FloorScaled(*limits_[node][p] - in_->margin_a - value, 100);
       }
-      out.circuits.push_back(std::move(load));
     }
-    return out;
   }
 
   // A reserved EVSE's output: its failsafe value (0 when inactive), not controlled.
@@ -1250,8 +1289,7 @@ class Engine {
       a.current_a = a.power_w / (volts * e.efficiency);
       a.paused = a.power_w <= 0;
     }
-    a.limited_by.clear();
-    a.limit = Limit{};
+    ClearLimit(a);
     if (e.active) {
       a.limited_by = "failsafe";
       a.limit.kind = Limit::Kind::kFailsafe;
@@ -1392,7 +1430,9 @@ absl::StatusOr<Allocation> Allocate(const AllocationInput& input) {
   if (std::optional<Allocation> failsafe = MeterFailsafe(input)) return *std::move(failsafe);
   internal::Engine engine;
   engine.Prepare(input);
-  return engine.Run(input);
+  Allocation out;
+  engine.Run(input, out);
+  return out;
 }
 
 PreparedSite::PreparedSite() = default;
@@ -1445,6 +1485,12 @@ bool PreparedSite::SameStructure(const AllocationInput& input) const {
 }
 
 absl::StatusOr<Allocation> PreparedSite::Allocate(const AllocationInput& snapshot) {
+  Allocation out;
+  if (absl::Status status = Allocate(snapshot, out); !status.ok()) return status;
+  return out;
+}
+
+absl::Status PreparedSite::Allocate(const AllocationInput& snapshot, Allocation& out) {
   if (engine_ == nullptr) return absl::FailedPreconditionError("PreparedSite is not prepared");
   if (snapshot.evses.size() != structure_->evses.size() ||
       snapshot.circuits.size() != structure_->circuits.size() ||
@@ -1457,8 +1503,12 @@ absl::StatusOr<Allocation> PreparedSite::Allocate(const AllocationInput& snapsho
     return status.ok() ? absl::InternalError("snapshot rejected without a validation error")
                        : status;
   }
-  if (std::optional<Allocation> failsafe = MeterFailsafe(snapshot)) return *std::move(failsafe);
-  return engine_->Run(snapshot);
+  if (std::optional<Allocation> failsafe = MeterFailsafe(snapshot)) {
+    out = *std::move(failsafe);
+    return absl::OkStatus();
+  }
+  engine_->Run(snapshot, out);
+  return absl::OkStatus();
 }
 
 }  // namespace evgate::allocation

@@ -236,6 +236,10 @@ class PreparedSite {
   ~PreparedSite();
 
   absl::StatusOr<Allocation> Allocate(const AllocationInput& snapshot);
+  // The same, written into `out` whatever it held before, reusing its memory: a caller that
+  // hands back its previous result (a control loop) makes no string allocations once warm.
+  // On error `out` is unspecified.
+  absl::Status Allocate(const AllocationInput& snapshot, Allocation& out);
 
   // True when `input` has the structure this site was prepared with (O(EVSEs), compares ids).
   bool SameStructure(const AllocationInput& input) const;

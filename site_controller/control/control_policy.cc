@@ -412,8 +412,8 @@ absl::StatusOr<Decision> ControlPolicy::Recompute() {
     e.reserved_a = reserve ? std::optional<double>(WorstCaseA(static_cast<int>(i), rt.commandable))
                            : std::nullopt;
   }
-  absl::StatusOr<allocation::Allocation> out = site_.Allocate(input_);
-  if (!out.ok()) return out.status();
+  if (absl::Status status = site_.Allocate(input_, spare_); !status.ok()) return status;
+  allocation::Allocation* const out = &spare_;
   if (out->failsafe && !meters_[0].invalid_reason.empty()) out->failsafe_reason = failure[0];
 
   Decision d;
@@ -492,7 +492,7 @@ absl::StatusOr<Decision> ControlPolicy::Recompute() {
   dispatched_once_ = true;
   sent_ = d.setpoints;
   failsafe_ = d.failsafe;
-  d.target = *std::move(out);
+  d.target = std::move(spare_);
   return d;
 }
 

@@ -162,6 +162,10 @@ class ControlPolicy {
   // Periodic recomputation: expiries, meter staleness, pending ramps.
   absl::StatusOr<Decision> OnTick(absl::Time now);
 
+  // Hands back a Decision::target the caller no longer needs: the next decision is computed
+  // into its memory (PreparedSite::Allocate into a previous result allocates no strings).
+  void Recycle(allocation::Allocation target) { spare_ = std::move(target); }
+
   // The setpoints last returned.
   const std::vector<Setpoint>& setpoints() const { return sent_; }
   const ControlParams& params() const { return params_; }
@@ -215,6 +219,7 @@ class ControlPolicy {
   allocation::AllocationInput input_;       // structure with dynamic limits + current snapshot
   ControlParams params_;
   allocation::PreparedSite site_;
+  allocation::Allocation spare_;  // Recycle(): where the next allocation is written
   absl::Time epoch_ = absl::UnixEpoch();
   absl::Time now_ = absl::InfinitePast();
   std::vector<NodeMeter> meters_;  // by node index
