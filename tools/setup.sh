@@ -31,7 +31,11 @@ fi
 
 if [ -n "$npm_wanted" ]; then
   # npm packages live in the project (node_modules/ at the root), never globally.
-  command -v npm >/dev/null || { echo "setup: npm is missing (Debian package 'npm')" >&2; exit 1; }
+  # Debian's nodejs ships npm separately; other builds of nodejs bundle it.
+  if ! command -v npm >/dev/null; then
+    echo "setup: installing Debian package npm"
+    DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends npm >/dev/null
+  fi
   root=$(cd "$here/.." && pwd)
   for spec in $npm_wanted; do
     name=${spec%@*}
