@@ -36,11 +36,9 @@ absl::StatusOr<OcppSchemas> OcppSchemas::Parse(absl::string_view text) {
     }
     bool request = true;
     bool send_only = false;
-    if (absl::ConsumeSuffix(&name, ".conf") ||
-        absl::ConsumeSuffix(&name, "Response")) {
+    if (absl::ConsumeSuffix(&name, ".conf") || absl::ConsumeSuffix(&name, "Response")) {
       request = false;
-    } else if (absl::ConsumeSuffix(&name, ".req") ||
-               absl::ConsumeSuffix(&name, "Request")) {
+    } else if (absl::ConsumeSuffix(&name, ".req") || absl::ConsumeSuffix(&name, "Request")) {
       request = true;
     } else if (absl::StrContains(name, ".")) {
       return absl::InvalidArgumentError(
