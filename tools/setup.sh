@@ -39,7 +39,9 @@ if [ -n "$npm_wanted" ]; then
   root=$(cd "$here/.." && pwd)
   for spec in $npm_wanted; do
     name=${spec%@*}
-    if [ ! -d "$root/node_modules/$name" ]; then
+    version=${spec##*@}
+    # Installed at exactly the pinned version, or (re)installed.
+    if ! grep -q "\"version\": \"$version\"" "$root/node_modules/$name/package.json" 2>/dev/null; then
       echo "setup: installing npm package $spec"
       (cd "$root" && npm install --no-audit --no-fund --no-save "$spec" >/dev/null)
     fi
