@@ -125,9 +125,9 @@ void RpcEndpoint::OnCall(const ocpp::Call& call) {
     return;
   }
   if (std::optional<CallError> invalid = ValidateCall(schemas_, call)) {
-    kLog.Warning("%s %s refused: %s", call.action, call.message_id, invalid->description);
     Reply(*invalid, call.message_id);
-    BadFrame(invalid->description);
+    BadFrame(absl::StrCat("CALL ", call.message_id, " refused with ", invalid->code_name, ": ",
+                          invalid->description));
     return;
   }
   consecutive_bad_frames_ = 0;
