@@ -196,6 +196,9 @@ struct DeviceConfig {
   std::optional<std::string> bus;              // Modbus and CAN devices
   std::optional<int> address;                  // Modbus and CAN devices
   std::optional<std::string> charge_point_id;  // OCPP devices
+  // OCPP devices under security profiles 1 and 2: the file holding the
+  // charger's basic-auth password (its AuthorizationKey), never the password.
+  std::optional<std::string> password_file;
   // generic_meter only. A relative path is resolved against the directory of
   // site.yaml by LoadSiteConfigFile.
   std::optional<std::string> register_map;

@@ -933,6 +933,54 @@ controller: {meter_timeout_ms: 3000}
                           "would trip the failsafe"));
 }
 
+// Bad inputs tried: the file missing under profile 2, given under profile 3,
+// empty under profile 1, and on a Modbus device.
+TEST(Rule16, AChargersPasswordFileFollowsTheLocalSecurityProfile) {
+  const std::string header =
+      "site: {id: s}\n"
+      "grid: {fuse_limit_a: 63}\n"
+      "services: {session_database: /var/lib/evgate/s.db, tls: {cert_file: c, key_file: k}, "
+      "auth: {principals: [{name: ops, token_file: /etc/evgate/ops.token, roles: [operator]}]}}\n";
+  const std::string profile2 =
+      "ocpp: {local: {security_profile: 2, tls_cert_file: c.pem, tls_key_file: k.pem}}\n";
+  EXPECT_THAT(
+      LoadRaw(header + profile2 + "devices: [{id: dc, profile: ds60, charge_point_id: DC-1}]\n")
+          .errors,
+      ElementsAre(ErrorAt(5, "devices[0].password_file",
+                          "required field is missing; ocpp.local uses security profile 2 "
+                          "(basic auth): give the file holding this charger's password")));
+
+  const SiteConfigLoadResult ok = LoadRaw(header + profile2 +
+                                          "devices: [{id: dc, profile: ds60, charge_point_id: "
+                                          "DC-1, password_file: /run/secrets/dc}]\n");
+  ASSERT_TRUE(ok.ok()) << ok.ErrorText();
+  EXPECT_EQ(ok.config.devices[0].password_file, "/run/secrets/dc");
+
+  EXPECT_THAT(
+      LoadRaw(header + "ocpp: {local: {security_profile: 1}}\n" +
+              "devices: [{id: dc, profile: ice22_v2x, charge_point_id: V-1, password_file: ''}]\n")
+          .errors,
+      ElementsAre(ErrorAt(5, "devices[0].password_file", "must not be empty")));
+
+  EXPECT_THAT(
+      LoadRaw(header +
+              "ocpp: {local: {security_profile: 3, tls_cert_file: c.pem, tls_key_file: k.pem, "
+              "ca_file: ca.pem}}\n" +
+              "devices: [{id: dc, profile: ds60, charge_point_id: DC-1, password_file: /p}]\n")
+          .errors,
+      ElementsAre(ErrorAt(5, "devices[0].password_file",
+                          "applies to security profiles 1 and 2 only; ocpp.local uses profile 3 "
+                          "(client certificates, no password)")));
+
+  EXPECT_THAT(
+      LoadRaw(header + "buses: [{id: rs485, type: modbus_rtu, port: /dev/ttyUSB0, baud: 9600}]\n" +
+              "devices: [{id: gm, profile: eastron_sdm630, bus: rs485, address: 1, "
+              "password_file: /p}]\n")
+          .errors,
+      ElementsAre(ErrorAt(5, "devices[0].password_file",
+                          "applies to OCPP chargers only; this device uses profile")));
+}
+
 TEST(Rule16, OcppSecuritySettingsAreConsistent) {
   const std::string secure_header =
       "site: {id: s}\n"

@@ -312,6 +312,7 @@ class Parser {
       r.Id("bus", &device.bus);
       r.Integer("address", &device.address);
       r.String("charge_point_id", &device.charge_point_id);
+      r.String("password_file", &device.password_file);
       r.String("register_map", &device.register_map);
       r.Integer("poll_period_ms", &device.poll_period_ms);
       r.Integer("stale_after_missed_polls", &device.stale_after_missed_polls);

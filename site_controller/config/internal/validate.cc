@@ -584,6 +584,7 @@ class Validator {
                              ": the charger connects to evgate's OCPP server "
                              "(ocpp.local); remove this line"));
         }
+        CheckChargerPassword(s, device);
         if (!device.charge_point_id) {
           Error(s, "charge_point_id",
                 absl::StrCat("required field is missing; ", profile->name,
@@ -608,9 +609,11 @@ class Validator {
       }
 
       // Modbus and CAN devices.
-      if (device.charge_point_id) {
-        Error(s, "charge_point_id",
-              absl::StrCat("applies to OCPP chargers only; this device uses profile ", what));
+      for (absl::string_view field : {"charge_point_id", "password_file"}) {
+        if (s.Has(field)) {
+          Error(s, field,
+                absl::StrCat("applies to OCPP chargers only; this device uses profile ", what));
+        }
       }
       const absl::string_view bus_kind = BusKindName(profile->bus);
       const BusConfig* bus = nullptr;
@@ -1001,6 +1004,28 @@ class Validator {
       }
     }
     listening_.emplace_back(*address, where);
+  }
+
+  // An OCPP charger's basic-auth password file: needed exactly when the
+  // local Central System's security profile uses basic auth (1 and 2).
+  void CheckChargerPassword(const SourceLines& s, const DeviceConfig& device) {
+    if (!c_.ocpp.local) return;  // CheckOcpp reports the missing ocpp.local
+    const int profile = c_.ocpp.local->security_profile;
+    const bool basic_auth = profile == 1 || profile == 2;
+    if (basic_auth && !device.password_file) {
+      Error(s, "password_file",
+            absl::StrCat("required field is missing; ocpp.local uses security profile ", profile,
+                         " (basic auth): give the file holding this charger's password (its "
+                         "AuthorizationKey), never the password itself"));
+    } else if (!basic_auth && device.password_file) {
+      Error(s, "password_file",
+            absl::StrCat("applies to security profiles 1 and 2 only; ocpp.local uses profile ",
+                         profile,
+                         profile == 3 ? " (client certificates, no password)" : " (no auth, demo)",
+                         "; remove this line"));
+    } else if (device.password_file && device.password_file->empty()) {
+      Error(s, "password_file", "must not be empty; give the path of the password file");
+    }
   }
 
   // ---- ocpp (rule 16) ----------------------------------------------------
