@@ -37,7 +37,7 @@
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
 #include "gtest/gtest.h"
-#include "services/session/internal/sqlite.h"
+#include "runtime/sqlite.h"
 #include "services/session/testing/device_events.h"
 #include "services/session/testing/fake_device_driver.h"
 #include "services/session/testing/test_site.h"
@@ -206,7 +206,7 @@ class SessionCrashTest : public ::testing::Test {
   // The open sessions in the database file of the dead process.
   std::map<std::string, v1::Session> OpenInDatabase() {
     std::map<std::string, v1::Session> open;
-    auto db = internal::Database::Open(database_, {});
+    auto db = sqlite::Database::Open(database_, {});
     if (!db.ok()) return open;  // killed before it was created
     auto check = (*db)->Prepare("PRAGMA integrity_check");
     if (check.ok() && *check->Step()) {

@@ -32,8 +32,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "runtime/log.h"
+#include "runtime/sqlite.h"
 #include "services/session/authorizer.h"
-#include "services/session/internal/sqlite.h"
 #include "services/session/session_manager.h"
 #include "services/session/session_store.h"
 #include "services/session/testing/device_events.h"
@@ -105,7 +105,7 @@ struct World {
     config = *loaded;
     store = *evgate::session::SessionStore::Open(path, clock);
     authorizer = std::make_unique<evgate::session::Authorizer>(config, store.get(), clock);
-    cleaner = *evgate::session::internal::Database::Open(path, {});
+    cleaner = *evgate::sqlite::Database::Open(path, {});
   }
   ~World() {
     for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
@@ -116,7 +116,7 @@ struct World {
   std::unique_ptr<evgate::session::SessionStore> store;
   std::unique_ptr<evgate::session::Authorizer> authorizer;
   // A second connection that empties the tables between inputs.
-  std::unique_ptr<evgate::session::internal::Database> cleaner;
+  std::unique_ptr<evgate::sqlite::Database> cleaner;
 };
 
 World& TheWorld() {

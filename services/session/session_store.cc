@@ -8,14 +8,14 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "google/protobuf/util/time_util.h"
+#include "runtime/sqlite.h"
 #include "services/session/internal/schema.h"
-#include "services/session/internal/sqlite.h"
 
 namespace evgate::session {
 
-using internal::Database;
-using internal::Statement;
-using internal::Transaction;
+using sqlite::Database;
+using sqlite::Statement;
+using sqlite::Transaction;
 
 std::string EnumShortName(const google::protobuf::EnumDescriptor* type, int number) {
   if (number == 0) return "";

@@ -31,11 +31,11 @@
 #include "evgate/v1/session.pb.h"
 #include "runtime/clock.h"
 
-namespace evgate::session {
-
-namespace internal {
+namespace evgate::sqlite {
 class Database;
-}  // namespace internal
+}  // namespace evgate::sqlite
+
+namespace evgate::session {
 
 // A session as stored: the public record plus what is needed to carry it on
 // (or close it properly) after a restart.
@@ -126,10 +126,10 @@ class SessionStore {
   const Clock& clock_;
 
   absl::Mutex write_mu_;
-  std::unique_ptr<internal::Database> writer_ ABSL_GUARDED_BY(write_mu_);
+  std::unique_ptr<sqlite::Database> writer_ ABSL_GUARDED_BY(write_mu_);
 
   mutable absl::Mutex read_mu_;
-  mutable std::vector<std::unique_ptr<internal::Database>> idle_readers_ ABSL_GUARDED_BY(read_mu_);
+  mutable std::vector<std::unique_ptr<sqlite::Database>> idle_readers_ ABSL_GUARDED_BY(read_mu_);
 };
 
 // Short name of an enum value as stored and exported: "ACTIVE" for

@@ -7,8 +7,8 @@
 #include "gmock/gmock.h"
 #include "google/protobuf/util/time_util.h"
 #include "gtest/gtest.h"
+#include "runtime/sqlite.h"
 #include "services/session/internal/schema.h"
-#include "services/session/internal/sqlite.h"
 
 namespace evgate::session {
 namespace {
@@ -103,7 +103,7 @@ TEST_F(SessionStoreTest, ARecordRoundTripsEveryField) {
 
 TEST_F(SessionStoreTest, EnumsAreStoredAsReadableNames) {
   ASSERT_TRUE(store_->SaveSessions({Record("01A", "wb1", 1800000000)}).ok());
-  auto db = internal::Database::Open(path_, {});
+  auto db = sqlite::Database::Open(path_, {});
   ASSERT_TRUE(db.ok());
   auto st = (*db)->Prepare("SELECT state, start_mode, stop_reason, mode FROM sessions");
   ASSERT_TRUE(st.ok());
@@ -283,7 +283,7 @@ TEST(SchemaTest, ANewDatabaseIsAtTheLatestVersionInWalModeWithFullSync) {
   const std::string path = TempPath("fresh.db");
   auto store = SessionStore::Open(path, clock);
   ASSERT_TRUE(store.ok()) << store.status();
-  auto db = internal::Database::Open(path, {});
+  auto db = sqlite::Database::Open(path, {});
   ASSERT_TRUE(db.ok());
   EXPECT_EQ(*(*db)->QueryInt("PRAGMA user_version"), internal::LatestSchemaVersion());
   EXPECT_EQ(*(*db)->QueryInt("SELECT count(*) FROM schema_migrations"),
@@ -295,14 +295,14 @@ TEST(SchemaTest, ANewDatabaseIsAtTheLatestVersionInWalModeWithFullSync) {
 
 TEST(SchemaTest, MigrationsApplyInOrderOnceAndKeepData) {
   const std::string path = TempPath("migrate.db");
-  auto db = internal::Database::Open(path, {});
+  auto db = sqlite::Database::Open(path, {});
   ASSERT_TRUE(db.ok());
-  const std::vector<internal::Migration> v1_only = {
+  const std::vector<sqlite::Migration> v1_only = {
       {1, "first",
        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, description TEXT, "
        "applied_at_us INTEGER); CREATE TABLE t (a INTEGER); INSERT INTO t VALUES (7);"}};
   ASSERT_TRUE(internal::Migrate(db->get(), v1_only, absl::FromUnixSeconds(1)).ok());
-  std::vector<internal::Migration> both = v1_only;
+  std::vector<sqlite::Migration> both = v1_only;
   both.push_back({2, "second", "ALTER TABLE t ADD COLUMN b INTEGER NOT NULL DEFAULT 5;"});
   ASSERT_TRUE(internal::Migrate(db->get(), both, absl::FromUnixSeconds(2)).ok());
   ASSERT_TRUE(internal::Migrate(db->get(), both, absl::FromUnixSeconds(3)).ok());  // no-op
@@ -313,9 +313,9 @@ TEST(SchemaTest, MigrationsApplyInOrderOnceAndKeepData) {
 
 TEST(SchemaTest, AFailingMigrationLeavesTheLastGoodVersion) {
   const std::string path = TempPath("failing.db");
-  auto db = internal::Database::Open(path, {});
+  auto db = sqlite::Database::Open(path, {});
   ASSERT_TRUE(db.ok());
-  const std::vector<internal::Migration> migrations = {
+  const std::vector<sqlite::Migration> migrations = {
       {1, "first",
        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, description TEXT, "
        "applied_at_us INTEGER); CREATE TABLE t (a INTEGER);"},
@@ -331,9 +331,9 @@ TEST(SchemaTest, AVersion1DatabaseIsUpgradedWithItsRecords) {
   FakeClock clock;
   const std::string path = TempPath("v1.db");
   {
-    auto db = internal::Database::Open(path, {});
+    auto db = sqlite::Database::Open(path, {});
     ASSERT_TRUE(db.ok());
-    const std::vector<internal::Migration> v1 = {internal::SchemaMigrations()[0]};
+    const std::vector<sqlite::Migration> v1 = {internal::SchemaMigrations()[0]};
     ASSERT_TRUE(internal::Migrate(db->get(), v1, clock.Now()).ok());
     ASSERT_TRUE((*db)
                     ->Exec(R"sql(
@@ -350,7 +350,7 @@ TEST(SchemaTest, AVersion1DatabaseIsUpgradedWithItsRecords) {
   EXPECT_EQ(old->session.energy_charged_wh(), 500);
   EXPECT_EQ(old->session.card_name(), "Van 12");
   EXPECT_FALSE(old->device_energy_start_wh.has_value());
-  auto db = internal::Database::Open(path, {});
+  auto db = sqlite::Database::Open(path, {});
   EXPECT_EQ(*(*db)->QueryInt("PRAGMA user_version"), internal::LatestSchemaVersion());
   EXPECT_GE(internal::LatestSchemaVersion(), 2);
 }
@@ -359,7 +359,7 @@ TEST(SchemaTest, ADatabaseFromANewerEvgateIsRefused) {
   FakeClock clock;
   const std::string path = TempPath("newer.db");
   {
-    auto db = internal::Database::Open(path, {});
+    auto db = sqlite::Database::Open(path, {});
     ASSERT_TRUE((*db)->Exec("PRAGMA user_version = 99").ok());
   }
   auto store = SessionStore::Open(path, clock);

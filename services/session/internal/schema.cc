@@ -1,12 +1,7 @@
 #include "services/session/internal/schema.h"
 
-#include "absl/strings/str_cat.h"
-#include "runtime/log.h"
-
 namespace evgate::session::internal {
 namespace {
-
-constexpr log::Logger kLog("session");
 
 // Version 1: charge records, the API-managed card list and the
 // authorization cache.
@@ -106,8 +101,8 @@ ALTER TABLE sessions ADD COLUMN device_session_energy_start_wh REAL;
 
 }  // namespace
 
-const std::vector<Migration>& SchemaMigrations() {
-  static const auto* migrations = new std::vector<Migration>{
+const std::vector<sqlite::Migration>& SchemaMigrations() {
+  static const auto* migrations = new std::vector<sqlite::Migration>{
       {1, "charge records, card list, authorization cache", kSchemaV1},
       {2, "device session energy counter at session start", kSchemaV2},
   };
@@ -115,42 +110,5 @@ const std::vector<Migration>& SchemaMigrations() {
 }
 
 int LatestSchemaVersion() { return SchemaMigrations().back().version; }
-
-absl::Status Migrate(Database* db, const std::vector<Migration>& migrations, absl::Time now) {
-  absl::StatusOr<int64_t> version = db->QueryInt("PRAGMA user_version");
-  if (!version.ok()) return version.status();
-  const int latest = migrations.empty() ? 0 : migrations.back().version;
-  if (*version > latest) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("session database ", db->path(), " has schema version ", *version,
-                     ", newer than this evgate knows (", latest,
-                     "); run the evgate release that wrote it, or restore a backup"));
-  }
-  for (const Migration& migration : migrations) {
-    if (migration.version <= *version) continue;
-    absl::StatusOr<Transaction> tx = Transaction::Begin(db);
-    if (!tx.ok()) return tx.status();
-    absl::Status s = db->Exec(migration.sql);
-    if (s.ok()) {
-      absl::StatusOr<Statement> log = db->Prepare(
-          "INSERT INTO schema_migrations (version, description, applied_at_us) VALUES (?, ?, ?)");
-      s = log.ok() ? log->Bind(1, int64_t{migration.version})
-                         .Bind(2, migration.description)
-                         .Bind(3, absl::ToUnixMicros(now))
-                         .Run()
-                   : log.status();
-    }
-    if (s.ok()) s = db->Exec(absl::StrCat("PRAGMA user_version = ", migration.version));
-    if (s.ok()) s = tx->Commit();
-    if (!s.ok()) {
-      return absl::Status(s.code(),
-                          absl::StrCat("schema migration to version ", migration.version, " (",
-                                       migration.description, ") failed: ", s.message()));
-    }
-    kLog.Info("session database %s: schema version %d (%s)", db->path(), migration.version,
-              migration.description);
-  }
-  return absl::OkStatus();
-}
 
 }  // namespace evgate::session::internal

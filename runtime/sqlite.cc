@@ -1,13 +1,16 @@
-#include "services/session/internal/sqlite.h"
+#include "runtime/sqlite.h"
 
 #include <sqlite3.h>
 
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "runtime/log.h"
 
-namespace evgate::session::internal {
+namespace evgate::sqlite {
 namespace {
+
+constexpr log::Logger kLog("sqlite");
 
 absl::StatusCode CodeOf(int code) {
   switch (code & 0xff) {
@@ -33,8 +36,7 @@ absl::StatusCode CodeOf(int code) {
 
 absl::Status Database::Error(int code, absl::string_view what) const {
   const char* message = db_ != nullptr ? sqlite3_errmsg(db_) : sqlite3_errstr(code);
-  return absl::Status(CodeOf(code),
-                      absl::StrCat("session database ", path_, ": ", what, ": ", message));
+  return absl::Status(CodeOf(code), absl::StrCat("database ", path_, ": ", what, ": ", message));
 }
 
 absl::StatusOr<std::unique_ptr<Database>> Database::Open(const std::string& path,
@@ -66,7 +68,7 @@ absl::Status Database::Exec(absl::string_view sql) {
   if (rc != SQLITE_OK) {
     std::string detail = message != nullptr ? message : sqlite3_errstr(rc);
     sqlite3_free(message);
-    return absl::Status(CodeOf(rc), absl::StrCat("session database ", path_, ": ", detail,
+    return absl::Status(CodeOf(rc), absl::StrCat("database ", path_, ": ", detail,
                                                  " (in: ", text.substr(0, 120), ")"));
   }
   return absl::OkStatus();
@@ -211,4 +213,41 @@ absl::Status Transaction::Commit() {
   return s;
 }
 
-}  // namespace evgate::session::internal
+absl::Status Migrate(Database* db, const std::vector<Migration>& migrations, absl::Time now,
+                     absl::string_view what) {
+  absl::StatusOr<int64_t> version = db->QueryInt("PRAGMA user_version");
+  if (!version.ok()) return version.status();
+  const int latest = migrations.empty() ? 0 : migrations.back().version;
+  if (*version > latest) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        what, " ", db->path(), " has schema version ", *version, ", newer than this evgate knows (",
+        latest, "); run the evgate release that wrote it, or restore a backup"));
+  }
+  for (const Migration& migration : migrations) {
+    if (migration.version <= *version) continue;
+    absl::StatusOr<Transaction> tx = Transaction::Begin(db);
+    if (!tx.ok()) return tx.status();
+    absl::Status s = db->Exec(migration.sql);
+    if (s.ok()) {
+      absl::StatusOr<Statement> log = db->Prepare(
+          "INSERT INTO schema_migrations (version, description, applied_at_us) VALUES (?, ?, ?)");
+      s = log.ok() ? log->Bind(1, int64_t{migration.version})
+                         .Bind(2, migration.description)
+                         .Bind(3, absl::ToUnixMicros(now))
+                         .Run()
+                   : log.status();
+    }
+    if (s.ok()) s = db->Exec(absl::StrCat("PRAGMA user_version = ", migration.version));
+    if (s.ok()) s = tx->Commit();
+    if (!s.ok()) {
+      return absl::Status(s.code(),
+                          absl::StrCat("schema migration to version ", migration.version, " (",
+                                       migration.description, ") failed: ", s.message()));
+    }
+    kLog.Info("%s %s: schema version %d (%s)", what, db->path(), migration.version,
+              migration.description);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace evgate::sqlite

@@ -1,27 +1,31 @@
-// A thin RAII layer over the SQLite C API for the session store: one
+// A thin RAII layer over the SQLite C API, shared by the services that keep
+// records (the session store, the OCPP bridge's transaction book): one
 // connection (Database) and its prepared statements (Statement), with every
-// error turned into an absl::Status that names the database file and the SQL.
+// error turned into an absl::Status that names the database file and the SQL;
+// and versioned schema migrations (Migrate).
 //
 // Thread-compatible: a Database and its Statements must be used by one thread
 // at a time (the owner serialises access); separate connections to the same
 // file may be used concurrently (SQLite's WAL mode lets readers run while a
 // writer commits).
-#ifndef EVGATE_SERVICES_SESSION_INTERNAL_SQLITE_H_
-#define EVGATE_SERVICES_SESSION_INTERNAL_SQLITE_H_
+#ifndef EVGATE_RUNTIME_SQLITE_H_
+#define EVGATE_RUNTIME_SQLITE_H_
 
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 
 struct sqlite3;
 struct sqlite3_stmt;
 
-namespace evgate::session::internal {
+namespace evgate::sqlite {
 
 class Database;
 
@@ -124,6 +128,24 @@ class Transaction {
   Database* db_;
 };
 
-}  // namespace evgate::session::internal
+// One step of a database's schema.
+struct Migration {
+  int version;              // 1, 2, ... without gaps
+  const char* description;  // one line, for schema_migrations and logs
+  const char* sql;          // ;-separated statements
+};
 
-#endif  // EVGATE_SERVICES_SESSION_INTERNAL_SQLITE_H_
+// Brings `db` to the last version of `migrations`. The schema version is
+// SQLite's `PRAGMA user_version`; each applied migration is also logged in
+// the table `schema_migrations` (version, description, applied_at_us), which
+// migration 1 must create. Each migration runs in its own transaction: a
+// failure leaves the database at the last complete version. A database of a
+// newer version than the last migration (written by a newer evgate) is
+// refused with FAILED_PRECONDITION rather than guessed at. `what` names the
+// database in messages and logs, e.g. "session database".
+absl::Status Migrate(Database* db, const std::vector<Migration>& migrations, absl::Time now,
+                     absl::string_view what);
+
+}  // namespace evgate::sqlite
+
+#endif  // EVGATE_RUNTIME_SQLITE_H_
