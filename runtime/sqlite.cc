@@ -213,6 +213,23 @@ absl::Status Transaction::Commit() {
   return s;
 }
 
+absl::Status UseDurableWal(Database* db, absl::string_view what) {
+  std::string journal_mode;
+  {
+    absl::StatusOr<Statement> wal = db->Prepare("PRAGMA journal_mode = WAL");
+    if (!wal.ok()) return wal.status();
+    absl::StatusOr<bool> row = wal->Step();
+    if (!row.ok()) return row.status();
+    if (*row) journal_mode = wal->Text(0);
+  }
+  if (journal_mode != "wal") {
+    return absl::FailedPreconditionError(
+        absl::StrCat(what, " ", db->path(),
+                     ": cannot switch to WAL journal mode (is it on a network file system?)"));
+  }
+  return db->Exec("PRAGMA synchronous = FULL");
+}
+
 absl::Status Migrate(Database* db, const std::vector<Migration>& migrations, absl::Time now,
                      absl::string_view what) {
   absl::StatusOr<int64_t> version = db->QueryInt("PRAGMA user_version");

@@ -128,6 +128,12 @@ class Transaction {
   Database* db_;
 };
 
+// Puts `db` in WAL mode with synchronous=FULL: readers never block the
+// writer, and a commit returns only once its log is fsync'ed (survives a
+// process kill and a power cut). FAILED_PRECONDITION when the file system
+// refuses WAL (e.g. a network file system). `what` as for Migrate.
+absl::Status UseDurableWal(Database* db, absl::string_view what);
+
 // One step of a database's schema.
 struct Migration {
   int version;              // 1, 2, ... without gaps

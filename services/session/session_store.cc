@@ -283,22 +283,8 @@ absl::StatusOr<std::unique_ptr<SessionStore>> SessionStore::Open(const std::stri
   absl::StatusOr<std::unique_ptr<Database>> writer = Database::Open(path, {});
   if (!writer.ok()) return writer.status();
   Database& db = **writer;
-  // WAL: readers never block the writer and a commit appends to the log.
-  // FULL: the log is fsync'ed at every commit (see the header).
-  std::string journal_mode;
-  {
-    absl::StatusOr<Statement> wal = db.Prepare("PRAGMA journal_mode = WAL");
-    if (!wal.ok()) return wal.status();
-    absl::StatusOr<bool> row = wal->Step();
-    if (!row.ok()) return row.status();
-    if (*row) journal_mode = wal->Text(0);
-  }
-  if (journal_mode != "wal") {
-    return absl::FailedPreconditionError(
-        absl::StrCat("session database ", path,
-                     ": cannot switch to WAL journal mode (is it on a network file system?)"));
-  }
-  if (absl::Status s = db.Exec("PRAGMA synchronous = FULL"); !s.ok()) return s;
+  // WAL + FULL (see the header).
+  if (absl::Status s = sqlite::UseDurableWal(&db, "session database"); !s.ok()) return s;
   if (absl::Status s = internal::Migrate(&db, internal::SchemaMigrations(), clock.Now()); !s.ok()) {
     return s;
   }
