@@ -3,17 +3,15 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
-#include <cerrno>
-#include <cstring>
-#include <fstream>
 #include <set>
-#include <sstream>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "runtime/log.h"
+#include "runtime/secret_file.h"
+#include "runtime/secret_file.h"
 
 namespace evgate {
 namespace {
@@ -181,24 +179,18 @@ absl::StatusOr<std::unique_ptr<Authorizer>> Authorizer::Create(
                                                      "' already belongs to another principal"));
     }
     if (!spec.token_file.empty()) {
-      std::ifstream in(spec.token_file);
-      if (!in) {
-        return absl::FailedPreconditionError(
-            absl::StrCat("principal '", spec.name, "': cannot read the token file ",
-                         spec.token_file, ": ", std::strerror(errno)));
+      absl::StatusOr<std::string> token = ReadSecretFile(spec.token_file);
+      if (!token.ok() || token->size() < 16) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "principal '", spec.name, "': ",
+            token.ok()
+                ? absl::StrCat("the token in ", spec.token_file, " is shorter than 16 characters")
+                : std::string(token.status().message()),
+            "; generate one with 'openssl rand -hex 32'"));
       }
-      std::stringstream buffer;
-      buffer << in.rdbuf();
-      std::string token = buffer.str();
-      absl::string_view trimmed = absl::StripAsciiWhitespace(token);
-      if (trimmed.size() < 16) {
-        return absl::FailedPreconditionError(
-            absl::StrCat("principal '", spec.name, "': the token in ", spec.token_file,
-                         " is empty or shorter than 16 characters; generate one with "
-                         "'openssl rand -hex 32'"));
-      }
+      absl::string_view trimmed = *token;
       p.token_sha256 = Sha256(trimmed);
-      OPENSSL_cleanse(token.data(), token.size());
+      OPENSSL_cleanse(token->data(), token->size());
       if (!tokens.insert(*p.token_sha256).second) {
         return absl::InvalidArgumentError(absl::StrCat(
             "principal '", spec.name, "': its token is the same as another principal's"));

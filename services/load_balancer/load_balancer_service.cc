@@ -7,11 +7,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/time_util.h"
-#include "grpcpp/create_channel.h"
-#include "grpcpp/security/credentials.h"
-#include "runtime/client_credentials.h"
 #include "runtime/grpc_status.h"
 #include "runtime/log.h"
+#include "runtime/peer_channel.h"
 #include "services/load_balancer/proto_conversions.h"
 #include "site_controller/allocation/scenario.h"
 #include "site_controller/config/api_conversions.h"
@@ -117,32 +115,15 @@ LoadBalancerService::~LoadBalancerService() { Stop(); }
 void LoadBalancerService::OnHosted(const HostInfo& host) {
   if (links_.has_value()) return;
   links_.emplace();
-  // A peer service: the configured endpoint, else this process, else none.
   auto channel_to = [&](const std::string& service, const std::string& health_name,
                         std::string* where) -> std::shared_ptr<grpc::Channel> {
-    auto endpoint = config_.services.endpoints.find(service);
-    if (endpoint != config_.services.endpoints.end() && endpoint->second.endpoint) {
-      *where = *endpoint->second.endpoint;
-      ClientTls tls;
-      if (config_.services.tls) {
-        tls.ca_file =
-            config_.services.tls->client_ca_file.value_or(config_.services.tls->cert_file);
-        tls.cert_file = config_.services.tls->client_cert_file.value_or("");
-        tls.key_file = config_.services.tls->client_key_file.value_or("");
-      }
-      auto credentials = MakeClientCredentials(!config_.services.tls, tls);
-      if (!credentials.ok()) {
-        links_error_ = absl::FailedPreconditionError(absl::StrCat(
-            "channel to ", service, " at ", *where, ": ", credentials.status().message()));
-        return nullptr;
-      }
-      return grpc::CreateChannel(*where, *credentials);
+    absl::StatusOr<PeerChannel> peer = ChannelToPeer(config_, host, service, health_name);
+    if (!peer.ok()) {
+      links_error_ = peer.status();
+      return nullptr;
     }
-    if (host.Hosts(health_name)) {
-      *where = "in-process";
-      return host.in_process_channel();
-    }
-    return nullptr;
+    *where = peer->where;
+    return peer->channel;
   };
   std::string where;
   if (auto channel = channel_to("device_drivers", kDeviceDriverHealthName, &where)) {
