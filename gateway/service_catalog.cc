@@ -7,6 +7,7 @@
 #include "device_drivers/sim/site_simulator.h"
 #include "runtime/clock.h"
 #include "services/load_balancer/load_balancer_service.h"
+#include "services/ocpp_bridge/ocpp_bridge_service.h"
 #include "services/session/session_service.h"
 
 namespace evgate::gateway {
@@ -27,8 +28,13 @@ const std::vector<ServiceEntry>& ServiceCatalog() {
          return std::unique_ptr<Service>(*std::move(service));
        },
        ""},
-      {"ocpp_bridge", "local OCPP Central System for DC chargers + upstream CSMS client", nullptr,
-       "the OCPP bridge is not part of this build yet"},
+      {"ocpp_bridge", "local OCPP 1.6J Central System for DC chargers (OcppBridge API)",
+       [](const site::SiteConfig& config) -> absl::StatusOr<std::unique_ptr<Service>> {
+         auto service = ocpp::OcppBridgeService::Create(config, SystemClock::Get());
+         if (!service.ok()) return service.status();
+         return std::unique_ptr<Service>(*std::move(service));
+       },
+       ""},
       {"load_balancer", "allocation engine and control loop (LoadBalancer API)",
        [](const site::SiteConfig& config) -> absl::StatusOr<std::unique_ptr<Service>> {
          return std::unique_ptr<Service>(

@@ -252,7 +252,8 @@ absl::Status SiteSimulator::Build() {
     } else if (config->profile->bus == site::BusKind::kOcpp) {
       device->not_simulated_reason = absl::StrCat(
           "OCPP chargers (", profile,
-          ") are not simulated yet: they need evgate's OCPP bridge, which is not in this build");
+          ") are not simulated yet: the simulator has no OCPP 1.6J charge point client, and evgate's "
+          "OCPP bridge does not drive chargers as devices yet");
     } else if (profile == "generic_meter") {
       device->not_simulated_reason =
           "generic meters have an installer-defined register map; the simulator serves "

@@ -597,8 +597,12 @@ absl::Status ServerImpl::Listen() {
   for (int i = 0; i < std::max(1, options_.threads); ++i) {
     threads_.emplace_back([this] { ioc_.run(); });
   }
-  kLog.Info("OCPP 1.6J Central System listening on %s (port %d, security profile %d)",
-            options_.listen, port_, profile);
+  // Not "listening on ... (port N": that is the gRPC server's line, which
+  // scripts look for.
+  kLog.Info(
+      "accepting OCPP 1.6J charge points at %s://%s/<charge point id> on port %d, security "
+      "profile %d",
+      profile >= 2 ? "wss" : "ws", options_.listen, port_, profile);
   return absl::OkStatus();
 }
 
