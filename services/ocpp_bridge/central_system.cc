@@ -77,7 +77,11 @@ CallError Internal(absl::string_view why) {
 CentralSystem::CentralSystem(const site::SiteConfig& site, const Clock& clock,
                              CentralSystemOptions options, IdTagAuthorizer* authorizer,
                              TransactionBook* book)
-    : clock_(clock), options_(std::move(options)), authorizer_(authorizer), book_(book) {
+    : clock_(clock),
+      options_(std::move(options)),
+      authorizer_(authorizer),
+      book_(book),
+      security_profile_(site.ocpp.local ? site.ocpp.local->security_profile : 0) {
   absl::MutexLock lock(&mu_);
   for (const site::DeviceConfig& device : site.devices) {
     if (!device.charge_point_id) continue;
@@ -114,6 +118,7 @@ RpcEndpoint::CallHandler CentralSystem::OnConnected(std::shared_ptr<ChargePointL
       info.set_remote_address(link->remote());
       *info.mutable_connected_since() = ToProto(clock_.Now());
       info.set_protocol_version(v1::OCPP_VERSION_1_6J);
+      info.set_security_profile(security_profile_);
       kLog.Info("%s connected from %s", identity, link->remote());
       // A reconnect without a reboot: ask for the state it may have changed
       // while we could not hear it.

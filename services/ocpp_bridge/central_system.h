@@ -184,6 +184,7 @@ class CentralSystem final : public ConnectionObserver {
   const CentralSystemOptions options_;
   IdTagAuthorizer* const authorizer_;
   TransactionBook* const book_;
+  const int security_profile_;
 
   mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, Charger> chargers_ ABSL_GUARDED_BY(mu_);

@@ -292,6 +292,18 @@ TEST_F(CliTest, UsageErrorsExitTwo) {
   EXPECT_THAT(err_.str(), HasSubstr("--time-limit must be a positive duration"));
 }
 
+// `ocpp` against a real charger is e2e/ocpp_charger_test; here the usage and
+// a server without the bridge.
+TEST_F(CliTest, OcppUsageAndAServerWithoutTheBridge) {
+  EXPECT_EQ(Run({"ocpp", "frob"}), kExitUsage);
+  EXPECT_THAT(err_.str(), HasSubstr("ocpp list|show|command"));
+  EXPECT_EQ(Run({"ocpp", "command", "DS60-1"}), kExitUsage);
+  EXPECT_THAT(err_.str(), HasSubstr("CHARGE_POINT_ID ACTION [PAYLOAD_JSON]"));
+  EXPECT_EQ(Run({"ocpp", "show"}), kExitUsage);
+  EXPECT_EQ(Run({"ocpp", "list"}), kExitNotHosted);
+  EXPECT_THAT(err_.str(), HasSubstr("the ocpp_bridge service"));
+}
+
 // A simulator that records what it was asked and answers with a fixed site.
 class FakeSimulator final : public v1::Simulator::Service {
  public:
