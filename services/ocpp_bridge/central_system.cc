@@ -122,8 +122,10 @@ RpcEndpoint::CallHandler CentralSystem::OnConnected(std::shared_ptr<ChargePointL
       kLog.Info("%s connected from %s", identity, link->remote());
       // A reconnect without a reboot: ask for the state it may have changed
       // while we could not hear it.
+      NotifyChanged(identity, after);
       if (charger.configured && info.registration_status() == v1::REGISTRATION_STATUS_ACCEPTED) {
         RequestState(charger, after);
+        NotifyAccepted(identity, after);
       }
     }
   }
@@ -133,16 +135,46 @@ RpcEndpoint::CallHandler CentralSystem::OnConnected(std::shared_ptr<ChargePointL
 }
 
 void CentralSystem::OnDisconnected(const ChargePointLink& link, absl::string_view why) {
+  After after;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = chargers_.find(link.identity());
+    if (it == chargers_.end()) return;
+    Charger& charger = it->second;
+    if (charger.link.get() != &link) return;  // already replaced by a newer link
+    charger.link.reset();
+    charger.info.set_connection_state(v1::CHARGE_POINT_CONNECTION_STATE_DISCONNECTED);
+    charger.info.clear_connected_since();
+    charger.info.clear_remote_address();
+    kLog.Info("%s disconnected: %s", link.identity(), why);
+    NotifyChanged(link.identity(), after);
+  }
+  for (auto& f : after) f();
+}
+
+void CentralSystem::NotifyChanged(const std::string& identity, After& after) {
+  if (listener_ == nullptr) return;
+  after.push_back([this, identity] { listener_->OnChargePointChanged(identity); });
+}
+
+void CentralSystem::NotifyAccepted(const std::string& identity, After& after) {
+  if (listener_ == nullptr) return;
+  after.push_back([this, identity] { listener_->OnAccepted(identity); });
+}
+
+std::optional<v1::ChargePoint> CentralSystem::GetChargePoint(
+    const std::string& charge_point_id) const {
   absl::MutexLock lock(&mu_);
-  auto it = chargers_.find(link.identity());
-  if (it == chargers_.end()) return;
-  Charger& charger = it->second;
-  if (charger.link.get() != &link) return;  // already replaced by a newer link
-  charger.link.reset();
-  charger.info.set_connection_state(v1::CHARGE_POINT_CONNECTION_STATE_DISCONNECTED);
-  charger.info.clear_connected_since();
-  charger.info.clear_remote_address();
-  kLog.Info("%s disconnected: %s", link.identity(), why);
+  auto it = chargers_.find(charge_point_id);
+  if (it == chargers_.end()) return std::nullopt;
+  return it->second.info;
+}
+
+bool CentralSystem::IsAccepted(const std::string& charge_point_id) const {
+  absl::MutexLock lock(&mu_);
+  auto it = chargers_.find(charge_point_id);
+  return it != chargers_.end() && it->second.link != nullptr &&
+         it->second.info.registration_status() == v1::REGISTRATION_STATUS_ACCEPTED;
 }
 
 void CentralSystem::OnRefused(absl::string_view identity, absl::string_view remote, int http_status,
@@ -313,9 +345,9 @@ CentralSystem::Answer CentralSystem::Handle(const std::string& identity,
       *charger.info.mutable_last_heartbeat() = ToProto(clock_.Now());
       answer = json{{"currentTime", FormatOcppTime(clock_.Now())}};
     } else if (call.action == "StatusNotification") {
-      answer = OnStatusNotification(charger, req);
+      answer = OnStatusNotification(charger, req, after);
     } else if (call.action == "MeterValues") {
-      answer = OnMeterValues(charger, req);
+      answer = OnMeterValues(charger, req, after);
     } else if (call.action == "DataTransfer") {
       kLog.Info("%s: DataTransfer vendorId \"%s\" messageId \"%s\": no vendor extension taken",
                 identity, req.value("vendorId", ""), req.value("messageId", ""));
@@ -355,11 +387,14 @@ CentralSystem::Answer CentralSystem::OnBootNotification(Charger& charger, const 
     kLog.Info("%s booted (%s %s, firmware %s): Accepted", identity, info.vendor(), info.model(),
               info.firmware_version());
     RequestState(charger, after);
+    NotifyChanged(identity, after);
+    NotifyAccepted(identity, after);
     return json{{"status", "Accepted"},
                 {"currentTime", FormatOcppTime(clock_.Now())},
                 {"interval", absl::ToInt64Seconds(options_.heartbeat_interval)}};
   }
   info.set_registration_status(v1::REGISTRATION_STATUS_PENDING);
+  NotifyChanged(identity, after);
   kLog.Info("%s booted (%s %s, firmware %s): Pending until configured", identity, info.vendor(),
             info.model(), info.firmware_version());
   if (!charger.configuring && charger.link != nullptr) {
@@ -485,7 +520,8 @@ void CentralSystem::RequestState(const Charger& charger, After& after) {
   });
 }
 
-CentralSystem::Answer CentralSystem::OnStatusNotification(Charger& charger, const json& req) {
+CentralSystem::Answer CentralSystem::OnStatusNotification(Charger& charger, const json& req,
+                                                          After& after) {
   const int connector_id = req.value("connectorId", 0);
   v1::ChargePointConnector* connector = nullptr;
   for (v1::ChargePointConnector& c : *charger.info.mutable_connectors()) {
@@ -519,10 +555,12 @@ CentralSystem::Answer CentralSystem::OnStatusNotification(Charger& charger, cons
     if (t.ok()) when = *t;
   }
   *connector->mutable_updated_at() = ToProto(when);
+  NotifyChanged(charger.info.charge_point_id(), after);
   return json::object();
 }
 
-CentralSystem::Answer CentralSystem::OnMeterValues(Charger& charger, const json& req) {
+CentralSystem::Answer CentralSystem::OnMeterValues(Charger& charger, const json& req,
+                                                   After& after) {
   const int connector_id = req.value("connectorId", 0);
   for (const json& meter_value : req.value("meterValue", json::array())) {
     absl::StatusOr<MeterReading> reading = ParseMeterValue(meter_value);
@@ -536,6 +574,11 @@ CentralSystem::Answer CentralSystem::OnMeterValues(Charger& charger, const json&
     }
     auto [it, inserted] = charger.readings.try_emplace(connector_id, *reading);
     if (!inserted && reading->timestamp >= it->second.timestamp) it->second = *std::move(reading);
+  }
+  if (listener_ != nullptr) {
+    after.push_back([this, id = charger.info.charge_point_id(), connector_id] {
+      listener_->OnMeterValues(id, connector_id);
+    });
   }
   return json::object();
 }

@@ -107,6 +107,21 @@ class IdTagAuthorizer {
                                                    const std::string& evse_id) = 0;
 };
 
+// Who wants to know when a charge point changes (the OCPP device backend).
+// Called from the server's threads, never with the Central System's lock
+// held, so it may read the Central System back.
+class ChargePointListener {
+ public:
+  virtual ~ChargePointListener() = default;
+  // Connection, registration or a connector's status changed.
+  virtual void OnChargePointChanged(const std::string& charge_point_id) = 0;
+  // New meter values for a connector.
+  virtual void OnMeterValues(const std::string& charge_point_id, int connector_id) = 0;
+  // The charge point is registered and may be given charging profiles: its
+  // BootNotification was Accepted, or it reconnected after one.
+  virtual void OnAccepted(const std::string& charge_point_id) = 0;
+};
+
 class CentralSystem final : public ConnectionObserver {
  public:
   // `clock`, `authorizer` and `book` must outlive it.
@@ -118,6 +133,9 @@ class CentralSystem final : public ConnectionObserver {
   void OnDisconnected(const ChargePointLink& link, absl::string_view why) override;
   void OnRefused(absl::string_view identity, absl::string_view remote, int http_status,
                  absl::string_view why) override;
+
+  // Set before the server starts; null = none.
+  void SetListener(ChargePointListener* listener) { listener_ = listener; }
 
   // Time-driven work (boot_wait); call about once a second.
   void Tick();
@@ -131,6 +149,11 @@ class CentralSystem final : public ConnectionObserver {
   // `done` runs exactly once (RpcEndpoint::Done).
   absl::Status Call(const std::string& charge_point_id, std::string action, nlohmann::json payload,
                     RpcEndpoint::Done done);
+
+  // One configured charge point; nullopt when site.yaml has no such one.
+  std::optional<v1::ChargePoint> GetChargePoint(const std::string& charge_point_id) const;
+  // Whether it may be given charging profiles now: connected and Accepted.
+  bool IsAccepted(const std::string& charge_point_id) const;
 
   std::optional<MeterReading> LatestMeterReading(const std::string& charge_point_id,
                                                  int connector_id) const;
@@ -160,10 +183,13 @@ class CentralSystem final : public ConnectionObserver {
   Answer Handle(const std::string& identity, const ChargePointLink* link, const ocpp::Call& call);
   Answer OnBootNotification(Charger& charger, const nlohmann::json& req, After& after)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  Answer OnStatusNotification(Charger& charger, const nlohmann::json& req)
+  Answer OnStatusNotification(Charger& charger, const nlohmann::json& req, After& after)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  Answer OnMeterValues(Charger& charger, const nlohmann::json& req)
+  Answer OnMeterValues(Charger& charger, const nlohmann::json& req, After& after)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Queues the listener's calls.
+  void NotifyChanged(const std::string& identity, After& after);
+  void NotifyAccepted(const std::string& identity, After& after);
   // Authorize / Start / Stop run without the lock (they wait for the session
   // service and the disk).
   Answer OnAuthorize(const std::string& identity, const nlohmann::json& req);
@@ -185,6 +211,7 @@ class CentralSystem final : public ConnectionObserver {
   IdTagAuthorizer* const authorizer_;
   TransactionBook* const book_;
   const int security_profile_;
+  ChargePointListener* listener_ = nullptr;
 
   mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, Charger> chargers_ ABSL_GUARDED_BY(mu_);

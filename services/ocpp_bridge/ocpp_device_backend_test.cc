@@ -1,0 +1,348 @@
+// The OCPP chargers as DeviceDriver devices, against the Central System and a
+// fake link: inventory, link health, status and meter values as events, the
+// failsafe profile at boot, setpoints as live profiles and every way one can
+// fail, and the fallback when setpoints stop. Every SetChargingProfile is
+// checked against the OCPP 1.6 schema by the fake link. Bad inputs tried: a
+// current limit for a DC charger, a negative (discharge) limit, a limit above
+// the EVSE maximum and one below its minimum, an unknown EVSE, a charger that
+// rejects, one that answers with a CALLERROR, one that does not answer, one
+// that is not connected, one that takes limits only in A.
+#include "services/ocpp_bridge/ocpp_device_backend.h"
+
+#include <atomic>
+#include <cstdlib>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_join.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "services/ocpp_bridge/testing/fake_link.h"
+
+namespace evgate::ocpp {
+namespace {
+
+using nlohmann::json;
+using testing::Answer;
+using testing::FakeLink;
+using ::testing::HasSubstr;
+using testing::SentCall;
+
+class RecordingSink final : public devices::DeviceEventSink {
+ public:
+  void Publish(v1::WatchDevicesResponse event) override {
+    absl::MutexLock lock(&mu_);
+    events_.push_back(std::move(event));
+  }
+  std::vector<v1::WatchDevicesResponse> Take() {
+    absl::MutexLock lock(&mu_);
+    return std::exchange(events_, {});
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<v1::WatchDevicesResponse> events_ ABSL_GUARDED_BY(mu_);
+};
+
+class AcceptAll final : public IdTagAuthorizer {
+ public:
+  absl::StatusOr<json> Authorize(const std::string&, const std::string&) override {
+    return json{{"status", "Accepted"}};
+  }
+};
+
+site::SiteConfig Site() {
+  site::SiteConfig site;
+  site::DeviceConfig ds60;
+  ds60.id = "ds60-1";
+  ds60.profile_name = "ds60";
+  ds60.charge_point_id = "DS60-1";
+  site.devices.push_back(ds60);
+  site::StationConfig station;
+  station.id = "dc-station";
+  station.device = "ds60-1";
+  station.max_power_w = 60000;
+  for (int connector : {1, 2}) {
+    site::EvseConfig evse;
+    evse.id = absl::StrCat("dc", connector);
+    evse.connector = connector;
+    site::DcEvseLimits dc;
+    dc.min_power_w = 5000;
+    dc.failsafe_power_w = 10000;
+    evse.dc = dc;
+    station.evses.push_back(evse);
+  }
+  site.stations.push_back(station);
+  return site;
+}
+
+class OcppDeviceBackendTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    book_ = *TransactionBook::Open(
+        std::string(std::getenv("TEST_TMPDIR")) + "/" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name() + ".db",
+        clock_);
+    cs_ = std::make_unique<CentralSystem>(site_, clock_, CentralSystemOptions{}, &authorizer_,
+                                          book_.get());
+    OcppDeviceBackendOptions options;
+    options.answer_wait = absl::Milliseconds(300);
+    backend_ = std::make_unique<OcppDeviceBackend>(site_, cs_.get(), clock_, options);
+    cs_->SetListener(backend_.get());
+    backend_->SetSink(&sink_);
+  }
+
+  // Connects DS60-1, boots it through configuration to Accepted, answers
+  // everything evgate sends then (the failsafe profiles included).
+  std::vector<std::string> ConnectAndAccept(const std::vector<std::string>& rate_units = {
+                                                "Current", "Power"}) {
+    link_ = std::make_shared<FakeLink>("DS60-1");
+    handler_ = cs_->OnConnected(link_);
+    Send("BootNotification", {{"chargePointVendor", "DS"}, {"chargePointModel", "DS60"}});
+    std::optional<SentCall> get = link_->Take();
+    Answer(*get,
+           {{"configurationKey", json::array({{{"key", "ChargingScheduleAllowedChargingRateUnit"},
+                                               {"readonly", true},
+                                               {"value", absl::StrJoin(rate_units, ",")}}})}});
+    link_->TakeAllActions();
+    Send("BootNotification", {{"chargePointVendor", "DS"}, {"chargePointModel", "DS60"}});
+    return link_->TakeAllActions();
+  }
+  json Send(const std::string& action, json payload) {
+    std::variant<json, CallError> answer = handler_(ocpp::Call{"m", action, std::move(payload)});
+    EXPECT_TRUE(std::holds_alternative<json>(answer)) << action;
+    return std::holds_alternative<json>(answer) ? std::get<json>(answer) : json();
+  }
+  static v1::Setpoint Power(const std::string& evse, double watts) {
+    v1::Setpoint setpoint;
+    setpoint.set_evse_id(evse);
+    setpoint.mutable_value()->set_power_limit_w(watts);
+    return setpoint;
+  }
+  // Applies `setpoints` while a thread answers each SetChargingProfile with
+  // `answer` (nullopt: no answer).
+  std::vector<v1::SetpointResult> Apply(const std::vector<v1::Setpoint>& setpoints,
+                                        std::optional<json> answer,
+                                        std::vector<json>* sent = nullptr) {
+    std::atomic<bool> done{false};
+    std::thread charger([&] {
+      while (!done) {
+        if (std::optional<SentCall> call = link_ ? link_->Take() : std::nullopt) {
+          if (sent != nullptr) sent->push_back(call->payload);
+          if (answer) Answer(*call, *answer);
+        } else {
+          absl::SleepFor(absl::Milliseconds(1));
+        }
+      }
+    });
+    std::vector<v1::SetpointResult> results =
+        backend_->ApplySetpoints(setpoints, absl::Seconds(3), "batch-1");
+    done = true;
+    charger.join();
+    return results;
+  }
+
+  FakeClock clock_;
+  site::SiteConfig site_ = Site();
+  AcceptAll authorizer_;
+  std::unique_ptr<TransactionBook> book_;
+  std::unique_ptr<CentralSystem> cs_;
+  std::unique_ptr<OcppDeviceBackend> backend_;
+  RecordingSink sink_;
+  std::shared_ptr<FakeLink> link_;
+  RpcEndpoint::CallHandler handler_;
+};
+
+TEST_F(OcppDeviceBackendTest, InventoryFromSiteYamlAndStaleUntilAccepted) {
+  EXPECT_EQ(backend_->bus_id(), "ocpp");
+  EXPECT_THAT(backend_->DeviceIds(), ::testing::ElementsAre("ds60-1"));
+  EXPECT_THAT(backend_->EvseIds(), ::testing::ElementsAre("dc1", "dc2"));
+  std::optional<v1::DeviceState> device = backend_->GetDevice("ds60-1");
+  ASSERT_TRUE(device.has_value());
+  EXPECT_EQ(device->kind(), v1::DEVICE_KIND_DC_CHARGER);
+  EXPECT_EQ(device->address(), "DS60-1");
+  EXPECT_EQ(device->station_id(), "dc-station");
+  EXPECT_TRUE(device->link().stale());
+  EXPECT_THAT(device->link().last_error(), HasSubstr("not connected"));
+  ASSERT_EQ(device->evses_size(), 2);
+  EXPECT_EQ(device->evses(1).connector_id(), 2u);
+  EXPECT_EQ(device->evses(1).kind(), v1::EVSE_KIND_DC);
+  EXPECT_EQ(device->evses(1).capabilities().max_power_w(), 60000);
+  EXPECT_EQ(device->evses(1).capabilities().min_power_w(), 5000);
+  EXPECT_FALSE(backend_->GetDevice("nope").has_value());
+
+  link_ = std::make_shared<FakeLink>("DS60-1");
+  handler_ = cs_->OnConnected(link_);
+  EXPECT_TRUE(backend_->GetDevice("ds60-1")->link().stale());  // connected, not accepted
+  EXPECT_THAT(backend_->GetDevice("ds60-1")->link().last_error(), HasSubstr("not yet accepted"));
+}
+
+TEST_F(OcppDeviceBackendTest, AcceptedBootSetsTheFailsafeProfileOnEveryConnector) {
+  std::vector<std::string> sent = ConnectAndAccept();
+  std::vector<std::string> failsafe;
+  for (const std::string& call : sent) {
+    if (absl::StartsWith(call, "SetChargingProfile")) failsafe.push_back(call);
+  }
+  ASSERT_EQ(failsafe.size(), 2u);
+  json first = json::parse(failsafe[0].substr(std::string("SetChargingProfile ").size()));
+  EXPECT_EQ(first["connectorId"], 1);
+  const json& profile = first["csChargingProfiles"];
+  EXPECT_EQ(profile["stackLevel"], 0);
+  EXPECT_EQ(profile["chargingProfileId"], OcppDeviceBackend::FailsafeProfileId(1));
+  EXPECT_EQ(profile["chargingProfilePurpose"], "TxDefaultProfile");
+  EXPECT_FALSE(profile.contains("validTo"));
+  EXPECT_EQ(profile["chargingSchedule"]["chargingRateUnit"], "W");
+  EXPECT_EQ(profile["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"], 10000);
+  EXPECT_FALSE(backend_->GetDevice("ds60-1")->link().stale());
+  // The link came up: published once.
+  int link_events = 0;
+  for (const v1::WatchDevicesResponse& e : sink_.Take()) {
+    if (e.has_link_state_change()) {
+      ++link_events;
+      EXPECT_FALSE(e.link_state_change().link().stale());
+    }
+  }
+  EXPECT_EQ(link_events, 1);
+}
+
+TEST_F(OcppDeviceBackendTest, StatusAndMeterValuesBecomeEvents) {
+  ConnectAndAccept();
+  sink_.Take();
+  Send("StatusNotification",
+       {{"connectorId", 1}, {"status", "Preparing"}, {"errorCode", "NoError"}});
+  Send("StatusNotification",
+       {{"connectorId", 1}, {"status", "Preparing"}, {"errorCode", "NoError"}});
+  Send("StatusNotification",
+       {{"connectorId", 1}, {"status", "Charging"}, {"errorCode", "NoError"}});
+  Send("MeterValues",
+       {{"connectorId", 1},
+        {"meterValue",
+         json::array(
+             {{{"timestamp", "2027-01-15T08:00:00Z"},
+               {"sampledValue",
+                json::array(
+                    {{{"value", "48.5"}, {"unit", "kW"}, {"measurand", "Power.Active.Import"}},
+                     {{"value", "120.5"}, {"unit", "kWh"}},
+                     {{"value", "63"}, {"measurand", "SoC"}, {"location", "EV"}}})}}})}});
+  std::vector<v1::WatchDevicesResponse> events = sink_.Take();
+  std::vector<v1::EvseStateChange> changes;
+  std::vector<v1::Telemetry> telemetry;
+  for (const auto& e : events) {
+    if (e.has_evse_state_change()) changes.push_back(e.evse_state_change());
+    if (e.has_telemetry()) telemetry.push_back(e.telemetry());
+  }
+  ASSERT_EQ(changes.size(), 2u);  // the repeated Preparing is no change
+  EXPECT_EQ(changes[0].state().evse_id(), "dc1");
+  EXPECT_EQ(changes[0].state().iec61851_state(), v1::IEC61851_STATE_B);
+  EXPECT_EQ(changes[1].state().connector_status(), v1::CONNECTOR_STATUS_CHARGING);
+  EXPECT_EQ(changes[1].state().iec61851_state(), v1::IEC61851_STATE_C);
+  EXPECT_EQ(changes[1].previous_iec61851_state(), v1::IEC61851_STATE_B);
+  ASSERT_EQ(telemetry.size(), 1u);
+  ASSERT_EQ(telemetry[0].evses_size(), 1);
+  const v1::EvseMeasurements& m = telemetry[0].evses(0).measurements();
+  EXPECT_EQ(m.power_w(), 48500);
+  EXPECT_EQ(m.energy_import_wh(), 120500);
+  EXPECT_EQ(m.soc_pct(), 63);
+}
+
+TEST_F(OcppDeviceBackendTest, ASetpointIsALiveProfileValidForItsTtl) {
+  ConnectAndAccept();
+  std::vector<json> sent;
+  v1::Setpoint pause;
+  pause.set_evse_id("dc2");
+  pause.mutable_value()->mutable_pause();
+  std::vector<v1::SetpointResult> results =
+      Apply({Power("dc1", 30000.4), pause}, json{{"status", "Accepted"}}, &sent);
+  ASSERT_EQ(results.size(), 2u);
+  EXPECT_EQ(results[0].status(), v1::SETPOINT_STATUS_ACCEPTED) << results[0].message();
+  EXPECT_EQ(results[0].in_force().value().power_limit_w(), 30000.4);
+  EXPECT_EQ(results[0].in_force().source(), v1::SETPOINT_SOURCE_CONTROLLER);
+  EXPECT_EQ(results[0].in_force().expires_at().seconds(),
+            absl::ToUnixSeconds(clock_.Now() + absl::Seconds(3)));
+  EXPECT_EQ(results[1].status(), v1::SETPOINT_STATUS_ACCEPTED);
+  EXPECT_TRUE(results[1].in_force().value().has_pause());
+  ASSERT_EQ(sent.size(), 2u);
+  const json& live = sent[0]["csChargingProfiles"];
+  EXPECT_EQ(live["stackLevel"], 1);
+  EXPECT_EQ(live["chargingProfileId"], OcppDeviceBackend::LiveProfileId(1));
+  EXPECT_EQ(live["validTo"], FormatOcppTime(clock_.Now() + absl::Seconds(3)));
+  EXPECT_EQ(live["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"], 30000);
+  EXPECT_EQ(sent[1]["csChargingProfiles"]["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"],
+            0);
+  std::vector<std::optional<v1::SetpointValue>> in_force =
+      backend_->SetpointsInForce({"dc1", "dc2", "wb9"});
+  ASSERT_TRUE(in_force[0].has_value());
+  EXPECT_EQ(in_force[0]->power_limit_w(), 30000.4);
+  EXPECT_FALSE(in_force[2].has_value());
+}
+
+TEST_F(OcppDeviceBackendTest, SetpointsTheChargerCannotTake) {
+  ConnectAndAccept();
+  v1::Setpoint current;
+  current.set_evse_id("dc1");
+  current.mutable_value()->mutable_current_limit_a()->set_l1(16);
+  std::vector<v1::SetpointResult> results = Apply(
+      {current, Power("dc1", -5000), Power("dc2", 70000), Power("dc2", 1000), Power("wb1", 7000)},
+      json{{"status", "Accepted"}});
+  EXPECT_EQ(results[0].reason(), v1::SETPOINT_REJECT_REASON_NOT_SUPPORTED);
+  EXPECT_EQ(results[1].reason(), v1::SETPOINT_REJECT_REASON_NOT_SUPPORTED);
+  EXPECT_THAT(results[1].message(), HasSubstr("discharge"));
+  EXPECT_EQ(results[2].reason(), v1::SETPOINT_REJECT_REASON_INVALID_VALUE);
+  EXPECT_EQ(results[3].reason(), v1::SETPOINT_REJECT_REASON_INVALID_VALUE);
+  EXPECT_EQ(results[4].reason(), v1::SETPOINT_REJECT_REASON_UNKNOWN_EVSE);
+  for (const auto& r : results) EXPECT_EQ(r.status(), v1::SETPOINT_STATUS_REJECTED);
+}
+
+TEST_F(OcppDeviceBackendTest, RefusalsTimeoutsAndOfflineAreNotCountedAsApplied) {
+  ConnectAndAccept();
+  std::vector<v1::SetpointResult> rejected =
+      Apply({Power("dc1", 20000)}, json{{"status", "Rejected"}});
+  EXPECT_EQ(rejected[0].reason(), v1::SETPOINT_REJECT_REASON_DEVICE_REJECTED);
+  EXPECT_THAT(rejected[0].message(), HasSubstr("Rejected"));
+  std::vector<v1::SetpointResult> silent = Apply({Power("dc1", 20000)}, std::nullopt);
+  EXPECT_EQ(silent[0].reason(), v1::SETPOINT_REJECT_REASON_TIMEOUT);
+  EXPECT_FALSE(backend_->SetpointsInForce({"dc1"})[0].has_value());
+
+  cs_->OnDisconnected(*link_, "EOF");
+  std::vector<v1::SetpointResult> offline =
+      Apply({Power("dc1", 20000)}, json{{"status", "Accepted"}});
+  EXPECT_EQ(offline[0].reason(), v1::SETPOINT_REJECT_REASON_DEVICE_OFFLINE);
+  EXPECT_TRUE(backend_->GetDevice("ds60-1")->link().stale());
+}
+
+TEST_F(OcppDeviceBackendTest, AChargerThatTakesOnlyAmperesIsRefusedPowerLimits) {
+  ConnectAndAccept({"Current"});
+  std::vector<v1::SetpointResult> results =
+      Apply({Power("dc1", 20000)}, json{{"status", "Accepted"}});
+  EXPECT_EQ(results[0].reason(), v1::SETPOINT_REJECT_REASON_NOT_SUPPORTED);
+  EXPECT_THAT(results[0].message(), HasSubstr("only in A"));
+}
+
+TEST_F(OcppDeviceBackendTest, WithoutNewSetpointsTheFailsafeIsInForceAfterTheTtl) {
+  ConnectAndAccept();
+  ASSERT_EQ(Apply({Power("dc1", 30000)}, json{{"status", "Accepted"}})[0].status(),
+            v1::SETPOINT_STATUS_ACCEPTED);
+  sink_.Take();
+  clock_.Advance(absl::Seconds(2));
+  backend_->Tick();
+  EXPECT_EQ(backend_->SetpointsInForce({"dc1"})[0]->power_limit_w(), 30000);
+  EXPECT_TRUE(sink_.Take().empty());
+  clock_.Advance(absl::Seconds(1));
+  backend_->Tick();
+  std::optional<v1::SetpointValue> in_force = backend_->SetpointsInForce({"dc1"})[0];
+  ASSERT_TRUE(in_force.has_value());
+  EXPECT_EQ(in_force->power_limit_w(), 10000);
+  EXPECT_EQ(backend_->GetDevice("ds60-1")->evses(0).setpoint().source(),
+            v1::SETPOINT_SOURCE_FAILSAFE);
+  bool published = false;
+  for (const auto& e : sink_.Take()) {
+    if (e.has_evse_state_change() &&
+        e.evse_state_change().state().setpoint().source() == v1::SETPOINT_SOURCE_FAILSAFE) {
+      published = true;
+    }
+  }
+  EXPECT_TRUE(published);
+}
+
+}  // namespace
+}  // namespace evgate::ocpp
