@@ -120,8 +120,10 @@ int Run(const RunOptions& options) {
   std::vector<std::unique_ptr<Service>> services;
   std::vector<Service*> hosted;
   std::vector<std::string> names;
+  ProcessParts parts;
+  for (const ServiceEntry* entry : *selected) parts.hosted.push_back(entry->name);
   for (const ServiceEntry* entry : *selected) {
-    auto service = entry->create(config);
+    auto service = entry->create(config, parts);
     if (!service.ok()) {
       kLog.Error("%s: %s", entry->name, service.status().message());
       return kExitStartFailed;

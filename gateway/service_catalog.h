@@ -13,13 +13,31 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "device_drivers/driver/device_backend.h"
 #include "runtime/service.h"
 #include "site_controller/config/site_config.h"
 
 namespace evgate::gateway {
 
-using ServiceFactory =
-    std::function<absl::StatusOr<std::unique_ptr<Service>>(const site::SiteConfig& config)>;
+// What the services built for one process share. Built in catalog order, so
+// a service may leave something here for one built after it.
+struct ProcessParts {
+  // Every service this process hosts, by name.
+  std::vector<std::string> hosted;
+  // Device backends of other services for the DeviceDriver service of this
+  // process (the OCPP bridge's chargers in `evgate run`).
+  std::vector<std::shared_ptr<devices::DeviceBackend>> device_backends;
+
+  bool Hosts(const std::string& name) const {
+    for (const std::string& n : hosted) {
+      if (n == name) return true;
+    }
+    return false;
+  }
+};
+
+using ServiceFactory = std::function<absl::StatusOr<std::unique_ptr<Service>>(
+    const site::SiteConfig& config, ProcessParts& parts)>;
 
 struct ServiceEntry {
   std::string name;         // as on the command line: "load_balancer"

@@ -26,7 +26,7 @@ TEST(ServiceCatalogTest, UnknownServiceNamesWhatIsAvailable) {
   ASSERT_FALSE(selected.ok());
   EXPECT_EQ(selected.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(selected.status().message(), HasSubstr("unknown service 'billing'"));
-  EXPECT_THAT(selected.status().message(), HasSubstr("available: simulator, device_drivers, "));
+  EXPECT_THAT(selected.status().message(), HasSubstr("available: simulator, ocpp_bridge, device_drivers, "));
   EXPECT_THAT(selected.status().message(), HasSubstr("load_balancer"));
 }
 

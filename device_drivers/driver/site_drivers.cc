@@ -6,13 +6,15 @@
 
 #include "absl/strings/str_cat.h"
 #include "device_drivers/can/can_bus_owner.h"
+#include "device_drivers/driver/site_driver_options.h"
 #include "device_drivers/modbus/modbus_backend.h"
 #include "site_controller/control/site_model.h"
 
 namespace evgate::devices {
 
 absl::StatusOr<std::unique_ptr<DeviceDriverService>> MakeSiteDeviceDrivers(
-    const site::SiteConfig& config, const Clock& clock) {
+    const site::SiteConfig& config, const Clock& clock,
+    std::vector<std::unique_ptr<DeviceBackend>> extra_backends) {
   std::vector<std::unique_ptr<DeviceBackend>> backends;
   for (const site::BusConfig& bus : config.buses) {
     const bool used = std::any_of(config.devices.begin(), config.devices.end(),
@@ -27,12 +29,9 @@ absl::StatusOr<std::unique_ptr<DeviceDriverService>> MakeSiteDeviceDrivers(
     }
     backends.push_back(*std::move(backend));
   }
-  DeviceDriverOptions options;
-  // The controller's own setpoint TTL is both the default and the cap: no
-  // caller can make a setpoint outlive what the load balancer asks for.
-  options.default_setpoint_ttl = control::SetpointTtl(config.controller);
-  options.setpoint_ttl_cap = options.default_setpoint_ttl;
-  return std::make_unique<DeviceDriverService>(std::move(backends), clock, options);
+  for (auto& backend : extra_backends) backends.push_back(std::move(backend));
+  return std::make_unique<DeviceDriverService>(std::move(backends), clock,
+                                               SiteDeviceDriverOptions(config));
 }
 
 }  // namespace evgate::devices

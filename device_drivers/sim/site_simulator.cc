@@ -252,8 +252,8 @@ absl::Status SiteSimulator::Build() {
     } else if (config->profile->bus == site::BusKind::kOcpp) {
       device->not_simulated_reason = absl::StrCat(
           "OCPP chargers (", profile,
-          ") are not simulated yet: the simulator has no OCPP 1.6J charge point client, and evgate's "
-          "OCPP bridge does not drive chargers as devices yet");
+          ") are not simulated yet: the simulator has no OCPP 1.6J charge point client; a real "
+          "charger can connect to ocpp.local");
     } else if (profile == "generic_meter") {
       device->not_simulated_reason =
           "generic meters have an installer-defined register map; the simulator serves "

@@ -6,6 +6,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "device_drivers/driver/shared_backend.h"
+#include "device_drivers/driver/site_driver_options.h"
 #include "google/protobuf/util/time_util.h"
 #include "runtime/grpc_status.h"
 #include "runtime/log.h"
@@ -84,8 +86,17 @@ absl::StatusOr<std::unique_ptr<OcppBridgeService>> OcppBridgeService::Create(
   if (!book.ok()) return book.status();
   service->book_ = *std::move(book);
   service->authorizer_.chosen = std::make_unique<NoAuthorizer>();
-  service->central_system_ = std::make_unique<CentralSystem>(
+  service->central_system_ = std::make_shared<CentralSystem>(
       config, clock, service->options_.central_system, &service->authorizer_, service->book_.get());
+  service->backend_ = std::make_shared<OcppDeviceBackend>(config, service->central_system_, clock,
+                                                          service->options_.device_backend);
+  service->central_system_->SetListener(service->backend_.get());
+  if (service->options_.serve_device_driver) {
+    std::vector<std::unique_ptr<devices::DeviceBackend>> backends;
+    backends.push_back(std::make_unique<devices::SharedBackend>(service->backend_));
+    service->drivers_ = std::make_unique<devices::DeviceDriverService>(
+        std::move(backends), clock, devices::SiteDeviceDriverOptions(config));
+  }
   return service;
 }
 
@@ -94,6 +105,22 @@ OcppBridgeService::OcppBridgeService(const site::SiteConfig& config, const Clock
     : config_(config), clock_(clock), options_(std::move(options)) {}
 
 OcppBridgeService::~OcppBridgeService() { Stop(); }
+
+std::vector<grpc::Service*> OcppBridgeService::grpc_services() {
+  std::vector<grpc::Service*> services = {this};
+  if (drivers_ != nullptr) {
+    for (grpc::Service* s : drivers_->grpc_services()) services.push_back(s);
+  }
+  return services;
+}
+
+std::vector<std::string> OcppBridgeService::health_names() const {
+  std::vector<std::string> names = {"evgate.v1.OcppBridge"};
+  if (drivers_ != nullptr) {
+    for (const std::string& n : drivers_->health_names()) names.push_back(n);
+  }
+  return names;
+}
 
 int OcppBridgeService::ocpp_port() const { return server_ != nullptr ? server_->port() : 0; }
 
@@ -132,6 +159,9 @@ absl::Status OcppBridgeService::Start() {
     kLog.Info("local Central System: %d charge points configured",
               static_cast<int>(options_.server.charge_points.size()));
   }
+  if (drivers_ != nullptr) {
+    if (absl::Status s = drivers_->Start(); !s.ok()) return s;
+  }
   ticker_ = std::thread([this] {
     while (!stopping_.WaitForNotificationWithTimeout(options_.tick)) central_system_->Tick();
   });
@@ -141,6 +171,7 @@ absl::Status OcppBridgeService::Start() {
 void OcppBridgeService::Stop() {
   if (!stopping_.HasBeenNotified()) stopping_.Notify();
   if (ticker_.joinable()) ticker_.join();
+  if (drivers_ != nullptr) drivers_->Stop();
   if (server_ != nullptr) server_->Stop();
 }
 

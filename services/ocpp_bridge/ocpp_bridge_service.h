@@ -9,9 +9,14 @@
 // service, in this process or at `services.endpoints.session.endpoint`). A
 // thread ticks the Central System every second.
 //
+// The chargers are devices (OcppDeviceBackend): alone, the bridge serves
+// evgate.v1.DeviceDriver for them itself; in `evgate run` with the device
+// drivers, `serve_device_driver` is false and the backend is handed to the
+// site's DeviceDriver service (gateway/service_catalog.cc), so that every
+// device is behind one API.
+//
 // Not yet: the upstream CSMS client (GetUpstreamStatus is UNIMPLEMENTED when
-// ocpp.upstream is configured, DISABLED when not), and DeviceDriver for the
-// charge points (the load balancer does not drive them yet).
+// ocpp.upstream is configured, DISABLED when not).
 //
 // Thread-safe: RPCs run on gRPC's threads.
 #ifndef EVGATE_SERVICES_OCPP_BRIDGE_OCPP_BRIDGE_SERVICE_H_
@@ -23,10 +28,12 @@
 #include <vector>
 
 #include "absl/synchronization/notification.h"
+#include "device_drivers/driver/device_driver_service.h"
 #include "evgate/v1/ocpp.grpc.pb.h"
 #include "runtime/clock.h"
 #include "runtime/service.h"
 #include "services/ocpp_bridge/central_system.h"
+#include "services/ocpp_bridge/ocpp_device_backend.h"
 #include "services/ocpp_bridge/transaction_book.h"
 #include "services/ocpp_bridge/ws_server.h"
 #include "site_controller/config/site_config.h"
@@ -39,6 +46,10 @@ struct OcppBridgeOptions {
   // and the charge points come from site.yaml.
   WsServerOptions server;
   absl::Duration tick = absl::Seconds(1);
+  OcppDeviceBackendOptions device_backend;
+  // Host a DeviceDriver service for the chargers (false: someone else hosts
+  // device_backend()).
+  bool serve_device_driver = true;
 };
 
 class OcppBridgeService final : public Service, public v1::OcppBridge::Service {
@@ -53,11 +64,13 @@ class OcppBridgeService final : public Service, public v1::OcppBridge::Service {
   // The OCPP port listened on (0 before Start, or without ocpp.local).
   int ocpp_port() const;
   CentralSystem& central_system() { return *central_system_; }
+  // The chargers as devices, for a DeviceDriver service of this process.
+  std::shared_ptr<devices::DeviceBackend> device_backend() { return backend_; }
 
   // evgate::Service
   std::string_view name() const override { return "ocpp_bridge"; }
-  std::vector<grpc::Service*> grpc_services() override { return {this}; }
-  std::vector<std::string> health_names() const override { return {"evgate.v1.OcppBridge"}; }
+  std::vector<grpc::Service*> grpc_services() override;
+  std::vector<std::string> health_names() const override;
   void OnHosted(const HostInfo& host) override;
   absl::Status Start() override;
   void Stop() override;
@@ -92,7 +105,9 @@ class OcppBridgeService final : public Service, public v1::OcppBridge::Service {
   OcppBridgeOptions options_;
   std::unique_ptr<TransactionBook> book_;
   ChosenAuthorizer authorizer_;
-  std::unique_ptr<CentralSystem> central_system_;
+  std::shared_ptr<CentralSystem> central_system_;
+  std::shared_ptr<OcppDeviceBackend> backend_;
+  std::unique_ptr<devices::DeviceDriverService> drivers_;  // serve_device_driver only
   std::unique_ptr<WsServer> server_;
   std::thread ticker_;
   absl::Notification stopping_;

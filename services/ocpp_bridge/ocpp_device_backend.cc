@@ -78,9 +78,10 @@ v1::Iec61851State IecStateOf(v1::ConnectorStatus status) {
   }
 }
 
-OcppDeviceBackend::OcppDeviceBackend(const site::SiteConfig& site, CentralSystem* central_system,
+OcppDeviceBackend::OcppDeviceBackend(const site::SiteConfig& site,
+                                     std::shared_ptr<CentralSystem> central_system,
                                      const Clock& clock, OcppDeviceBackendOptions options)
-    : central_system_(central_system), clock_(clock), options_(options) {
+    : central_system_(std::move(central_system)), clock_(clock), options_(options) {
   absl::MutexLock lock(&mu_);
   for (const site::DeviceConfig& config : site.devices) {
     if (!config.charge_point_id) continue;

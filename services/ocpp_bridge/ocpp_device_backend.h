@@ -37,6 +37,7 @@
 #define EVGATE_SERVICES_OCPP_BRIDGE_OCPP_DEVICE_BACKEND_H_
 
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <thread>
@@ -66,10 +67,10 @@ struct OcppDeviceBackendOptions {
 
 class OcppDeviceBackend final : public devices::DeviceBackend, public ChargePointListener {
  public:
-  // `central_system` and `clock` must outlive it. Call
-  // central_system->SetListener(this) before the server starts.
-  OcppDeviceBackend(const site::SiteConfig& site, CentralSystem* central_system, const Clock& clock,
-                    OcppDeviceBackendOptions options = {});
+  // `clock` must outlive it. Call central_system->SetListener(this) before
+  // the server starts.
+  OcppDeviceBackend(const site::SiteConfig& site, std::shared_ptr<CentralSystem> central_system,
+                    const Clock& clock, OcppDeviceBackendOptions options = {});
   ~OcppDeviceBackend() override;
 
   // DeviceBackend
@@ -134,7 +135,7 @@ class OcppDeviceBackend final : public devices::DeviceBackend, public ChargePoin
   Device* FindByChargePoint(const std::string& charge_point_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Evse* FindEvse(const std::string& evse_id, Device** device) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  CentralSystem* const central_system_;
+  const std::shared_ptr<CentralSystem> central_system_;
   const Clock& clock_;
   const OcppDeviceBackendOptions options_;
   devices::DeviceEventSink* sink_ = nullptr;

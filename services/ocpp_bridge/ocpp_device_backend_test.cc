@@ -83,11 +83,11 @@ class OcppDeviceBackendTest : public ::testing::Test {
         std::string(std::getenv("TEST_TMPDIR")) + "/" +
             ::testing::UnitTest::GetInstance()->current_test_info()->name() + ".db",
         clock_);
-    cs_ = std::make_unique<CentralSystem>(site_, clock_, CentralSystemOptions{}, &authorizer_,
+    cs_ = std::make_shared<CentralSystem>(site_, clock_, CentralSystemOptions{}, &authorizer_,
                                           book_.get());
     OcppDeviceBackendOptions options;
     options.answer_wait = absl::Milliseconds(300);
-    backend_ = std::make_unique<OcppDeviceBackend>(site_, cs_.get(), clock_, options);
+    backend_ = std::make_unique<OcppDeviceBackend>(site_, cs_, clock_, options);
     cs_->SetListener(backend_.get());
     backend_->SetSink(&sink_);
   }
@@ -146,7 +146,7 @@ class OcppDeviceBackendTest : public ::testing::Test {
   site::SiteConfig site_ = Site();
   AcceptAll authorizer_;
   std::unique_ptr<TransactionBook> book_;
-  std::unique_ptr<CentralSystem> cs_;
+  std::shared_ptr<CentralSystem> cs_;
   std::unique_ptr<OcppDeviceBackend> backend_;
   RecordingSink sink_;
   std::shared_ptr<FakeLink> link_;
