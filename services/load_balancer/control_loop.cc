@@ -34,8 +34,15 @@ constexpr size_t kMeasurementHistory = 50;
 // its maximum would block its circuit for good. What it draws is building
 // load to the meters above it.
 constexpr char kNoOcppDriver[] =
-    "no driver reports this OCPP charger (the OCPP bridge is not in this build); the meters see "
-    "its draw as building load";
+    "no driver reports this OCPP charger (no OCPP bridge in reach); the meters see its draw as "
+    "building load";
+// The same for an OCPP charger the bridge reports but that has not been
+// online since this load balancer started: it holds no setpoint of ours.
+// Once one of its setpoints was accepted, a stale charger is counted at its
+// worst case like any other EVSE (it may still run that setpoint).
+constexpr char kOcppNeverOnline[] =
+    "this OCPP charger has not been online since the load balancer started, so no setpoint of "
+    "ours is in force on it; the meters see its draw as building load";
 
 // A vehicle is connected and may take energy.
 bool VehicleConnected(const v1::EvseState& evse) {
@@ -377,9 +384,18 @@ bool ControlLoop::IsActive(const std::string& evse_id, const EvseLive& live) con
   return live.connected && (sessions_ == nullptr || authorized_.count(evse_id) > 0);
 }
 
+bool ControlLoop::OcppNeverOnline(const std::string& evse_id) const {
+  const EvseRoute& route = evse_routes_.at(evse_id);
+  if (!route.ocpp || !route.link) return false;
+  auto command = commands_.find(evse_id);
+  if (command != commands_.end() && command->second.accepted) return false;
+  return !link_ready_[*route.link] || stale_devices_.count(route.device) > 0;
+}
+
 std::string ControlLoop::NotCommandable(const std::string& evse_id) const {
   const EvseRoute& route = evse_routes_.at(evse_id);
   if (!route.link && route.ocpp) return "";  // building load, see kNoOcppDriver
+  if (OcppNeverOnline(evse_id)) return "";   // building load, see kOcppNeverOnline
   if (!route.link) return "no driver has reported it";
   if (!link_ready_[*route.link]) {
     return absl::StrCat("its driver ", links_[*route.link]->name(), " is not connected");
@@ -422,18 +438,26 @@ bool ControlLoop::PushCommandability(absl::Time now) {
   for (const std::string& evse_id : recheck) {
     const EvseRoute& route = evse_routes_.at(evse_id);
     EvseCommand& command = commands_[evse_id];
-    std::string why = NotCommandable(evse_id);
-    if (why == command.pushed) continue;
-    if (why.empty()) {
-      kLog.Info("EVSE %s is under control again", evse_id);
-    } else {
+    const std::string why = NotCommandable(evse_id);
+    // What the operator sees: why it cannot be commanded, or why it is not
+    // commanded and counted as building load.
+    std::string shown = why;
+    if (why.empty() && route.ocpp && !route.link) {
+      shown = kNoOcppDriver;
+    } else if (why.empty() && OcppNeverOnline(evse_id)) {
+      shown = kOcppNeverOnline;
+    }
+    if (why == command.pushed && shown == command.shown) continue;
+    if (!why.empty()) {
       kLog.Warning("EVSE %s cannot be commanded: %s; counted at its worst case", evse_id, why);
+    } else if (!shown.empty()) {
+      kLog.Info("EVSE %s is not commanded: %s", evse_id, shown);
+    } else {
+      kLog.Info("EVSE %s is under control again", evse_id);
     }
     command.pushed = why;
-    working_.evses[evse_id].not_commandable = why;
-    if (why.empty() && route.ocpp && !route.link) {
-      working_.evses[evse_id].not_commandable = kNoOcppDriver;
-    }
+    command.shown = shown;
+    working_.evses[evse_id].not_commandable = shown;
     updates.push_back(UpdateOf(evse_id, evse_live_[evse_id], now));
   }
   if (updates.empty()) return false;
@@ -667,7 +691,10 @@ void ControlLoop::Publish(v1::AllocationTrigger trigger, std::optional<absl::Tim
       SetPhase(evse.mutable_phase_current_a(), static_cast<int>(phase), per_phase_a);
     }
     LoopSnapshot::Evse& shown = working_.evses[evse.evse_id()];
-    if (!s.commandable) evse.set_not_controlled_reason(shown.not_commandable);
+    // Also for one that is commandable but not commanded (building load).
+    if (!s.commandable || !shown.not_commandable.empty()) {
+      evse.set_not_controlled_reason(shown.not_commandable);
+    }
     if (s.paused && !shown.paused_since) shown.paused_since = computed_at;
     if (!s.paused) shown.paused_since.reset();
   }

@@ -235,6 +235,7 @@ class ControlLoop {
     std::optional<v1::SetpointValue> refused;  // last value refused (not re-sent at each event)
     std::string failed;  // why its last setpoint was refused or failed (empty: it was taken)
     std::string pushed;  // the not-commandable reason the policy has
+    std::string shown;   // what GetSiteStatus says (also why a commandable one is not commanded)
   };
   // A driver's part of one dispatch round.
   struct Job {
@@ -300,6 +301,9 @@ class ControlLoop {
   // A vehicle is connected and (with a session service) authorized.
   bool IsActive(const std::string& evse_id, const EvseLive& live) const;
   // Why the loop cannot command the EVSE now (empty: it can).
+  // An OCPP charger reported but not online since this loop started, never
+  // commanded: building load, not held at its maximum (kOcppNeverOnline).
+  bool OcppNeverOnline(const std::string& evse_id) const;
   std::string NotCommandable(const std::string& evse_id) const;
   // The policy's view of the EVSE from evse_live_, the gate and commands_.
   control::EvseUpdate UpdateOf(const std::string& evse_id, const EvseLive& live, absl::Time now);

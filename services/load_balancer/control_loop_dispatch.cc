@@ -38,6 +38,7 @@ bool ControlLoop::Dispatch(bool refresh) {
   for (const control::Setpoint& setpoint : decision_->setpoints) {
     const EvseRoute& route = evse_routes_.at(setpoint.evse);
     if (!route.link || !link_ready_[*route.link]) continue;
+    if (OcppNeverOnline(setpoint.evse)) continue;  // nothing to send it to yet
     Part& part = parts[*route.link];
     const EvseCommand& command = commands_[setpoint.evse];
     v1::Setpoint& out = *part.all.add_setpoints();

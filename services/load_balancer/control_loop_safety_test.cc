@@ -254,5 +254,80 @@ TEST_F(ControlLoopTest, AStaleCircuitMeterFailsOnlyItsCircuitVisibly) {
   EXPECT_GT(Limit("wb1"), 6);
 }
 
+// An OCPP charger (the bridge's DeviceDriver reports it) that has not been
+// online since the loop started holds no setpoint of ours: it is building
+// load to the meter, not held at its maximum (which would block the grid
+// for good), and nothing is sent to it. Once it has accepted a setpoint, a
+// stale charger counts at its worst case like any other EVSE.
+std::string WithDcCharger() {
+  std::string yaml = kSite;
+  yaml.replace(yaml.find("stations:"), std::string("stations:").size(), R"(  - id: ds60-1
+    profile: ds60
+    charge_point_id: DS60-1
+ocpp:
+  local:
+    listen: 127.0.0.1:0
+    security_profile: 0
+stations:
+  - id: dc
+    device: ds60-1
+    circuit: grid
+    evses:
+      - id: dc1
+        connector: 1
+        max_power_w: 20000
+        failsafe_power_w: 0)");
+  return yaml;
+}
+
+double PowerIn(const v1::ApplySetpointsRequest& request, const std::string& evse) {
+  for (const v1::Setpoint& s : request.setpoints()) {
+    if (s.evse_id() != evse) continue;
+    return s.value().has_pause() ? 0 : s.value().power_limit_w();
+  }
+  return -1;
+}
+
+TEST_F(ControlLoopTest, AnOcppChargerNeverOnlineIsBuildingLoadThenCommandedOnceOnline) {
+  Make(1, nullptr, WithDcCharger());
+  Connect();
+  v1::WatchDevicesResponse dc;
+  dc.set_device_id("ds60-1");
+  v1::DeviceState* state = dc.mutable_snapshot();
+  state->set_device_id("ds60-1");
+  state->set_kind(v1::DEVICE_KIND_DC_CHARGER);
+  state->mutable_link()->set_stale(true);
+  v1::EvseState* evse = state->add_evses();
+  evse->set_evse_id("dc1");
+  evse->set_kind(v1::EVSE_KIND_DC);
+  Driver(0).Emit(dc);
+  Plug("wallbox-1", "wb1");
+  Meter(0, 0, 0);
+  for (int s = 0; s < 8; ++s) Second(0);
+  EXPECT_TRUE(Reached("wb1", 32)) << "dc1 (never online) must not hold the grid at its 20 kW: "
+                                  << Limit("wb1");
+  EXPECT_THAT(Shown("dc1").not_controlled_reason(), HasSubstr("not been online"));
+  for (const Record::Taken& t : Taken()) EXPECT_EQ(PowerIn(t.request, "dc1"), -1);
+
+  // It connects: under control, told a power limit.
+  v1::WatchDevicesResponse online;
+  online.set_device_id("ds60-1");
+  online.mutable_link_state_change()->mutable_link()->set_stale(false);
+  Driver(0).Emit(online);
+  loop_->Step();
+  for (int s = 0; s < 3; ++s) Second(0);
+  ASSERT_FALSE(Taken().empty());
+  EXPECT_GE(PowerIn(Taken().back().request, "dc1"), 0) << "dc1 gets setpoints once online";
+  EXPECT_EQ(Shown("dc1").not_controlled_reason(), "");
+
+  // It drops again after accepting one: now it may run that setpoint, so it
+  // is counted at its worst case, not as building load.
+  v1::WatchDevicesResponse gone = online;
+  gone.mutable_link_state_change()->mutable_link()->set_stale(true);
+  Driver(0).Emit(gone);
+  loop_->Step();
+  EXPECT_THAT(Shown("dc1").not_controlled_reason(), HasSubstr("stale"));
+}
+
 }  // namespace
 }  // namespace evgate::load_balancer

@@ -134,6 +134,17 @@ void LoadBalancerService::OnHosted(const HostInfo& host) {
         "no device driver in this process and services.endpoints.device_drivers.endpoint is not "
         "set: the load balancer sees no meter and keeps the site in failsafe");
   }
+  // A split site's OCPP bridge serves DeviceDriver for its chargers itself;
+  // in one process they are devices of the drivers above.
+  if (!host.Hosts("evgate.v1.OcppBridge")) {
+    auto bridge = config_.services.endpoints.find("ocpp_bridge");
+    if (bridge != config_.services.endpoints.end() && bridge->second.endpoint) {
+      if (auto channel = channel_to("ocpp_bridge", "evgate.v1.OcppBridge", &where)) {
+        links_->drivers.push_back(std::make_unique<GrpcDeviceLink>(where, channel));
+        kLog.Info("OCPP chargers: DeviceDriver of the OCPP bridge at %s", where);
+      }
+    }
+  }
   if (auto channel = channel_to("session", kSessionHealthName, &where)) {
     links_->sessions = std::make_unique<GrpcSessionLink>(where, channel);
     kLog.Info("session service: %s; EVSEs draw energy only with an authorized session", where);
