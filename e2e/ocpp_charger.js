@@ -9,7 +9,8 @@
 //   session   boot (Pending, configured by evgate, Accepted), status, Authorize,
 //             Start/MeterValues/Stop, repeats, the hostile frames; prints one
 //             JSON line {"event":"result",...}, then {"event":"ready"} and stays
-//             connected, answering evgate's commands, until SIGTERM.
+//             connected, answering evgate's commands, until SIGTERM. Every
+//             SetChargingProfile (accepted) is printed as {"event":"profile",...}.
 //   start     boot, then StartTransaction on connector 1; prints
 //             {"event":"started","transactionId":N} and stays connected (until
 //             the connection drops or SIGTERM).
@@ -97,6 +98,15 @@ function client(options = {}) {
     return { status: 'Accepted' };
   });
   cli.handle('ClearCache', () => ({ status: 'Accepted' }));
+  // Charging profiles are printed as they come: {"event":"profile",...}.
+  cli.handle('SetChargingProfile', ({ params }) => {
+    const p = params.csChargingProfiles;
+    const period = p.chargingSchedule.chargingSchedulePeriod[0];
+    emit({ event: 'profile', connectorId: params.connectorId, stackLevel: p.stackLevel,
+           purpose: p.chargingProfilePurpose, unit: p.chargingSchedule.chargingRateUnit,
+           limit: period.limit, validTo: p.validTo || null, identity });
+    return { status: 'Accepted' };
+  });
   cli.handle('Reset', ({ params }) => {
     seen.calls.push('Reset ' + params.type);
     return { status: 'Accepted' };

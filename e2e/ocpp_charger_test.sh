@@ -8,7 +8,9 @@
 # after boot; Heartbeat, StatusNotification, Authorize through the session
 # service (accepted and blocked cards), StartTransaction twice -> one id,
 # MeterValues, StopTransaction twice and an unknown one -> recorded once;
-# DataTransfer; `evgatectl ocpp list|show|command`. Hostile inputs: a schema
+# DataTransfer; the charger as a device of DeviceDriver (`evgatectl devices
+# get`): the failsafe charging profile on both connectors at boot and the
+# load balancer's live profiles; `evgatectl ocpp list|show|command`. Hostile inputs: a schema
 # violation, a wrong type, an unknown action, an action only a Central System
 # sends, an unknown message type, malformed JSON, a CALLRESULT with no CALL, a
 # duplicate message id, an unknown identity, a wrong password, a second
@@ -82,6 +84,33 @@ for p in problems: print("FAIL: " + p)
 sys.exit(1 if problems else 0)
 ' || fail "the charger's scenario (above)"
 tx=$(grep '"event":"result"' "$tmp/charger.out" | "$py" -c 'import json,sys; print(json.loads(sys.stdin.readline())["transactionId"])')
+
+# The charger as a device: the failsafe profile at boot (stack 0, no end) on
+# both connectors, then the load balancer's live profiles (stack 1, valid
+# for the setpoint TTL), all in W.
+profiles_ok() {
+  "$py" - "$tmp/charger.out" <<'EOF'
+import json, sys
+profiles = [json.loads(l) for l in open(sys.argv[1]) if '"event":"profile"' in l]
+failsafe = {p["connectorId"] for p in profiles if p["stackLevel"] == 0 and p["validTo"] is None}
+live = {p["connectorId"] for p in profiles if p["stackLevel"] == 1 and p["validTo"]}
+assert all(p["unit"] == "W" and p["purpose"] == "TxDefaultProfile" for p in profiles), profiles
+assert failsafe == {1, 2}, "failsafe profiles: %s" % profiles
+assert live == {1, 2}, "live profiles from the load balancer: %s" % profiles
+EOF
+}
+wait_for 20 "charging profiles from evgate" profiles_ok
+device_ok() {
+  ctl "$server" devices get ds60-1 | "$py" -c '
+import json, sys
+d = json.load(sys.stdin)
+assert d["bus_id"] == "ocpp" and not d["link"].get("stale"), d
+evses = {e["evse_id"]: e for e in d["evses"]}
+assert evses["dc2"]["connector_status"] in ("CONNECTOR_STATUS_AVAILABLE", "CONNECTOR_STATUS_FAULTED"), evses
+assert evses["dc1"]["setpoint"]["source"] == "SETPOINT_SOURCE_CONTROLLER", evses["dc1"]
+'
+}
+wait_for 10 "ds60-1 online in evgatectl devices get, under control" device_ok
 
 # What operators see.
 cp_json() {  # prints charge point $1 from `evgatectl ocpp show`
