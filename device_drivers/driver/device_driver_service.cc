@@ -82,15 +82,29 @@ class DeviceDriverService::Stream {
       }
       last_telemetry_[event.device_id()] = now;
       held_.erase(event.device_id());
+    } else if (auto held = held_.find(event.device_id()); held != held_.end()) {
+      // A held-back sample is never overtaken by a later event of its
+      // device: a session that ends on this event ends with the last meter
+      // value, not the one before it.
+      if (!Push(std::move(held->second))) return;
+      held_.erase(held);
+      last_telemetry_[event.device_id()] = now;
     }
+    Push(event);
+  }
+
+  // Queues `event`; false (and the stream ends) when the client is too far
+  // behind.
+  bool Push(v1::WatchDevicesResponse event) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (queue_.size() >= max_queued_) {
       ended_ = grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
                             absl::StrFormat("the client fell more than %d events behind; reconnect "
                                             "for fresh snapshots",
                                             max_queued_));
-      return;
+      return false;
     }
-    queue_.push_back(event);
+    queue_.push_back(std::move(event));
+    return true;
   }
 
   void End(grpc::Status status) {

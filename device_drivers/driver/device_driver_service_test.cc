@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "device_drivers/driver/fake_backend.h"
@@ -212,6 +213,44 @@ TEST_F(DeviceDriverServiceTest, TelemetryIsThrottledPerDeviceAndTheLatestHeldSam
   modbus_->Emit(Telemetry("grid-meter", 13));
   ASSERT_TRUE(reader->Read(&event));
   EXPECT_EQ(event.telemetry().meter().current_a().l1(), 13);
+  context.TryCancel();
+}
+
+TEST_F(DeviceDriverServiceTest, AHeldSampleIsNeverOvertakenByALaterEventOfItsDevice) {
+  grpc::ClientContext context;
+  v1::WatchDevicesRequest request;
+  *request.mutable_telemetry_interval() = TimeUtil::MillisecondsToDuration(500);
+  auto reader = stub_->WatchDevices(&context, request);
+  ReadSnapshots(reader.get());
+
+  modbus_->Emit(Telemetry("grid-meter", 10));  // sent at once
+  modbus_->Emit(Telemetry("grid-meter", 11));  // held
+  // Another device's event does not release it.
+  v1::WatchDevicesResponse other;
+  other.set_device_id("wallbox-1");
+  other.mutable_evse_state_change()->mutable_state()->set_evse_id("wb1");
+  can_->Emit(other);
+  // Its own device's event does, first.
+  v1::WatchDevicesResponse fault;
+  fault.set_device_id("grid-meter");
+  fault.mutable_fault_raised()->mutable_fault()->set_code("METER_COMM_LOST");
+  modbus_->Emit(fault);
+  std::vector<std::string> order;
+  v1::WatchDevicesResponse event;
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_TRUE(reader->Read(&event));
+    order.push_back(
+        event.has_telemetry()
+            ? absl::StrCat("telemetry ", event.telemetry().meter().current_a().l1())
+            : absl::StrCat(event.device_id(), event.has_fault_raised() ? " fault" : ""));
+  }
+  EXPECT_THAT(order, ::testing::ElementsAre("telemetry 10", "wallbox-1", "telemetry 11",
+                                            "grid-meter fault"));
+  // The released sample restarts the interval.
+  modbus_->Emit(Telemetry("grid-meter", 12));  // held
+  clock_.Advance(absl::Milliseconds(500));
+  ASSERT_TRUE(reader->Read(&event));
+  EXPECT_EQ(event.telemetry().meter().current_a().l1(), 12);
   context.TryCancel();
 }
 
