@@ -65,9 +65,10 @@ function client(options = {}) {
         }
         seen.calls.push('triggered StatusNotification');
       } else if (params.requestedMessage === 'MeterValues') {
+        // The register the transaction below starts from (its meterStart).
         await cli.call('MeterValues', {
           connectorId: params.connectorId || 1,
-          meterValue: [{ timestamp: now(), sampledValue: [{ value: '1000', context: 'Trigger' }] }],
+          meterValue: [{ timestamp: now(), sampledValue: [{ value: '120000', context: 'Trigger' }] }],
         });
         seen.calls.push('triggered MeterValues ' + (params.connectorId || 0));
       }
@@ -146,6 +147,19 @@ async function boot(cli, seen) {
   return { first, final };
 }
 
+// Resolves once `cond()` holds, checking every 20 ms; rejects after `ms`.
+function until(cond, ms) {
+  return new Promise((resolve, reject) => {
+    const deadline = Date.now() + ms;
+    const check = () => {
+      if (cond()) return resolve();
+      if (Date.now() > deadline) return reject(new Error('condition not met within ' + ms + ' ms'));
+      setTimeout(check, 20);
+    };
+    check();
+  });
+}
+
 // Sends a raw frame and resolves with the first answer frame carrying its id
 // (or null when there is none within `ms`).
 function rawExchange(cli, frame, id, ms = 1000) {
@@ -181,9 +195,17 @@ async function session() {
                                          vendorErrorCode: '023010', info: 'door open' });
   result.authorize = (await cli.call('Authorize', { idTag: '04D4E5F6071829' })).idTagInfo;
   result.authorizeBlocked = (await cli.call('Authorize', { idTag: 'DEADBEEF' })).idTagInfo;
+  // The state evgate asked for after the boot is sent before the car comes.
+  await until(() => seen.calls.includes('triggered StatusNotification') &&
+                     seen.calls.some((c) => c.startsWith('triggered MeterValues')), 10000);
+  const status = (connectorId, state) => cli.call('StatusNotification',
+      { connectorId, errorCode: 'NoError', status: state, timestamp: now() });
+  // A car plugged into connector 1, the card accepted: the charger starts.
+  await status(1, 'Preparing');
   const start = { connectorId: 1, idTag: '04D4E5F6071829', meterStart: 120000, timestamp: now() };
   const started = await cli.call('StartTransaction', start);
   const again = await cli.call('StartTransaction', start);
+  await status(1, 'Charging');
   result.transactionId = started.transactionId;
   result.startIdTagStatus = started.idTagInfo.status;
   result.repeatedStartSameId = again.transactionId === started.transactionId;
@@ -200,6 +222,7 @@ async function session() {
                  transactionData: [{ timestamp: now(), sampledValue: [{ value: '135500' }] }] };
   result.stop = await cli.call('StopTransaction', stop);
   result.repeatedStop = await cli.call('StopTransaction', stop);
+  await status(1, 'Available');
   result.unknownStop = await cli.call('StopTransaction',
       { transactionId: 987654, meterStop: 1, timestamp: now() });
   result.dataTransfer = await cli.call('DataTransfer', { vendorId: 'com.example', messageId: 'x' });

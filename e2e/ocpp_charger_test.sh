@@ -7,7 +7,8 @@
 # Checked: boot Pending -> configuration -> Accepted; the state requests
 # after boot; Heartbeat, StatusNotification, Authorize through the session
 # service (accepted and blocked cards), StartTransaction twice -> one id,
-# MeterValues, StopTransaction twice and an unknown one -> recorded once;
+# MeterValues, StopTransaction twice and an unknown one -> recorded once, and
+# the transaction as one completed session of the session service;
 # DataTransfer; the charger as a device of DeviceDriver (`evgatectl devices
 # get`): the failsafe charging profile on both connectors at boot and the
 # load balancer's live profiles; `evgatectl ocpp list|show|command`. Hostile inputs: a schema
@@ -84,6 +85,25 @@ for p in problems: print("FAIL: " + p)
 sys.exit(1 if problems else 0)
 ' || fail "the charger's scenario (above)"
 tx=$(grep '"event":"result"' "$tmp/charger.out" | "$py" -c 'import json,sys; print(json.loads(sys.stdin.readline())["transactionId"])')
+
+# The transaction is the session of the card on dc1, in the session service:
+# opened by the StartTransaction, ended by the StopTransaction with its
+# reason, energy from the charger's registers (120000 -> 135500 Wh).
+dc_session_ok() {
+  ctl "$server" -o json sessions list --evse dc1 | "$py" -c '
+import json, sys
+sessions = json.load(sys.stdin).get("sessions", [])
+assert len(sessions) == 1, sessions
+s = sessions[0]
+assert s["id_tag"] == "04D4E5F6071829" and s["start_mode"] == "START_MODE_RFID", s
+assert s["state"] == "SESSION_STATE_COMPLETED", s
+assert s["stop_reason"] == "STOP_REASON_EV_DISCONNECTED" and s["vendor_stop_code"] == "EVDisconnected", s
+assert s.get("meter_start_wh") == 120000 and s.get("meter_stop_wh") == 135500, s
+assert s.get("energy_charged_wh") == 15500, s
+'
+}
+wait_for 10 "the OCPP transaction as a completed session of dc1" dc_session_ok ||
+  ctl "$server" -o json sessions list --evse dc1
 
 # The charger as a device: the failsafe profile at boot (stack 0, no end) on
 # both connectors, then the load balancer's live profiles (stack 1, valid

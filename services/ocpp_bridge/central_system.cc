@@ -623,7 +623,49 @@ CentralSystem::Answer CentralSystem::OnStartTransaction(const std::string& ident
   }
   kLog.Info("%s connector %d: transaction %d started by %s at %d Wh (%s)", identity,
             start.connector_id, *id, start.id_tag, start.meter_start_wh, info->value("status", ""));
+  // Announced once the decision is known, so that a start retried while the
+  // session service was unreachable still opens the session.
+  bool announce = false;
+  if (info->value("status", "") == "Accepted") {
+    absl::MutexLock lock(&mu_);
+    announce = announced_.insert(*id).second;
+  }
+  if (announce && listener_ != nullptr) {
+    listener_->OnTransactionStarted(identity, start.connector_id, start.id_tag, *id);
+  }
   return json{{"transactionId", *id}, {"idTagInfo", *info}};
+}
+
+void CentralSystem::Stopped(const std::string& identity, const StopTransactionRecord& stop) {
+  absl::StatusOr<std::optional<TransactionRecord>> record = book_->Get(stop.transaction_id);
+  if (!record.ok() || !record->has_value()) {
+    kLog.Error("%s: transaction %d stopped but not readable back: %s", identity,
+               stop.transaction_id,
+               record.ok() ? "not found" : std::string(record.status().message()));
+    return;
+  }
+  const int connector_id = (*record)->start.connector_id;
+  {
+    absl::MutexLock lock(&mu_);
+    announced_.erase(stop.transaction_id);
+    auto it = chargers_.find(identity);
+    if (it == chargers_.end()) return;
+    // meterStop is the register at the end; nothing flows any more.
+    MeterReading& reading = it->second.readings[connector_id];
+    if (stop.timestamp >= reading.timestamp) {
+      reading.timestamp = stop.timestamp;
+      reading.context = "Transaction.End";
+      reading.energy_import_wh = static_cast<double>(stop.meter_stop_wh);
+      reading.power_import_w = 0;
+      reading.power_export_w.reset();
+      reading.current_import_total_a.reset();
+      reading.current_export_total_a.reset();
+      reading.current_import_a = {};
+    }
+  }
+  if (listener_ != nullptr) {
+    listener_->OnTransactionStopped(identity, connector_id, stop.transaction_id, stop.reason);
+  }
 }
 
 CentralSystem::Answer CentralSystem::OnStopTransaction(const std::string& identity,
@@ -651,6 +693,7 @@ CentralSystem::Answer CentralSystem::OnStopTransaction(const std::string& identi
     case TransactionBook::StopResult::kRecorded:
       kLog.Info("%s: transaction %d stopped at %d Wh (%s)", identity, stop.transaction_id,
                 stop.meter_stop_wh, stop.reason.empty() ? "Local" : stop.reason);
+      Stopped(identity, stop);
       break;
     case TransactionBook::StopResult::kRepeated:
       kLog.Info("%s: transaction %d stop repeated; recorded once", identity, stop.transaction_id);

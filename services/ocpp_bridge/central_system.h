@@ -40,6 +40,7 @@
 #ifndef EVGATE_SERVICES_OCPP_BRIDGE_CENTRAL_SYSTEM_H_
 #define EVGATE_SERVICES_OCPP_BRIDGE_CENTRAL_SYSTEM_H_
 
+#include <cstdint>
 #include <deque>
 #include <map>
 #include <memory>
@@ -49,6 +50,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -120,6 +122,19 @@ class ChargePointListener {
   // The charge point is registered and may be given charging profiles: its
   // BootNotification was Accepted, or it reconnected after one.
   virtual void OnAccepted(const std::string& charge_point_id) = 0;
+  // The charger started transaction `transaction_id` on `connector_id` for
+  // `id_tag`, and the idTag was Accepted. Once per transaction in this
+  // process; after a restart of the bridge a StartTransaction the charger
+  // repeats is announced again (the session service takes it as the same
+  // session).
+  virtual void OnTransactionStarted(const std::string& charge_point_id, int connector_id,
+                                    const std::string& id_tag, int64_t transaction_id) = 0;
+  // The charger stopped transaction `transaction_id` of `connector_id`, for
+  // OCPP Reason `reason` ("" = absent, Local by the spec). Once per
+  // transaction: never for a repeated or an orphan StopTransaction. The
+  // connector's meter reading already holds meterStop.
+  virtual void OnTransactionStopped(const std::string& charge_point_id, int connector_id,
+                                    int64_t transaction_id, const std::string& reason) = 0;
 };
 
 class CentralSystem final : public ConnectionObserver {
@@ -195,6 +210,9 @@ class CentralSystem final : public ConnectionObserver {
   Answer OnAuthorize(const std::string& identity, const nlohmann::json& req);
   Answer OnStartTransaction(const std::string& identity, const nlohmann::json& req);
   Answer OnStopTransaction(const std::string& identity, const nlohmann::json& req);
+  // A stop recorded for the first time: meter reading, listener.
+  void Stopped(const std::string& identity, const StopTransactionRecord& stop)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   // Boot step 1, as a chain of CALLs on `link`.
   void Configure(const std::string& identity, std::shared_ptr<ChargePointLink> link);
@@ -217,6 +235,8 @@ class CentralSystem final : public ConnectionObserver {
   absl::flat_hash_map<std::string, Charger> chargers_ ABSL_GUARDED_BY(mu_);
   // Unknown identities that tried to connect, oldest first.
   std::deque<v1::ChargePoint> unknown_ ABSL_GUARDED_BY(mu_);
+  // Transactions announced to the listener and not stopped yet.
+  absl::flat_hash_set<int64_t> announced_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace evgate::ocpp

@@ -1,5 +1,6 @@
 #include "services/ocpp_bridge/ocpp_device_backend.h"
 
+#include <algorithm>
 #include <cmath>
 #include <memory>
 #include <utility>
@@ -7,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/time_util.h"
 #include "runtime/log.h"
+#include "services/ocpp_bridge/connector_faults.h"
 #include "services/ocpp_bridge/meter_values.h"
 
 namespace evgate::ocpp {
@@ -37,6 +39,35 @@ std::optional<double> LimitOf(const v1::SetpointValue& value) {
   if (value.has_pause()) return 0.0;
   if (value.kind_case() == v1::SetpointValue::kPowerLimitW) return value.power_limit_w();
   return std::nullopt;
+}
+
+// fault_raised / fault_cleared events for the difference between the faults
+// last published and `now`; `published` becomes `now`.
+void DiffFaults(const std::string& device_id, const std::string& evse_id,
+                const google::protobuf::RepeatedPtrField<v1::Fault>& now,
+                std::vector<v1::Fault>& published, std::vector<v1::WatchDevicesResponse>& out) {
+  auto same = [](const v1::Fault& a, const v1::Fault& b) {
+    return a.vendor() == b.vendor() && a.vendor_code() == b.vendor_code() && a.code() == b.code();
+  };
+  auto contains = [&same](const auto& faults, const v1::Fault& f) {
+    return std::any_of(faults.begin(), faults.end(),
+                       [&](const v1::Fault& other) { return same(f, other); });
+  };
+  for (const v1::Fault& old : published) {
+    if (contains(now, old)) continue;
+    v1::WatchDevicesResponse& event = out.emplace_back();
+    event.set_device_id(device_id);
+    event.mutable_fault_cleared()->set_evse_id(evse_id);
+    *event.mutable_fault_cleared()->mutable_fault() = old;
+  }
+  for (const v1::Fault& fault : now) {
+    if (contains(published, fault)) continue;
+    v1::WatchDevicesResponse& event = out.emplace_back();
+    event.set_device_id(device_id);
+    event.mutable_fault_raised()->set_evse_id(evse_id);
+    *event.mutable_fault_raised()->mutable_fault() = fault;
+  }
+  published.assign(now.begin(), now.end());
 }
 
 }  // namespace
@@ -140,6 +171,18 @@ OcppDeviceBackend::Device* OcppDeviceBackend::FindByChargePoint(
   return nullptr;
 }
 
+const OcppDeviceBackend::Evse* OcppDeviceBackend::FindByConnector(
+    const std::string& charge_point_id, int connector_id, std::string* device_id) {
+  Device* device = FindByChargePoint(charge_point_id);
+  if (device == nullptr) return nullptr;
+  for (const Evse& evse : device->evses) {
+    if (evse.connector != connector_id) continue;
+    *device_id = device->device_id;
+    return &evse;
+  }
+  return nullptr;
+}
+
 OcppDeviceBackend::Evse* OcppDeviceBackend::FindEvse(const std::string& evse_id, Device** device) {
   for (Device& d : devices_) {
     for (Evse& evse : d.evses) {
@@ -168,6 +211,9 @@ v1::EvseState OcppDeviceBackend::BuildEvse(const Device& device, const Evse& evs
       if (static_cast<int>(c.connector_id()) != evse.connector) continue;
       state.set_connector_status(c.status());
       state.set_iec61851_state(IecStateOf(c.status()));
+      for (v1::Fault& fault : ConnectorFaults(device.profile, c)) {
+        *state.add_faults() = std::move(fault);
+      }
     }
   }
   std::optional<MeterReading> reading =
@@ -211,6 +257,14 @@ v1::DeviceState OcppDeviceBackend::BuildDevice(const Device& device,
       link->set_last_error(cp->connection_state() == v1::CHARGE_POINT_CONNECTION_STATE_CONNECTED
                                ? "connected, not yet accepted"
                                : "not connected to the local Central System");
+    }
+  }
+  if (cp) {
+    for (const v1::ChargePointConnector& c : cp->connectors()) {
+      if (c.connector_id() != 0) continue;
+      for (v1::Fault& fault : ConnectorFaults(device.profile, c)) {
+        *state.add_faults() = std::move(fault);
+      }
     }
   }
   for (const Evse& evse : device.evses) *state.add_evses() = BuildEvse(device, evse, cp);
@@ -501,6 +555,7 @@ void OcppDeviceBackend::OnAccepted(const std::string& charge_point_id) {
 void OcppDeviceBackend::PublishChanges(const std::string& charge_point_id) {
   std::optional<v1::ChargePoint> cp = central_system_->GetChargePoint(charge_point_id);
   std::vector<v1::WatchDevicesResponse> events;
+  std::vector<v1::WatchDevicesResponse> faults;  // after the states that carry them
   {
     absl::MutexLock lock(&mu_);
     Device* device = FindByChargePoint(charge_point_id);
@@ -514,8 +569,11 @@ void OcppDeviceBackend::PublishChanges(const std::string& charge_point_id) {
       *event.mutable_link_state_change()->mutable_link() = state.link();
       events.push_back(std::move(event));
     }
+    DiffFaults(device->device_id, "", state.faults(), device->published_faults, faults);
     for (int i = 0; i < state.evses_size(); ++i) {
       Evse& evse = device->evses[i];
+      DiffFaults(device->device_id, evse.evse_id, state.evses(i).faults(), evse.published_faults,
+                 faults);
       v1::EvseState evse_state = state.evses(i);
       // Measurements change with every sample; a state change is the rest.
       v1::EvseState key = evse_state;
@@ -534,11 +592,66 @@ void OcppDeviceBackend::PublishChanges(const std::string& charge_point_id) {
       events.push_back(std::move(event));
     }
   }
-  const google::protobuf::Timestamp at = ToProto(clock_.Now());
-  for (v1::WatchDevicesResponse& event : events) {
-    *event.mutable_at() = at;
-    if (sink_ != nullptr) sink_->Publish(std::move(event));
+  for (v1::WatchDevicesResponse& event : faults) events.push_back(std::move(event));
+  for (v1::WatchDevicesResponse& event : events) Publish(std::move(event));
+}
+
+void OcppDeviceBackend::Publish(v1::WatchDevicesResponse event) {
+  *event.mutable_at() = ToProto(clock_.Now());
+  if (sink_ != nullptr) sink_->Publish(std::move(event));
+}
+
+void OcppDeviceBackend::OnTransactionStarted(const std::string& charge_point_id, int connector_id,
+                                             const std::string& id_tag, int64_t transaction_id) {
+  v1::WatchDevicesResponse event;
+  {
+    absl::MutexLock lock(&mu_);
+    std::string device_id;
+    const Evse* evse = FindByConnector(charge_point_id, connector_id, &device_id);
+    if (evse == nullptr) {
+      kLog.Warning("%s: transaction %d on connector %d, which is no EVSE of site.yaml",
+                   charge_point_id, transaction_id, connector_id);
+      return;
+    }
+    event.set_device_id(device_id);
+    v1::TransactionStarted* started = event.mutable_transaction_started();
+    started->set_evse_id(evse->evse_id);
+    started->set_id_tag(id_tag);
+    started->set_transaction_id(absl::StrCat(transaction_id));
   }
+  Publish(std::move(event));
+}
+
+void OcppDeviceBackend::OnTransactionStopped(const std::string& charge_point_id, int connector_id,
+                                             int64_t transaction_id, const std::string& reason) {
+  // meterStop first, so that the session ends with the charger's register.
+  OnMeterValues(charge_point_id, connector_id);
+  v1::WatchDevicesResponse raised;
+  {
+    absl::MutexLock lock(&mu_);
+    std::string device_id;
+    const Evse* evse = FindByConnector(charge_point_id, connector_id, &device_id);
+    if (evse == nullptr) return;
+    raised.set_device_id(device_id);
+    raised.mutable_fault_raised()->set_evse_id(evse->evse_id);
+    v1::Fault* fault = raised.mutable_fault_raised()->mutable_fault();
+    fault->set_code("TRANSACTION_STOPPED");
+    fault->set_severity(v1::FAULT_SEVERITY_INFO);
+    fault->set_component(v1::FAULT_COMPONENT_OTHER);
+    fault->set_vendor(kOcppStopReasonVendor);
+    fault->set_vendor_code(reason);
+    fault->set_description(absl::StrCat("transaction ", transaction_id, " stopped (",
+                                        reason.empty() ? "Local" : reason, ")"));
+    fault->set_ocpp_error_code(v1::OCPP_ERROR_CODE_NO_ERROR);
+    *fault->mutable_since() = ToProto(clock_.Now());
+  }
+  // A stop reason is an event, not a condition: cleared at once.
+  v1::WatchDevicesResponse cleared;
+  cleared.set_device_id(raised.device_id());
+  cleared.mutable_fault_cleared()->set_evse_id(raised.fault_raised().evse_id());
+  *cleared.mutable_fault_cleared()->mutable_fault() = raised.fault_raised().fault();
+  Publish(std::move(raised));
+  Publish(std::move(cleared));
 }
 
 }  // namespace evgate::ocpp

@@ -28,14 +28,26 @@
 // Rejected or a CALLERROR is DEVICE_REJECTED, no answer within the wait is
 // TIMEOUT, a charger not connected is DEVICE_OFFLINE.
 //
+// Faults: each connector's last StatusNotification read by
+// connector_faults.h (the DS60's status codes, the ICE-22's alarms, the OCPP
+// errorCode, a Faulted status), in the EVSE's state (connector 0: the
+// device's) and as fault_raised / fault_cleared events when they change.
+//
+// Transactions: a StartTransaction whose idTag was Accepted becomes a
+// `transaction_started` event at the connector's EVSE (the session service
+// opens the session); a StopTransaction becomes a telemetry event with
+// meterStop, then a fault of catalog "ocpp_stop_reason" raised and cleared at
+// once, its vendor_code the OCPP Reason, which the session service takes as
+// the stop reason of the EVSE's open session.
+//
 // Not yet: reading the composite schedule back and comparing meter values
-// with the setpoint (a charger that accepts and ignores is not detected),
-// the DS60 status codes in the unified fault model.
+// with the setpoint (a charger that accepts and ignores is not detected).
 //
 // Thread-safe.
 #ifndef EVGATE_SERVICES_OCPP_BRIDGE_OCPP_DEVICE_BACKEND_H_
 #define EVGATE_SERVICES_OCPP_BRIDGE_OCPP_DEVICE_BACKEND_H_
 
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <optional>
@@ -55,6 +67,9 @@
 namespace evgate::ocpp {
 
 inline constexpr char kOcppBusId[] = "ocpp";
+// The catalog of the stop-reason faults (the session service's
+// kOcppStopReasonCatalog).
+inline constexpr char kOcppStopReasonVendor[] = "ocpp_stop_reason";
 
 struct OcppDeviceBackendOptions {
   // How long ApplySetpoints waits for the chargers' answers, at most (and at
@@ -92,6 +107,10 @@ class OcppDeviceBackend final : public devices::DeviceBackend, public ChargePoin
   void OnChargePointChanged(const std::string& charge_point_id) override;
   void OnMeterValues(const std::string& charge_point_id, int connector_id) override;
   void OnAccepted(const std::string& charge_point_id) override;
+  void OnTransactionStarted(const std::string& charge_point_id, int connector_id,
+                            const std::string& id_tag, int64_t transaction_id) override;
+  void OnTransactionStopped(const std::string& charge_point_id, int connector_id,
+                            int64_t transaction_id, const std::string& reason) override;
 
   // Expired live profiles -> the failsafe is in force (published). The
   // backend's thread calls it every `tick`; public for tests.
@@ -114,8 +133,9 @@ class OcppDeviceBackend final : public devices::DeviceBackend, public ChargePoin
     // What runs now, as far as evgate knows (nullopt: nothing sent yet in
     // this process).
     std::optional<v1::SetpointInForce> in_force;
-    // Last published state, to publish changes only.
+    // Last published state and faults, to publish changes only.
     std::string published;
+    std::vector<v1::Fault> published_faults;
   };
   struct Device {
     std::string device_id;
@@ -123,6 +143,7 @@ class OcppDeviceBackend final : public devices::DeviceBackend, public ChargePoin
     std::string charge_point_id;
     std::vector<Evse> evses;
     bool was_online = false;
+    std::vector<v1::Fault> published_faults;  // device-wide (connector 0)
   };
 
   v1::DeviceState BuildDevice(const Device& device, const std::optional<v1::ChargePoint>& cp) const
@@ -133,6 +154,9 @@ class OcppDeviceBackend final : public devices::DeviceBackend, public ChargePoin
   // Publishes what changed for one device (link, EVSE states).
   void PublishChanges(const std::string& charge_point_id) ABSL_LOCKS_EXCLUDED(mu_);
   Device* FindByChargePoint(const std::string& charge_point_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  const Evse* FindByConnector(const std::string& charge_point_id, int connector_id,
+                              std::string* device_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Publish(v1::WatchDevicesResponse event) ABSL_LOCKS_EXCLUDED(mu_);
   Evse* FindEvse(const std::string& evse_id, Device** device) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::shared_ptr<CentralSystem> central_system_;

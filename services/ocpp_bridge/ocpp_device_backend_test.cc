@@ -18,6 +18,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "services/ocpp_bridge/testing/fake_link.h"
+#include "services/session/stop_reasons.h"
 
 namespace evgate::ocpp {
 namespace {
@@ -342,6 +343,149 @@ TEST_F(OcppDeviceBackendTest, WithoutNewSetpointsTheFailsafeIsInForceAfterTheTtl
     }
   }
   EXPECT_TRUE(published);
+}
+
+TEST_F(OcppDeviceBackendTest, StatusNotificationFaultsAreStateAndEvents) {
+  ConnectAndAccept();
+  sink_.Take();
+  // The DS60's door code on connector 1, then cleared.
+  Send("StatusNotification", {{"connectorId", 1},
+                              {"status", "Faulted"},
+                              {"errorCode", "OtherError"},
+                              {"vendorErrorCode", "012252"}});
+  const v1::EvseState dc1 = backend_->GetDevice("ds60-1")->evses(0);
+  ASSERT_EQ(dc1.faults_size(), 1);
+  EXPECT_EQ(dc1.faults(0).code(), "DOOR_OPEN");
+  EXPECT_TRUE(dc1.faults(0).blocks_charging());
+  std::vector<v1::WatchDevicesResponse> events = sink_.Take();
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_TRUE(events[0].has_evse_state_change());  // the state that carries it, first
+  ASSERT_TRUE(events[1].has_fault_raised());
+  EXPECT_EQ(events[1].fault_raised().evse_id(), "dc1");
+  EXPECT_EQ(events[1].fault_raised().fault().vendor_code(), "012252");
+  // The same status again: nothing new.
+  Send("StatusNotification", {{"connectorId", 1},
+                              {"status", "Faulted"},
+                              {"errorCode", "OtherError"},
+                              {"vendorErrorCode", "012252"}});
+  EXPECT_TRUE(sink_.Take().empty());
+  Send("StatusNotification",
+       {{"connectorId", 1}, {"status", "Available"}, {"errorCode", "NoError"}});
+  EXPECT_EQ(backend_->GetDevice("ds60-1")->evses(0).faults_size(), 0);
+  events = sink_.Take();
+  ASSERT_EQ(events.size(), 2u);
+  ASSERT_TRUE(events[1].has_fault_cleared());
+  EXPECT_EQ(events[1].fault_cleared().fault().code(), "DOOR_OPEN");
+
+  // Connector 0 reports for the whole charger: a device-wide fault.
+  Send("StatusNotification", {{"connectorId", 0},
+                              {"status", "Faulted"},
+                              {"errorCode", "OtherError"},
+                              {"vendorErrorCode", "012251"}});
+  const v1::DeviceState device = *backend_->GetDevice("ds60-1");
+  ASSERT_EQ(device.faults_size(), 1);
+  EXPECT_EQ(device.faults(0).code(), "EMERGENCY_STOP");
+  EXPECT_EQ(device.evses(0).faults_size(), 0);
+  events = sink_.Take();
+  ASSERT_EQ(events.size(), 1u);
+  ASSERT_TRUE(events[0].has_fault_raised());
+  EXPECT_EQ(events[0].fault_raised().evse_id(), "");
+}
+
+TEST_F(OcppDeviceBackendTest, TransactionsBecomeSessionEvents) {
+  ConnectAndAccept();
+  sink_.Take();
+  const json start = {{"connectorId", 2},
+                      {"idTag", "04A2B3C4D5E680"},
+                      {"meterStart", 1000},
+                      {"timestamp", "2027-01-15T08:00:00Z"}};
+  const int64_t id = Send("StartTransaction", start)["transactionId"];
+  std::vector<v1::WatchDevicesResponse> events = sink_.Take();
+  ASSERT_EQ(events.size(), 1u);
+  ASSERT_TRUE(events[0].has_transaction_started());
+  EXPECT_EQ(events[0].device_id(), "ds60-1");
+  EXPECT_EQ(events[0].transaction_started().evse_id(), "dc2");
+  EXPECT_EQ(events[0].transaction_started().id_tag(), "04A2B3C4D5E680");
+  EXPECT_EQ(events[0].transaction_started().transaction_id(), absl::StrCat(id));
+  // Repeated after a reconnect: the same id, announced once.
+  EXPECT_EQ(Send("StartTransaction", start)["transactionId"], id);
+  EXPECT_TRUE(sink_.Take().empty());
+
+  const json stop = {{"transactionId", id},
+                     {"meterStop", 21000},
+                     {"timestamp", "2027-01-15T09:00:00Z"},
+                     {"reason", "EVDisconnected"}};
+  Send("StopTransaction", stop);
+  events = sink_.Take();
+  ASSERT_EQ(events.size(), 3u);
+  // meterStop as the last reading, nothing flowing...
+  ASSERT_TRUE(events[0].has_telemetry());
+  ASSERT_EQ(events[0].telemetry().evses_size(), 1);
+  EXPECT_EQ(events[0].telemetry().evses(0).evse_id(), "dc2");
+  EXPECT_EQ(events[0].telemetry().evses(0).measurements().energy_import_wh(), 21000);
+  EXPECT_EQ(events[0].telemetry().evses(0).measurements().power_w(), 0);
+  // ... then why it stopped, as the session service's stop-reason catalog.
+  ASSERT_TRUE(events[1].has_fault_raised());
+  EXPECT_EQ(events[1].fault_raised().evse_id(), "dc2");
+  EXPECT_EQ(events[1].fault_raised().fault().vendor(), session::kOcppStopReasonCatalog);
+  EXPECT_EQ(events[1].fault_raised().fault().vendor_code(), "EVDisconnected");
+  EXPECT_FALSE(events[1].fault_raised().fault().blocks_charging());
+  ASSERT_TRUE(events[2].has_fault_cleared());
+  EXPECT_EQ(events[2].fault_cleared().fault().vendor_code(), "EVDisconnected");
+  EXPECT_EQ(backend_->GetDevice("ds60-1")->evses(1).faults_size(), 0);
+  // A repeated stop is recorded once and ends nothing again.
+  Send("StopTransaction", stop);
+  EXPECT_TRUE(sink_.Take().empty());
+  // Nor does an orphan stop.
+  Send("StopTransaction",
+       {{"transactionId", 999999}, {"meterStop", 5}, {"timestamp", "2027-01-15T09:00:00Z"}});
+  EXPECT_TRUE(sink_.Take().empty());
+}
+
+class RefuseThenAccept final : public IdTagAuthorizer {
+ public:
+  absl::StatusOr<json> Authorize(const std::string&, const std::string&) override {
+    if (down) return absl::UnavailableError("session service down");
+    return json{{"status", blocked ? "Blocked" : "Accepted"}};
+  }
+  bool down = true;
+  bool blocked = false;
+};
+
+TEST(OcppDeviceBackendAuthorizationTest, AStartRetriedAfterTheSessionServiceWasDownIsAnnounced) {
+  FakeClock clock;
+  site::SiteConfig site = Site();
+  auto book = *TransactionBook::Open(std::string(std::getenv("TEST_TMPDIR")) + "/retry.db", clock);
+  RefuseThenAccept authorizer;
+  auto cs =
+      std::make_shared<CentralSystem>(site, clock, CentralSystemOptions{}, &authorizer, book.get());
+  OcppDeviceBackend backend(site, cs, clock);
+  cs->SetListener(&backend);
+  RecordingSink sink;
+  backend.SetSink(&sink);
+  auto link = std::make_shared<FakeLink>("DS60-1");
+  RpcEndpoint::CallHandler handler = cs->OnConnected(link);
+  const json start = {{"connectorId", 1},
+                      {"idTag", "04A2B3C4D5E680"},
+                      {"meterStart", 0},
+                      {"timestamp", "2027-01-15T08:00:00Z"}};
+  auto announced = [&sink] {
+    int n = 0;
+    for (const auto& e : sink.Take()) n += e.has_transaction_started();
+    return n;
+  };
+  // No decision: InternalError, the charger retries; the start is kept.
+  EXPECT_TRUE(
+      std::holds_alternative<CallError>(handler(ocpp::Call{"1", "StartTransaction", start})));
+  EXPECT_EQ(announced(), 0);
+  authorizer.down = false;
+  authorizer.blocked = true;
+  // Blocked: answered, but no session.
+  ASSERT_TRUE(std::holds_alternative<json>(handler(ocpp::Call{"2", "StartTransaction", start})));
+  EXPECT_EQ(announced(), 0);
+  authorizer.blocked = false;
+  ASSERT_TRUE(std::holds_alternative<json>(handler(ocpp::Call{"3", "StartTransaction", start})));
+  EXPECT_EQ(announced(), 1);
 }
 
 }  // namespace

@@ -843,28 +843,44 @@ const SessionManager::OpenSession* SessionManager::ConcurrentSession(
 }
 
 void SessionManager::HandleTap(const v1::WatchDevicesResponse& event) {
-  const v1::RfidTap& tap = event.rfid_tap();
-  absl::StatusOr<std::string> id_tag = NormalizeIdTag(tap.id_tag(), "id_tag");
+  // A transaction the device started is a tap that the device has already
+  // acted on: it opens or confirms a session, never stops one.
+  const bool device_started = event.event_case() == v1::WatchDevicesResponse::kTransactionStarted;
+  const std::string& raw_id_tag =
+      device_started ? event.transaction_started().id_tag() : event.rfid_tap().id_tag();
+  const std::string& tap_evse_id =
+      device_started ? event.transaction_started().evse_id() : event.rfid_tap().evse_id();
+  const char* what = device_started ? "transaction start" : "RFID tap";
+  absl::StatusOr<std::string> id_tag = NormalizeIdTag(raw_id_tag, "id_tag");
   if (!id_tag.ok()) {
-    kLog.Warning("RFID tap at device %s ignored: %s", event.device_id(), id_tag.status().message());
+    kLog.Warning("%s at device %s ignored: %s", what, event.device_id(), id_tag.status().message());
     return;
   }
   std::string evse_id;
   {
     absl::MutexLock lock(&mu_);
     Evse* evse = nullptr;
-    if (!tap.evse_id().empty()) {
-      evse = FindEvse(tap.evse_id());
-    } else {
+    if (!tap_evse_id.empty()) {
+      evse = FindEvse(tap_evse_id);
+      if (evse != nullptr && evse->device_id != event.device_id()) evse = nullptr;
+    } else if (!device_started) {
       evse = PickEvseForTap(event.device_id(), *id_tag);
     }
     if (evse == nullptr) {
-      kLog.Warning("RFID tap of card %s at device %s ignored: %s", *id_tag, event.device_id(),
-                   tap.evse_id().empty() ? "no EVSE of this device is free"
-                                         : "unknown EVSE " + tap.evse_id());
+      kLog.Warning("%s of card %s at device %s ignored: %s", what, *id_tag, event.device_id(),
+                   tap_evse_id.empty() ? "no EVSE of this device is free"
+                                       : "unknown EVSE " + tap_evse_id + " of this device");
       return;
     }
     evse_id = evse->evse_id;
+    if (device_started && evse->open &&
+        evse->open->s().start_mode() != v1::START_MODE_DEVICE_LOCAL &&
+        evse->open->s().state() != v1::SESSION_STATE_FINISHING) {
+      kLog.Info("%s started transaction %s with card %s: session %s (card %s)", evse_id,
+                event.transaction_started().transaction_id(), *id_tag, evse->open->s().session_id(),
+                evse->open->s().id_tag().empty() ? "none" : evse->open->s().id_tag());
+      return;
+    }
   }
   // Outside the lock: may ask the CSMS.
   absl::StatusOr<AuthorizationDecision> decision = authorizer_->Authorize(*id_tag, evse_id);
@@ -872,7 +888,11 @@ void SessionManager::HandleTap(const v1::WatchDevicesResponse& event) {
   absl::MutexLock lock(&mu_);
   Evse& evse = *FindEvse(evse_id);
   Pending pending;
-  if (evse.open && evse.open->s().start_mode() != v1::START_MODE_DEVICE_LOCAL) {
+  if (device_started && evse.open && evse.open->s().start_mode() != v1::START_MODE_DEVICE_LOCAL) {
+    // Opened meanwhile (or still finishing the previous one): nothing to stop.
+    kLog.Info("%s: transaction start of card %s while session %s is %s; left as it is", evse_id,
+              *id_tag, evse.open->s().session_id(), Name(evse.open->s().state()));
+  } else if (evse.open && evse.open->s().start_mode() != v1::START_MODE_DEVICE_LOCAL) {
     OpenSession& o = *evse.open;
     if (o.s().state() == v1::SESSION_STATE_FINISHING) {
       kLog.Info("RFID tap of card %s on %s: session %s is already stopping", *id_tag, evse_id,
@@ -895,13 +915,13 @@ void SessionManager::HandleTap(const v1::WatchDevicesResponse& event) {
                 *id_tag, evse_id, o.s().session_id(), o.s().id_tag());
     }
   } else if (!decision.ok()) {
-    kLog.Error("RFID tap of card %s on %s: cannot authorize: %s", *id_tag, evse_id,
+    kLog.Error("%s of card %s on %s: cannot authorize: %s", what, *id_tag, evse_id,
                decision.status().message());
   } else if (decision->response.status() != v1::AUTHORIZATION_STATUS_ACCEPTED) {
-    kLog.Info("RFID tap on %s refused: %s", evse_id, decision->explanation);
+    kLog.Info("%s on %s refused: %s", what, evse_id, decision->explanation);
   } else if (const OpenSession* other =
                  ConcurrentSession(*id_tag, decision->response.parent_id_tag(), evse_id)) {
-    kLog.Info("RFID tap of card %s on %s refused: CONCURRENT_TX, session %s runs on %s", *id_tag,
+    kLog.Info("%s of card %s on %s refused: CONCURRENT_TX, session %s runs on %s", what, *id_tag,
               evse_id, other->record.session.session_id(), other->record.session.evse_id());
   } else {
     OpenSessionAt(evse, *id_tag, decision->response, v1::START_MODE_RFID, v1::CHARGE_MODE_CHARGE,
@@ -926,7 +946,8 @@ void SessionManager::HandleDeviceInputs(const std::vector<DeviceInput>& inputs) 
   Pending pending;
   for (const DeviceInput& input : inputs) {
     if (input.kind == DeviceInput::Kind::kEvent &&
-        input.event.event_case() == v1::WatchDevicesResponse::kRfidTap) {
+        (input.event.event_case() == v1::WatchDevicesResponse::kRfidTap ||
+         input.event.event_case() == v1::WatchDevicesResponse::kTransactionStarted)) {
       {
         absl::MutexLock lock(&mu_);
         (void)Flush(pending);

@@ -504,6 +504,41 @@ TEST_F(SessionManagerTest, FaultsEndSessionsWithTheUnifiedReasonAndTheVendorCode
   }
 }
 
+TEST_F(SessionManagerTest, AnOcppTransactionOpensTheSessionAndItsStopReasonEndsIt) {
+  AllIdle();
+  State("ds60-1", "dc1", kPreparing, v1::IEC61851_STATE_UNSPECIFIED, 1000);
+  manager_->OnDeviceEvent(TransactionStarted("ds60-1", "dc1", kVanCard, "7"));
+  ASSERT_TRUE(OpenOn("dc1").has_value());
+  const std::string id = OpenOn("dc1")->session_id();
+  EXPECT_EQ(OpenOn("dc1")->state(), v1::SESSION_STATE_ACTIVE);
+  EXPECT_EQ(OpenOn("dc1")->start_mode(), v1::START_MODE_RFID);
+  EXPECT_EQ(OpenOn("dc1")->id_tag(), kVanCard);
+  Drain();
+  // Announced again (a StartTransaction retried after a reconnect or a
+  // bridge restart): the same session, nothing written. An RfidTap of the
+  // same card would stop it; a transaction start never does.
+  manager_->OnDeviceEvent(TransactionStarted("ds60-1", "dc1", kVanCard, "7"));
+  EXPECT_EQ(OpenOn("dc1")->session_id(), id);
+  EXPECT_TRUE(Drain().empty());
+  // Another device cannot start a transaction on this EVSE.
+  manager_->OnDeviceEvent(TransactionStarted("wallbox-1", "dc2", kOtherVanCard, "8"));
+  EXPECT_FALSE(OpenOn("dc2").has_value());
+  // Refused cards open nothing (the charger was told so in idTagInfo).
+  manager_->OnDeviceEvent(TransactionStarted("ds60-1", "dc2", kBlockedCard, "9"));
+  EXPECT_FALSE(OpenOn("dc2").has_value());
+
+  State("ds60-1", "dc1", kCharging, v1::IEC61851_STATE_UNSPECIFIED, 1000, 50000);
+  manager_->OnDeviceEvent(Telemetry("ds60-1", "dc1", Meter(21000, 50000)));
+  manager_->OnDeviceEvent(
+      FaultRaised("ds60-1", "dc1", "ocpp_stop_reason", "EVDisconnected", false));
+  EXPECT_FALSE(OpenOn("dc1").has_value());
+  const v1::Session done = Stored(id);
+  EXPECT_EQ(done.state(), v1::SESSION_STATE_COMPLETED);
+  EXPECT_EQ(done.stop_reason(), v1::STOP_REASON_EV_DISCONNECTED);
+  EXPECT_EQ(done.vendor_stop_code(), "EVDisconnected");
+  EXPECT_EQ(done.energy_charged_wh(), 20000);
+}
+
 TEST_F(SessionManagerTest, AStationWideReaderPicksTheConnectorWithTheVehicle) {
   AllIdle();
   State("ds60-1", "dc2", kPreparing, v1::IEC61851_STATE_UNSPECIFIED, 1000, {}, 2);

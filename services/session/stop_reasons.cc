@@ -141,6 +141,28 @@ VendorStop Cabur(absl::string_view code, bool blocks_charging) {
   return {blocks_charging ? v1::STOP_REASON_FAULT : v1::STOP_REASON_OTHER, ""};
 }
 
+// OCPP 1.6 section 7.42 Reason. UnlockCommand: the Central System unlocked
+// the connector, which ends the transaction from the backend's side.
+VendorStop OcppReason(absl::string_view code) {
+  static const auto* table = new std::map<std::string, Entry, std::less<>>{
+      {"", {v1::STOP_REASON_LOCAL, "Stopped at the charger (no reason given: Local)"}},
+      {"DeAuthorized", {v1::STOP_REASON_DEAUTHORIZED, "The idTag was deauthorized"}},
+      {"EmergencyStop", {v1::STOP_REASON_EMERGENCY_STOP, "Emergency stop button"}},
+      {"EVDisconnected", {v1::STOP_REASON_EV_DISCONNECTED, "The vehicle was disconnected"}},
+      {"HardReset", {v1::STOP_REASON_HARD_RESET, "Hard reset of the charger"}},
+      {"Local", {v1::STOP_REASON_LOCAL, "Stopped at the charger"}},
+      {"Other", {v1::STOP_REASON_OTHER, "Other reason (OCPP Other)"}},
+      {"PowerLoss", {v1::STOP_REASON_POWER_LOSS, "Complete loss of power"}},
+      {"Reboot", {v1::STOP_REASON_REBOOT, "The charger rebooted"}},
+      {"Remote", {v1::STOP_REASON_REMOTE, "Stopped remotely (RemoteStopTransaction)"}},
+      {"SoftReset", {v1::STOP_REASON_SOFT_RESET, "Soft reset of the charger"}},
+      {"UnlockCommand", {v1::STOP_REASON_REMOTE, "The connector was unlocked remotely"}},
+  };
+  auto it = table->find(code);
+  if (it != table->end()) return {it->second.reason, it->second.description};
+  return {v1::STOP_REASON_OTHER, ""};
+}
+
 }  // namespace
 
 VendorStop MapVendorStopCode(absl::string_view catalog, absl::string_view code,
@@ -148,9 +170,12 @@ VendorStop MapVendorStopCode(absl::string_view catalog, absl::string_view code,
   if (catalog == kIce22StopReasonCatalog) return Ice22(code);
   if (catalog == kDs60Catalog) return Ds60(code, blocks_charging);
   if (catalog == kCaburCatalog) return Cabur(code, blocks_charging);
+  if (catalog == kOcppStopReasonCatalog) return OcppReason(code);
   return {blocks_charging ? v1::STOP_REASON_FAULT : v1::STOP_REASON_OTHER, ""};
 }
 
-bool IsStopReasonCatalog(absl::string_view catalog) { return catalog == kIce22StopReasonCatalog; }
+bool IsStopReasonCatalog(absl::string_view catalog) {
+  return catalog == kIce22StopReasonCatalog || catalog == kOcppStopReasonCatalog;
+}
 
 }  // namespace evgate::session

@@ -12,6 +12,9 @@
 //     013xxx messages, 023xxx messages from the EV, 033xxx network, 041xxx /
 //     042xxx / 043xxx the same classes on AC models).
 //   - "cabur_ev_plus": the Cabur EV PLUS display codes ("ERR OCP" ...).
+//   - "ocpp_stop_reason": the OCPP 1.6 StopTransaction Reason of an OCPP
+//     charger ("EVDisconnected", "Remote", ...; "" is Local by the spec),
+//     reported by the OCPP bridge when the charger stops a transaction.
 // Any other catalog (or an unknown code) maps to FAULT for a fault that
 // blocks charging and OTHER otherwise, keeping the driver's description.
 //
@@ -29,6 +32,7 @@ namespace evgate::session {
 inline constexpr char kIce22StopReasonCatalog[] = "ice22_stop_reason";
 inline constexpr char kDs60Catalog[] = "ds60";
 inline constexpr char kCaburCatalog[] = "cabur_ev_plus";
+inline constexpr char kOcppStopReasonCatalog[] = "ocpp_stop_reason";
 
 struct VendorStop {
   v1::StopReason reason = v1::STOP_REASON_OTHER;

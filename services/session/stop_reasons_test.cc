@@ -1,5 +1,8 @@
 #include "services/session/stop_reasons.h"
 
+#include <utility>
+#include <vector>
+
 #include "gtest/gtest.h"
 
 namespace evgate::session {
@@ -38,6 +41,45 @@ TEST(StopReasonsTest, Ice22StopReasonCodesFromTheManual) {
   }
   EXPECT_TRUE(IsStopReasonCatalog(kIce22StopReasonCatalog));
   EXPECT_FALSE(IsStopReasonCatalog(kDs60Catalog));
+}
+
+TEST(StopReasonsTest, OcppStopTransactionReasons) {
+  struct Case {
+    const char* reason;
+    v1::StopReason expected;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"", v1::STOP_REASON_LOCAL},  // absent: Local by the spec
+           {"DeAuthorized", v1::STOP_REASON_DEAUTHORIZED},
+           {"EmergencyStop", v1::STOP_REASON_EMERGENCY_STOP},
+           {"EVDisconnected", v1::STOP_REASON_EV_DISCONNECTED},
+           {"HardReset", v1::STOP_REASON_HARD_RESET},
+           {"Local", v1::STOP_REASON_LOCAL},
+           {"Other", v1::STOP_REASON_OTHER},
+           {"PowerLoss", v1::STOP_REASON_POWER_LOSS},
+           {"Reboot", v1::STOP_REASON_REBOOT},
+           {"Remote", v1::STOP_REASON_REMOTE},
+           {"SoftReset", v1::STOP_REASON_SOFT_RESET},
+           {"UnlockCommand", v1::STOP_REASON_REMOTE},
+           {"evdisconnected", v1::STOP_REASON_OTHER},  // the enum is case-sensitive
+       }) {
+    VendorStop stop = MapVendorStopCode(kOcppStopReasonCatalog, c.reason, true);
+    EXPECT_EQ(stop.reason, c.expected) << c.reason;
+  }
+  EXPECT_TRUE(IsStopReasonCatalog(kOcppStopReasonCatalog));
+  // The ICE-22's "Canceled" codes and the OCPP Reason it sends for them
+  // end the session the same way.
+  for (const auto& [ice22, ocpp] :
+       std::vector<std::pair<const char*, const char*>>{{"401", "Local"},
+                                                        {"402", "Remote"},
+                                                        {"404", "Reboot"},
+                                                        {"405", "DeAuthorized"},
+                                                        {"407", "HardReset"},
+                                                        {"408", "SoftReset"}}) {
+    EXPECT_EQ(MapVendorStopCode(kIce22StopReasonCatalog, ice22, false).reason,
+              MapVendorStopCode(kOcppStopReasonCatalog, ocpp, false).reason)
+        << ice22;
+  }
 }
 
 TEST(StopReasonsTest, Ds60StatusCodesByCodeAndClass) {

@@ -65,6 +65,18 @@ v1::WatchDevicesResponse Tap(const std::string& device_id, const std::string& ev
   return event;
 }
 
+v1::WatchDevicesResponse TransactionStarted(const std::string& device_id,
+                                            const std::string& evse_id, const std::string& id_tag,
+                                            const std::string& transaction_id) {
+  v1::WatchDevicesResponse event;
+  event.set_device_id(device_id);
+  v1::TransactionStarted* started = event.mutable_transaction_started();
+  started->set_evse_id(evse_id);
+  started->set_id_tag(id_tag);
+  started->set_transaction_id(transaction_id);
+  return event;
+}
+
 v1::WatchDevicesResponse FaultRaised(const std::string& device_id, const std::string& evse_id,
                                      const std::string& vendor, const std::string& vendor_code,
                                      bool blocks_charging, const std::string& description) {

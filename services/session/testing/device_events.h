@@ -29,6 +29,10 @@ v1::WatchDevicesResponse Telemetry(const std::string& device_id, const std::stri
 // `evse_id` empty: a station-wide reader.
 v1::WatchDevicesResponse Tap(const std::string& device_id, const std::string& evse_id,
                              const std::string& id_tag);
+// The device started transaction `transaction_id` for `id_tag` (OCPP).
+v1::WatchDevicesResponse TransactionStarted(const std::string& device_id,
+                                            const std::string& evse_id, const std::string& id_tag,
+                                            const std::string& transaction_id = "1");
 // `evse_id` empty: a device-wide fault.
 v1::WatchDevicesResponse FaultRaised(const std::string& device_id, const std::string& evse_id,
                                      const std::string& vendor, const std::string& vendor_code,
