@@ -707,7 +707,15 @@ CentralSystem::Answer CentralSystem::OnStopTransaction(const std::string& identi
   }
   json answer = json::object();
   if (!stop.id_tag.empty()) {
-    absl::StatusOr<json> info = authorizer_->Authorize(stop.id_tag, "");
+    // The card's status, not whether it may start: asked for the EVSE of the
+    // transaction it ends, so that its own session (open until the stop
+    // reaches the session service) is not taken for a concurrent one.
+    std::string evse_id;
+    absl::StatusOr<std::optional<TransactionRecord>> record = book_->Get(stop.transaction_id);
+    if (record.ok() && record->has_value()) {
+      evse_id = EvseOf(identity, (*record)->start.connector_id);
+    }
+    absl::StatusOr<json> info = authorizer_->Authorize(stop.id_tag, evse_id);
     if (info.ok()) answer["idTagInfo"] = *info;
   }
   return answer;

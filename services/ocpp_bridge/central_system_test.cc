@@ -26,6 +26,7 @@ namespace {
 
 using nlohmann::json;
 using testing::Answer;
+using ::testing::Each;
 using ::testing::ElementsAre;
 using testing::FakeLink;
 using ::testing::HasSubstr;
@@ -363,6 +364,9 @@ TEST_F(CentralSystemTest, TransactionsAreIdempotentAndStoppedOnce) {
                                         {"sampledValue", json::array({{{"value", "21000"}}})}}})}};
   EXPECT_EQ(SendOk("StopTransaction", stop)["idTagInfo"]["status"], "Accepted");
   SendOk("StopTransaction", stop);
+  // The stop's idTagInfo is asked for the EVSE of its transaction: the card's
+  // own session there is not a concurrent one (it was, asked site-wide).
+  EXPECT_THAT(authorizer_.asked, Each("04A1B2C3@dc-1-2"));
   std::optional<TransactionRecord> record = *book_->Get(id);
   ASSERT_TRUE(record.has_value() && record->stop.has_value());
   EXPECT_EQ(record->stop->meter_stop_wh, 21000);
