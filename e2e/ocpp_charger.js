@@ -99,14 +99,34 @@ function client(options = {}) {
     return { status: 'Accepted' };
   });
   cli.handle('ClearCache', () => ({ status: 'Accepted' }));
-  // Charging profiles are printed as they come: {"event":"profile",...}.
+  // Charging profiles are printed as they come: {"event":"profile",...},
+  // and kept per connector and stack level for GetCompositeSchedule.
+  const profiles = new Map();
   cli.handle('SetChargingProfile', ({ params }) => {
     const p = params.csChargingProfiles;
     const period = p.chargingSchedule.chargingSchedulePeriod[0];
+    profiles.set(params.connectorId + '/' + p.stackLevel,
+                 { connectorId: params.connectorId, stackLevel: p.stackLevel, limit: period.limit,
+                   unit: p.chargingSchedule.chargingRateUnit, validTo: p.validTo });
     emit({ event: 'profile', connectorId: params.connectorId, stackLevel: p.stackLevel,
            purpose: p.chargingProfilePurpose, unit: p.chargingSchedule.chargingRateUnit,
            limit: period.limit, validTo: p.validTo || null, identity });
     return { status: 'Accepted' };
+  });
+  // The profile in force: the highest stack level not expired.
+  cli.handle('GetCompositeSchedule', ({ params }) => {
+    const inForce = [...profiles.values()]
+        .filter((p) => p.connectorId === params.connectorId &&
+                       (!p.validTo || Date.parse(p.validTo) > Date.now()))
+        .sort((a, b) => b.stackLevel - a.stackLevel)[0];
+    emit({ event: 'composite', connectorId: params.connectorId,
+           limit: inForce ? inForce.limit : null, identity });
+    if (!inForce) return { status: 'Rejected' };
+    return {
+      status: 'Accepted', connectorId: params.connectorId, scheduleStart: now(),
+      chargingSchedule: { chargingRateUnit: inForce.unit,
+                          chargingSchedulePeriod: [{ startPeriod: 0, limit: inForce.limit }] },
+    };
   });
   cli.handle('Reset', ({ params }) => {
     seen.calls.push('Reset ' + params.type);

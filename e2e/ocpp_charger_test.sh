@@ -10,8 +10,8 @@
 # MeterValues, StopTransaction twice and an unknown one -> recorded once, and
 # the transaction as one completed session of the session service;
 # DataTransfer; the charger as a device of DeviceDriver (`evgatectl devices
-# get`): the failsafe charging profile on both connectors at boot and the
-# load balancer's live profiles; `evgatectl ocpp list|show|command`. Hostile inputs: a schema
+# get`): the failsafe charging profile on both connectors at boot, the load
+# balancer's live profiles and their read-back (GetCompositeSchedule); `evgatectl ocpp list|show|command`. Hostile inputs: a schema
 # violation, a wrong type, an unknown action, an action only a Central System
 # sends, an unknown message type, malformed JSON, a CALLRESULT with no CALL, a
 # duplicate message id, an unknown identity, a wrong password, a second
@@ -117,9 +117,13 @@ live = {p["connectorId"] for p in profiles if p["stackLevel"] == 1 and p["validT
 assert all(p["unit"] == "W" and p["purpose"] == "TxDefaultProfile" for p in profiles), profiles
 assert failsafe == {1, 2}, "failsafe profiles: %s" % profiles
 assert live == {1, 2}, "live profiles from the load balancer: %s" % profiles
+# Verify, don't trust: evgate read the schedule back on both connectors.
+composite = {c["connectorId"] for c in (json.loads(l) for l in open(sys.argv[1]))
+             if c["event"] == "composite" and c["limit"] is not None}
+assert composite == {1, 2}, "GetCompositeSchedule read-backs: %s" % composite
 EOF
 }
-wait_for 20 "charging profiles from evgate" profiles_ok
+wait_for 20 "charging profiles from evgate, read back" profiles_ok
 device_ok() {
   ctl "$server" devices get ds60-1 | "$py" -c '
 import json, sys
@@ -128,6 +132,9 @@ assert d["bus_id"] == "ocpp" and not d["link"].get("stale"), d
 evses = {e["evse_id"]: e for e in d["evses"]}
 assert evses["dc2"]["connector_status"] in ("CONNECTOR_STATUS_AVAILABLE", "CONNECTOR_STATUS_FAULTED"), evses
 assert evses["dc1"]["setpoint"]["source"] == "SETPOINT_SOURCE_CONTROLLER", evses["dc1"]
+# It follows its profiles: no SETPOINT_NOT_FOLLOWED.
+for e in evses.values():
+    assert all(f["code"] != "SETPOINT_NOT_FOLLOWED" for f in e.get("faults", [])), e
 '
 }
 wait_for 10 "ds60-1 online in evgatectl devices get, under control" device_ok

@@ -231,6 +231,17 @@ v1::EvseState OcppDeviceBackend::BuildEvse(const Device& device, const Evse& evs
     *m->mutable_measured_at() = ToProto(reading->timestamp);
   }
   if (evse.in_force) *state.mutable_setpoint() = *evse.in_force;
+  if (std::optional<std::string> problem = evse.check.problem()) {
+    v1::Fault* fault = state.add_faults();
+    fault->set_code("SETPOINT_NOT_FOLLOWED");
+    fault->set_severity(v1::FAULT_SEVERITY_ERROR);
+    fault->set_component(v1::FAULT_COMPONENT_OTHER);
+    fault->set_vendor("evgate");
+    fault->set_vendor_code("SETPOINT_NOT_FOLLOWED");
+    fault->set_description(absl::StrCat(device.charge_point_id, " connector ", evse.connector,
+                                        " does not follow its limit: ", *problem));
+    fault->set_ocpp_error_code(v1::OCPP_ERROR_CODE_OTHER_ERROR);
+  }
   return state;
 }
 
@@ -401,6 +412,13 @@ std::vector<v1::SetpointResult> OcppDeviceBackend::ApplySetpoints(
     outcomes = pending->outcomes;
   }
   std::vector<std::string> changed;
+  struct Readback {
+    std::string charge_point_id;
+    std::string evse_id;
+    int connector;
+    double expected_w;
+  };
+  std::vector<Readback> readbacks;
   for (size_t i = 0; i < setpoints.size(); ++i) {
     if (!sent[i]) continue;
     v1::SetpointResult& result = results[i];
@@ -436,11 +454,104 @@ std::vector<v1::SetpointResult> OcppDeviceBackend::ApplySetpoints(
     Device* device = nullptr;
     if (Evse* evse = FindEvse(setpoints[i].evse_id(), &device)) {
       evse->in_force = in_force;
+      evse->check.LimitInForce(limits[i], now);
       changed.push_back(device->charge_point_id);
+      if (std::optional<std::string> problem = evse->check.problem()) {
+        // Sent, and the charger has it; but evgate cannot count on it.
+        result.set_status(v1::SETPOINT_STATUS_REJECTED);
+        result.set_reason(v1::SETPOINT_REJECT_REASON_DEVICE_REJECTED);
+        result.set_message(
+            absl::StrCat("accepted, but the charger does not follow its limit: ", *problem));
+      }
+      if (!evse->readback_unsupported && now - evse->readback_at >= options_.readback_interval) {
+        evse->readback_at = now;
+        readbacks.push_back({device->charge_point_id, evse->evse_id, evse->connector, limits[i]});
+      }
     }
   }
   for (const std::string& id : changed) PublishChanges(id);
+  for (const Readback& r : readbacks)
+    ReadBack(r.charge_point_id, r.evse_id, r.connector, r.expected_w);
   return results;
+}
+
+void OcppDeviceBackend::ReadBack(const std::string& charge_point_id, const std::string& evse_id,
+                                 int connector, double expected_w) {
+  const json request = {{"connectorId", connector}, {"duration", 60}, {"chargingRateUnit", "W"}};
+  absl::Status sent = central_system_->Call(
+      charge_point_id, "GetCompositeSchedule", request,
+      [this, charge_point_id, evse_id, expected_w](CallOutcome outcome) {
+        bool changed = false;
+        {
+          absl::MutexLock lock(&mu_);
+          Device* device = nullptr;
+          Evse* evse = FindEvse(evse_id, &device);
+          if (evse == nullptr) return;
+          if (outcome.error && (outcome.error->code == RpcErrorCode::kNotSupported ||
+                                outcome.error->code == RpcErrorCode::kNotImplemented)) {
+            evse->readback_unsupported = true;
+            kLog.Warning("%s: no GetCompositeSchedule (%s); %s is checked by its meter only",
+                         charge_point_id, outcome.error->code_name, evse_id);
+            return;
+          }
+          if (!outcome.result) return;  // no answer: nothing learnt
+          absl::StatusOr<std::optional<double>> limit =
+              CompositeScheduleLimitW(*outcome.result, clock_.Now());
+          if (!limit.ok()) {
+            kLog.Info("%s: composite schedule of %s not comparable: %s", charge_point_id, evse_id,
+                      limit.status().message());
+            return;
+          }
+          changed = evse->check.Readback(*limit, expected_w);
+          if (changed) {
+            std::optional<std::string> problem = evse->check.problem();
+            if (problem) {
+              kLog.Warning("%s: %s does not follow its limit: %s", charge_point_id, evse_id,
+                           *problem);
+            } else {
+              kLog.Info("%s: %s follows its limit again (composite schedule)", charge_point_id,
+                        evse_id);
+            }
+          }
+        }
+        if (changed) PublishChanges(charge_point_id);
+      });
+  if (!sent.ok()) {
+    kLog.Debug("%s: GetCompositeSchedule not sent: %s", charge_point_id, sent.message());
+  }
+}
+
+absl::StatusOr<std::optional<double>> CompositeScheduleLimitW(const json& conf, absl::Time now) {
+  if (conf.value("status", std::string()) != "Accepted" || !conf.contains("chargingSchedule")) {
+    return std::nullopt;
+  }
+  const json& schedule = conf["chargingSchedule"];
+  if (schedule.value("chargingRateUnit", std::string()) != "W") {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the schedule is in ", schedule.value("chargingRateUnit", std::string("?")), ", not W"));
+  }
+  // Periods start at startPeriod seconds after the schedule's start.
+  // The schedule's own start wins over the answer's scheduleStart; without
+  // either, it starts now.
+  absl::Time start = now;
+  for (const json* holder : {&conf, &schedule}) {
+    const char* key = holder == &conf ? "scheduleStart" : "startSchedule";
+    if (!holder->contains(key)) continue;
+    if (absl::StatusOr<absl::Time> t = ParseOcppTime((*holder)[key].get<std::string>()); t.ok()) {
+      start = *t;
+    }
+  }
+  const double elapsed_s = absl::ToDoubleSeconds(now - start);
+  std::optional<double> limit;
+  int latest_start = -1;
+  for (const json& period : schedule.value("chargingSchedulePeriod", json::array())) {
+    const int start_period = period.value("startPeriod", 0);
+    if (start_period <= elapsed_s && start_period > latest_start) {
+      latest_start = start_period;
+      limit = period.value("limit", 0.0);
+    }
+  }
+  return limit;
 }
 
 v1::CommandResponse OcppDeviceBackend::Command(const v1::CommandRequest& /*request*/) {
@@ -479,6 +590,7 @@ void OcppDeviceBackend::Tick() {
         failsafe.set_source(v1::SETPOINT_SOURCE_FAILSAFE);
         *failsafe.mutable_applied_at() = evse.in_force->expires_at();
         evse.in_force = failsafe;
+        evse.check.LimitInForce(evse.failsafe_power_w, FromProto(failsafe.applied_at()));
         kLog.Warning("%s: no setpoint within its TTL; the charger runs its failsafe profile (%g W)",
                      evse.evse_id, evse.failsafe_power_w);
         changed.push_back(device.charge_point_id);
@@ -495,6 +607,7 @@ void OcppDeviceBackend::OnChargePointChanged(const std::string& charge_point_id)
 void OcppDeviceBackend::OnMeterValues(const std::string& charge_point_id, int connector_id) {
   std::optional<v1::ChargePoint> cp = central_system_->GetChargePoint(charge_point_id);
   v1::WatchDevicesResponse event;
+  bool verdict_changed = false;
   {
     absl::MutexLock lock(&mu_);
     Device* device = FindByChargePoint(charge_point_id);
@@ -502,17 +615,30 @@ void OcppDeviceBackend::OnMeterValues(const std::string& charge_point_id, int co
     v1::DeviceState state = BuildDevice(*device, cp);
     v1::Telemetry* telemetry = event.mutable_telemetry();
     *telemetry->mutable_link() = state.link();
-    for (const v1::EvseState& evse : state.evses()) {
+    for (size_t i = 0; i < device->evses.size(); ++i) {
+      const v1::EvseState& evse = state.evses(static_cast<int>(i));
       if (static_cast<int>(evse.connector_id()) != connector_id) continue;
       v1::EvseTelemetry* t = telemetry->add_evses();
       t->set_evse_id(evse.evse_id());
       *t->mutable_measurements() = evse.measurements();
+      const v1::EvseMeasurements& m = evse.measurements();
+      if (m.has_power_w() &&
+          device->evses[i].check.Meter(m.power_w(), FromProto(m.measured_at()))) {
+        verdict_changed = true;
+        std::optional<std::string> problem = device->evses[i].check.problem();
+        if (problem) {
+          kLog.Warning("%s: %s does not follow its limit: %s", charge_point_id, evse.evse_id(),
+                       *problem);
+        } else {
+          kLog.Info("%s: %s follows its limit again (meter)", charge_point_id, evse.evse_id());
+        }
+      }
     }
     if (telemetry->evses_size() == 0) return;
     event.set_device_id(device->device_id);
   }
-  *event.mutable_at() = ToProto(clock_.Now());
-  if (sink_ != nullptr) sink_->Publish(std::move(event));
+  Publish(std::move(event));
+  if (verdict_changed) PublishChanges(charge_point_id);
 }
 
 void OcppDeviceBackend::OnAccepted(const std::string& charge_point_id) {

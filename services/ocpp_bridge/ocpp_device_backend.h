@@ -40,8 +40,15 @@
 // once, its vendor_code the OCPP Reason, which the session service takes as
 // the stop reason of the EVSE's open session.
 //
-// Not yet: reading the composite schedule back and comparing meter values
-// with the setpoint (a charger that accepts and ignores is not detected).
+// Verify, don't trust (setpoint_check.h): every meter sample is compared
+// with the limit in force, and after an accepted live profile (at most every
+// `readback_interval`) the charger's GetCompositeSchedule is read back. A
+// charger that disobeys gets a SETPOINT_NOT_FOLLOWED fault (catalog
+// "evgate", not blocking: it can charge, it cannot be trusted to limit) and
+// its setpoints are answered DEVICE_REJECTED while it lasts, although still
+// sent, so the load balancer counts it at its worst case, never as obeying.
+// A charger that answers GetCompositeSchedule NotSupported/NotImplemented is
+// checked by its meter only.
 //
 // Thread-safe.
 #ifndef EVGATE_SERVICES_OCPP_BRIDGE_OCPP_DEVICE_BACKEND_H_
@@ -62,6 +69,7 @@
 #include "device_drivers/driver/device_backend.h"
 #include "runtime/clock.h"
 #include "services/ocpp_bridge/central_system.h"
+#include "services/ocpp_bridge/setpoint_check.h"
 #include "site_controller/config/site_config.h"
 
 namespace evgate::ocpp {
@@ -78,6 +86,9 @@ struct OcppDeviceBackendOptions {
   // How often expired live profiles are noticed (the setpoint in force
   // becomes the failsafe).
   absl::Duration tick = absl::Milliseconds(500);
+  // How often the composite schedule is read back, at most.
+  absl::Duration readback_interval = absl::Seconds(30);
+  SetpointCheckOptions check;
 };
 
 class OcppDeviceBackend final : public devices::DeviceBackend, public ChargePointListener {
@@ -136,6 +147,10 @@ class OcppDeviceBackend final : public devices::DeviceBackend, public ChargePoin
     // Last published state and faults, to publish changes only.
     std::string published;
     std::vector<v1::Fault> published_faults;
+    // Whether it follows its limit.
+    SetpointCheck check;
+    absl::Time readback_at = absl::InfinitePast();
+    bool readback_unsupported = false;
   };
   struct Device {
     std::string device_id;
@@ -157,6 +172,9 @@ class OcppDeviceBackend final : public devices::DeviceBackend, public ChargePoin
   const Evse* FindByConnector(const std::string& charge_point_id, int connector_id,
                               std::string* device_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Publish(v1::WatchDevicesResponse event) ABSL_LOCKS_EXCLUDED(mu_);
+  // GetCompositeSchedule of the EVSE's connector, compared with `expected_w`.
+  void ReadBack(const std::string& charge_point_id, const std::string& evse_id, int connector,
+                double expected_w) ABSL_LOCKS_EXCLUDED(mu_);
   Evse* FindEvse(const std::string& evse_id, Device** device) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::shared_ptr<CentralSystem> central_system_;
@@ -176,6 +194,12 @@ class OcppDeviceBackend final : public devices::DeviceBackend, public ChargePoin
 // no end).
 nlohmann::json PowerLimitProfile(int connector, int profile_id, int stack_level, double limit_w,
                                  absl::Time now, std::optional<absl::Time> valid_to);
+
+// The limit in W that a GetCompositeSchedule.conf puts in force at `now`:
+// nullopt when it has no schedule (status Rejected, or none given); an error
+// when it cannot be compared (a schedule in A).
+absl::StatusOr<std::optional<double>> CompositeScheduleLimitW(const nlohmann::json& conf,
+                                                              absl::Time now);
 
 // The IEC 61851 state an OCPP connector status implies.
 v1::Iec61851State IecStateOf(v1::ConnectorStatus status);

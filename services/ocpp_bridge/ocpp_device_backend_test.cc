@@ -129,6 +129,11 @@ class OcppDeviceBackendTest : public ::testing::Test {
     std::thread charger([&] {
       while (!done) {
         if (std::optional<SentCall> call = link_ ? link_->Take() : std::nullopt) {
+          if (call->action != "SetChargingProfile") {
+            absl::MutexLock lock(&others_mu_);
+            others_.push_back(*std::move(call));
+            continue;
+          }
           if (sent != nullptr) sent->push_back(call->payload);
           if (answer) Answer(*call, *answer);
         } else {
@@ -140,8 +145,47 @@ class OcppDeviceBackendTest : public ::testing::Test {
         backend_->ApplySetpoints(setpoints, absl::Seconds(3), "batch-1");
     done = true;
     charger.join();
+    while (std::optional<SentCall> call = link_ ? link_->Take() : std::nullopt) {
+      absl::MutexLock lock(&others_mu_);
+      others_.push_back(*std::move(call));
+    }
     return results;
   }
+  // The CALLs other than SetChargingProfile that Apply left unanswered.
+  std::vector<SentCall> Others() {
+    absl::MutexLock lock(&others_mu_);
+    return std::exchange(others_, {});
+  }
+  // A net power sample on `connector` at the clock's time.
+  void Meter(int connector, double watts) {
+    Send("MeterValues",
+         {{"connectorId", connector},
+          {"meterValue",
+           json::array(
+               {{{"timestamp", FormatOcppTime(clock_.Now())},
+                 {"sampledValue", json::array({{{"value", absl::StrCat(watts)},
+                                                {"unit", "W"},
+                                                {"measurand", "Power.Active.Import"}}})}}})}});
+  }
+  static json Schedule(double limit_w) {
+    return {
+        {"status", "Accepted"},
+        {"connectorId", 1},
+        {"chargingSchedule",
+         {{"chargingRateUnit", "W"},
+          {"chargingSchedulePeriod", json::array({{{"startPeriod", 0}, {"limit", limit_w}}})}}}};
+  }
+  std::vector<std::string> NotFollowed(int evse_index) {
+    std::vector<std::string> problems;
+    const v1::DeviceState device = *backend_->GetDevice("ds60-1");
+    for (const v1::Fault& f : device.evses(evse_index).faults()) {
+      if (f.code() == "SETPOINT_NOT_FOLLOWED") problems.push_back(f.description());
+    }
+    return problems;
+  }
+
+  absl::Mutex others_mu_;
+  std::vector<SentCall> others_ ABSL_GUARDED_BY(others_mu_);
 
   FakeClock clock_;
   site::SiteConfig site_ = Site();
@@ -486,6 +530,115 @@ TEST(OcppDeviceBackendAuthorizationTest, AStartRetriedAfterTheSessionServiceWasD
   authorizer.blocked = false;
   ASSERT_TRUE(std::holds_alternative<json>(handler(ocpp::Call{"3", "StartTransaction", start})));
   EXPECT_EQ(announced(), 1);
+}
+
+TEST_F(OcppDeviceBackendTest, AChargerThatAcceptsAndIgnoresIsReportedAndNotTrusted) {
+  ConnectAndAccept();
+  // Accepted; the read-back follows, and shows the profile is not in force.
+  std::vector<v1::SetpointResult> results =
+      Apply({Power("dc1", 20000)}, json{{"status", "Accepted"}});
+  EXPECT_EQ(results[0].status(), v1::SETPOINT_STATUS_ACCEPTED);
+  std::vector<SentCall> others = Others();
+  ASSERT_EQ(others.size(), 1u);
+  EXPECT_EQ(others[0].action, "GetCompositeSchedule");
+  EXPECT_EQ(others[0].payload["connectorId"], 1);
+  EXPECT_EQ(others[0].payload["chargingRateUnit"], "W");
+  sink_.Take();
+  Answer(others[0], Schedule(60000));
+  ASSERT_EQ(NotFollowed(0).size(), 1u);
+  EXPECT_THAT(NotFollowed(0)[0], HasSubstr("allows 60000 W where evgate set 20000 W"));
+  bool raised = false;
+  for (const auto& e : sink_.Take()) {
+    raised |= e.has_fault_raised() && e.fault_raised().fault().code() == "SETPOINT_NOT_FOLLOWED";
+  }
+  EXPECT_TRUE(raised);
+  EXPECT_EQ(NotFollowed(1).size(), 0u);  // only that connector
+
+  // From now on its setpoints are still sent, but answered as refused, so
+  // the load balancer counts it at its worst case.
+  std::vector<json> sent;
+  results = Apply({Power("dc1", 20000), Power("dc2", 20000)}, json{{"status", "Accepted"}}, &sent);
+  EXPECT_EQ(sent.size(), 2u);
+  EXPECT_EQ(results[0].status(), v1::SETPOINT_STATUS_REJECTED);
+  EXPECT_EQ(results[0].reason(), v1::SETPOINT_REJECT_REASON_DEVICE_REJECTED);
+  EXPECT_THAT(results[0].message(), HasSubstr("does not follow its limit"));
+  EXPECT_EQ(results[1].status(), v1::SETPOINT_STATUS_ACCEPTED);
+  // Read back at most every 30 s: only dc2's first read-back now.
+  others = Others();
+  ASSERT_EQ(others.size(), 1u);
+  EXPECT_EQ(others[0].payload["connectorId"], 2);
+  Answer(others[0], Schedule(20000));
+  EXPECT_EQ(NotFollowed(1).size(), 0u);
+
+  // The meter says the same: 55 kW for longer than the grace.
+  Meter(1, 55000);
+  clock_.Advance(absl::Seconds(21));
+  Meter(1, 55000);
+  EXPECT_THAT(absl::StrJoin(NotFollowed(0), ""), HasSubstr("draws 55000 W"));
+  // A read-back that matches clears its verdict, not the meter's.
+  clock_.Advance(absl::Seconds(30));
+  Apply({Power("dc1", 20000)}, json{{"status", "Accepted"}});
+  others = Others();
+  ASSERT_EQ(others.size(), 1u);
+  Answer(others[0], Schedule(20000));
+  ASSERT_EQ(NotFollowed(0).size(), 1u);
+  EXPECT_THAT(NotFollowed(0)[0], ::testing::Not(HasSubstr("composite")));
+  // It follows: cleared, and trusted again.
+  sink_.Take();
+  Meter(1, 19500);
+  EXPECT_TRUE(NotFollowed(0).empty());
+  bool cleared = false;
+  for (const auto& e : sink_.Take()) {
+    cleared |= e.has_fault_cleared() && e.fault_cleared().fault().code() == "SETPOINT_NOT_FOLLOWED";
+  }
+  EXPECT_TRUE(cleared);
+  results = Apply({Power("dc1", 20000)}, json{{"status", "Accepted"}});
+  EXPECT_EQ(results[0].status(), v1::SETPOINT_STATUS_ACCEPTED);
+}
+
+TEST_F(OcppDeviceBackendTest, AChargerWithoutGetCompositeScheduleIsCheckedByItsMeterOnly) {
+  ConnectAndAccept();
+  Apply({Power("dc1", 20000)}, json{{"status", "Accepted"}});
+  std::vector<SentCall> others = Others();
+  ASSERT_EQ(others.size(), 1u);
+  CallOutcome outcome;
+  outcome.error = CallError{"1", RpcErrorCode::kNotSupported, "NotSupported", "", json::object()};
+  others[0].done(outcome);
+  EXPECT_TRUE(NotFollowed(0).empty());
+  clock_.Advance(absl::Minutes(1));
+  Apply({Power("dc1", 20000)}, json{{"status", "Accepted"}});
+  EXPECT_TRUE(Others().empty());  // not asked again
+  // An unanswered read-back teaches nothing either way.
+  Apply({Power("dc2", 20000)}, json{{"status", "Accepted"}});
+  others = Others();
+  ASSERT_EQ(others.size(), 1u);
+  CallOutcome silent;
+  silent.status = absl::DeadlineExceededError("no answer");
+  others[0].done(silent);
+  EXPECT_TRUE(NotFollowed(1).empty());
+}
+
+TEST(CompositeScheduleLimitTest, TheLimitInForceNow) {
+  const absl::Time now = absl::FromUnixSeconds(1800000000);
+  EXPECT_EQ(*CompositeScheduleLimitW({{"status", "Rejected"}}, now), std::nullopt);
+  EXPECT_EQ(*CompositeScheduleLimitW({{"status", "Accepted"}}, now), std::nullopt);
+  json conf = {
+      {"status", "Accepted"},
+      {"scheduleStart", FormatOcppTime(now - absl::Seconds(100))},
+      {"chargingSchedule",
+       {{"chargingRateUnit", "W"},
+        {"chargingSchedulePeriod", json::array({{{"startPeriod", 0}, {"limit", 10000}},
+                                                {{"startPeriod", 60}, {"limit", 20000}},
+                                                {{"startPeriod", 300}, {"limit", 5000}}})}}}};
+  EXPECT_EQ(*CompositeScheduleLimitW(conf, now), 20000);
+  EXPECT_EQ(*CompositeScheduleLimitW(conf, now - absl::Seconds(50)), 10000);
+  // The schedule's own startSchedule wins over scheduleStart.
+  conf["chargingSchedule"]["startSchedule"] = FormatOcppTime(now - absl::Seconds(400));
+  EXPECT_EQ(*CompositeScheduleLimitW(conf, now), 5000);
+  // Not started yet: no period is in force.
+  EXPECT_EQ(*CompositeScheduleLimitW(conf, now - absl::Seconds(500)), std::nullopt);
+  conf["chargingSchedule"]["chargingRateUnit"] = "A";
+  EXPECT_FALSE(CompositeScheduleLimitW(conf, now).ok());
 }
 
 }  // namespace

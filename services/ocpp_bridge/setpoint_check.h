@@ -1,0 +1,68 @@
+// Verify, don't trust: whether an OCPP charger follows the limit evgate set
+// on one connector. Chargers are known to answer SetChargingProfile Accepted
+// and then ignore the profile (SteVe #1192, evcc #31597); a load balancer that
+// believes them trips breakers. Two independent checks, each only in the
+// unsafe direction (a charger drawing less, or holding a lower limit, is
+// fine):
+//   - the meter: measured power above the limit in force, by more than the
+//     tolerance, in two samples in a row, the second at least `grace` after
+//     the limit was lowered (the time a DC charger needs to ramp down and
+//     report it; one sample over is taken as a spike);
+//   - the read-back: the charger's composite schedule (GetCompositeSchedule)
+//     has no limit, or one above evgate's by more than the tolerance.
+// Either makes `problem()` say what is wrong; a meter sample within the limit
+// clears the meter's verdict, a matching read-back the read-back's.
+//
+// Pure and deterministic (times are passed in). Not thread-safe; the OCPP
+// device backend holds one per EVSE under its lock.
+#ifndef EVGATE_SERVICES_OCPP_BRIDGE_SETPOINT_CHECK_H_
+#define EVGATE_SERVICES_OCPP_BRIDGE_SETPOINT_CHECK_H_
+
+#include <optional>
+#include <string>
+
+#include "absl/time/time.h"
+
+namespace evgate::ocpp {
+
+struct SetpointCheckOptions {
+  // How long a charger has to get below a lowered limit.
+  absl::Duration grace = absl::Seconds(20);
+  // Allowed excess: the larger of the two.
+  double tolerance_w = 1000;
+  double tolerance_fraction = 0.05;
+};
+
+class SetpointCheck {
+ public:
+  explicit SetpointCheck(SetpointCheckOptions options = {}) : options_(options) {}
+
+  // The limit the charger accepted (or its failsafe, once the live profile
+  // ended) is in force from `at`.
+  void LimitInForce(double limit_w, absl::Time at);
+  // A meter sample (net power, W). True when problem() changed.
+  bool Meter(double power_w, absl::Time at);
+  // The composite schedule's limit now (nullopt: the charger has none in
+  // force, or refused to say), read when `expected_w` was in force. True
+  // when problem() changed.
+  bool Readback(std::optional<double> schedule_limit_w, double expected_w);
+
+  // What is wrong; nullopt while nothing shows that the charger disobeys.
+  std::optional<std::string> problem() const;
+  std::optional<double> limit_w() const { return limit_w_; }
+
+ private:
+  double Tolerance(double limit_w) const;
+
+  SetpointCheckOptions options_;
+  std::optional<double> limit_w_;
+  // Since when the charger has to be below limit_w_ (the last decrease).
+  absl::Time limit_binding_since_ = absl::InfinitePast();
+  std::optional<absl::Time> over_since_;
+  std::optional<std::string> meter_problem_;
+  std::optional<std::string> readback_problem_;
+};
+
+}  // namespace evgate::ocpp
+
+#endif  // EVGATE_SERVICES_OCPP_BRIDGE_SETPOINT_CHECK_H_
