@@ -622,8 +622,11 @@ void OcppDeviceBackend::OnMeterValues(const std::string& charge_point_id, int co
       t->set_evse_id(evse.evse_id());
       *t->mutable_measurements() = evse.measurements();
       const v1::EvseMeasurements& m = evse.measurements();
-      if (m.has_power_w() &&
-          device->evses[i].check.Meter(m.power_w(), FromProto(m.measured_at()))) {
+      // Judged when it arrives, on evgate's clock (the charger's may be off);
+      // a sample older than the grace (a backlog after a reconnect) is not.
+      const absl::Time now = clock_.Now();
+      if (m.has_power_w() && now - FromProto(m.measured_at()) <= options_.check.grace &&
+          device->evses[i].check.Meter(m.power_w(), now)) {
         verdict_changed = true;
         std::optional<std::string> problem = device->evses[i].check.problem();
         if (problem) {
@@ -657,12 +660,21 @@ void OcppDeviceBackend::OnAccepted(const std::string& charge_point_id) {
     absl::Status sent = central_system_->Call(
         charge_point_id, "SetChargingProfile",
         PowerLimitProfile(connector, FailsafeProfileId(connector), 0, watts, now, std::nullopt),
-        [charge_point_id, connector = connector, watts = watts](CallOutcome outcome) {
+        [this, charge_point_id, connector = connector, watts = watts](CallOutcome outcome) {
           const std::string status =
               outcome.result ? outcome.result->value("status", std::string()) : std::string();
           if (status == "Accepted") {
             kLog.Info("%s connector %d: failsafe profile %g W set", charge_point_id, connector,
                       watts);
+            // What the charger must hold to until a live profile comes.
+            absl::MutexLock lock(&mu_);
+            if (Device* device = FindByChargePoint(charge_point_id)) {
+              for (Evse& evse : device->evses) {
+                if (evse.connector == connector && !evse.in_force) {
+                  evse.check.LimitInForce(watts, clock_.Now());
+                }
+              }
+            }
           } else {
             kLog.Error(
                 "%s connector %d: the failsafe profile (%g W) was not accepted (%s): the "

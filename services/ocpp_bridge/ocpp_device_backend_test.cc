@@ -570,9 +570,13 @@ TEST_F(OcppDeviceBackendTest, AChargerThatAcceptsAndIgnoresIsReportedAndNotTrust
   Answer(others[0], Schedule(20000));
   EXPECT_EQ(NotFollowed(1).size(), 0u);
 
-  // The meter says the same: 55 kW for longer than the grace.
+  // The meter says the same: 55 kW, twice, once the 20 kW limit has been
+  // the highest for longer than the grace.
   Meter(1, 55000);
   clock_.Advance(absl::Seconds(21));
+  Meter(1, 55000);
+  EXPECT_THAT(absl::StrJoin(NotFollowed(0), ""), ::testing::Not(HasSubstr("draws")));
+  clock_.Advance(absl::Seconds(10));
   Meter(1, 55000);
   EXPECT_THAT(absl::StrJoin(NotFollowed(0), ""), HasSubstr("draws 55000 W"));
   // A read-back that matches clears its verdict, not the meter's.

@@ -11,24 +11,45 @@ double SetpointCheck::Tolerance(double limit_w) const {
 }
 
 void SetpointCheck::LimitInForce(double limit_w, absl::Time at) {
-  if (!limit_w_ || limit_w < *limit_w_) limit_binding_since_ = at;
-  limit_w_ = limit_w;
+  // Never back in time: a limit stamped before the last one starts with it.
+  if (!limits_.empty() && at < limits_.back().first) at = limits_.back().first;
+  limits_.emplace_back(at, limit_w);
+  while (limits_.size() >= 2 && limits_[1].first <= at - 2 * options_.grace) limits_.pop_front();
+}
+
+std::optional<double> SetpointCheck::limit_w() const {
+  if (limits_.empty()) return std::nullopt;
+  return limits_.back().second;
+}
+
+std::optional<double> SetpointCheck::BindingLimit(absl::Time at) const {
+  const absl::Time from = at - options_.grace;
+  if (limits_.empty() || limits_.front().first > from) return std::nullopt;
+  std::optional<double> highest;
+  for (size_t i = 0; i < limits_.size(); ++i) {
+    const absl::Time start = limits_[i].first;
+    const absl::Time end = i + 1 < limits_.size() ? limits_[i + 1].first : absl::InfiniteFuture();
+    if (end <= from) continue;  // ended before the window
+    if (start > at) break;      // not yet in force at the sample
+    highest = std::max(highest.value_or(limits_[i].second), limits_[i].second);
+  }
+  return highest;
 }
 
 bool SetpointCheck::Meter(double power_w, absl::Time at) {
   const std::optional<std::string> before = problem();
-  if (!limit_w_) return false;
-  if (power_w <= *limit_w_ + Tolerance(*limit_w_)) {
+  const std::optional<double> limit = BindingLimit(at);
+  if (!limit || power_w <= *limit + Tolerance(*limit)) {
     over_since_.reset();
-    meter_problem_.reset();
+    if (limit) meter_problem_.reset();
     return problem() != before;
   }
-  if (!over_since_) over_since_ = at;
-  // Past the time it had to get there, and not a single sample (a spike).
-  if (at - limit_binding_since_ >= options_.grace && at > *over_since_) {
+  if (!over_since_) {
+    over_since_ = at;  // one sample over: maybe a spike
+  } else if (at > *over_since_) {
     meter_problem_ = absl::StrFormat(
-        "draws %.0f W, above its %.0f W limit for %s (more than %s after the limit)", power_w,
-        *limit_w_, absl::FormatDuration(at - *over_since_), absl::FormatDuration(options_.grace));
+        "draws %.0f W, above its %.0f W limit (the highest in the last %s) for %s", power_w, *limit,
+        absl::FormatDuration(options_.grace), absl::FormatDuration(at - *over_since_));
   }
   return problem() != before;
 }

@@ -4,10 +4,12 @@
 // believes them trips breakers. Two independent checks, each only in the
 // unsafe direction (a charger drawing less, or holding a lower limit, is
 // fine):
-//   - the meter: measured power above the limit in force, by more than the
-//     tolerance, in two samples in a row, the second at least `grace` after
-//     the limit was lowered (the time a DC charger needs to ramp down and
-//     report it; one sample over is taken as a spike);
+//   - the meter: measured power above the highest limit in force at any time
+//     within `grace` before the sample (the time a DC charger needs to ramp
+//     down and report it; a load balancer that moves the limit every second
+//     never resets it), by more than the tolerance, in two samples in a row
+//     (one sample over is taken as a spike); no sample is judged until a
+//     limit has been in force for `grace`;
 //   - the read-back: the charger's composite schedule (GetCompositeSchedule)
 //     has no limit, or one above evgate's by more than the tolerance.
 // Either makes `problem()` say what is wrong; a meter sample within the limit
@@ -18,8 +20,10 @@
 #ifndef EVGATE_SERVICES_OCPP_BRIDGE_SETPOINT_CHECK_H_
 #define EVGATE_SERVICES_OCPP_BRIDGE_SETPOINT_CHECK_H_
 
+#include <deque>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "absl/time/time.h"
 
@@ -40,7 +44,8 @@ class SetpointCheck {
   // The limit the charger accepted (or its failsafe, once the live profile
   // ended) is in force from `at`.
   void LimitInForce(double limit_w, absl::Time at);
-  // A meter sample (net power, W). True when problem() changed.
+  // A meter sample (net power, W), received at `at` (evgate's clock, not
+  // the charger's). True when problem() changed.
   bool Meter(double power_w, absl::Time at);
   // The composite schedule's limit now (nullopt: the charger has none in
   // force, or refused to say), read when `expected_w` was in force. True
@@ -49,15 +54,18 @@ class SetpointCheck {
 
   // What is wrong; nullopt while nothing shows that the charger disobeys.
   std::optional<std::string> problem() const;
-  std::optional<double> limit_w() const { return limit_w_; }
+  std::optional<double> limit_w() const;
 
  private:
   double Tolerance(double limit_w) const;
+  // The highest limit in force within `grace` before `at`; nullopt while the
+  // first limit has not been in force that long.
+  std::optional<double> BindingLimit(absl::Time at) const;
 
   SetpointCheckOptions options_;
-  std::optional<double> limit_w_;
-  // Since when the charger has to be below limit_w_ (the last decrease).
-  absl::Time limit_binding_since_ = absl::InfinitePast();
+  // Each limit and since when it is in force, in time order; limits that
+  // ended more than twice the grace ago are dropped.
+  std::deque<std::pair<absl::Time, double>> limits_;
   std::optional<absl::Time> over_since_;
   std::optional<std::string> meter_problem_;
   std::optional<std::string> readback_problem_;
