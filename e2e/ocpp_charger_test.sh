@@ -28,7 +28,12 @@ charger="$runfiles/e2e/ocpp_charger.js"
 password=0123456789abcdef0123
 printf '%s\n' "$password" > "$tmp/ds60.key"
 printf '%s\n' "abcdefabcdefabcdef" > "$tmp/ice22.key"
+# The JS charger plays the DS60 and the test expects the ICE-22 away, so the
+# simulator simulates neither (and no vehicle at dc1).
 make_site "$tmp/site.yaml" \
+  's|wallbox-4, ds60-1,|wallbox-4,|' \
+  's|ice22-1, offgrid-box|offgrid-box|' \
+  '/evse: dc1 /,/id_tag:/d' \
   's|security_profile: 0 .*|security_profile: 1|' \
   "s|charge_point_id: DS60-DEPOT-01|charge_point_id: DS60-DEPOT-01\n    password_file: $tmp/ds60.key|" \
   "s|charge_point_id: ICE22-DEPOT-01|charge_point_id: ICE22-DEPOT-01\n    password_file: $tmp/ice22.key|"
@@ -156,35 +161,35 @@ assert conn[1]["evse_id"] == "dc1", conn
 assert set(conn) == {0, 1, 2}, conn
 ' || fail "ocpp show $cp_id: $out"
 out=$(ctl "$server" ocpp list) || fail "ocpp list: $out"
-echo "$out" | grep -q "^$cp_id .*CONNECTED.*ACCEPTED.*DS DS Series 60kW" || fail "ocpp list row of $cp_id: $out"
-echo "$out" | grep -q "^ICE22-DEPOT-01 .*DISCONNECTED" || fail "ocpp list row of the ICE-22: $out"
+grep <<<"$out" -q "^$cp_id .*CONNECTED.*ACCEPTED.*DS DS Series 60kW" || fail "ocpp list row of $cp_id: $out"
+grep <<<"$out" -q "^ICE22-DEPOT-01 .*DISCONNECTED" || fail "ocpp list row of the ICE-22: $out"
 
 out=$(ctl "$server" ocpp command "$cp_id" Reset '{"type":"Soft"}' 2>&1) || fail "ocpp command Reset: $out"
 [ "$out" = '{"status":"Accepted"}' ] || fail "Reset answer: $out"
 out=$(ctl "$server" ocpp command "$cp_id" UpdateFirmware \
   '{"location":"https://example.com/fw.bin","retrieveDate":"2027-01-01T00:00:00Z"}' 2>&1)
 code=$?
-[ "$code" -eq 1 ] && echo "$out" | grep -q "CALLERROR NotSupported" ||
+[ "$code" -eq 1 ] && grep <<<"$out" -q "CALLERROR NotSupported" ||
   fail "UpdateFirmware on a charger without it: exit $code: $out"
 out=$(ctl "$server" ocpp command "$cp_id" Reset '{"type":"Medium"}' 2>&1)
 code=$?
-[ "$code" -eq 1 ] && echo "$out" | grep -qi "Medium\|enum\|type" ||
+[ "$code" -eq 1 ] && grep <<<"$out" -qi "Medium\|enum\|type" ||
   fail "an invalid Reset payload: exit $code: $out"
 out=$(ctl "$server" ocpp command ICE22-DEPOT-01 ClearCache 2>&1)
 code=$?
-[ "$code" -eq 1 ] && echo "$out" | grep -q "not connected" || fail "command to a disconnected charger: exit $code: $out"
+[ "$code" -eq 1 ] && grep <<<"$out" -q "not connected" || fail "command to a disconnected charger: exit $code: $out"
 
 # Refused connections: an unknown identity (404, then listed as rejected) and
 # a wrong password (401; the charger's live connection is untouched).
 out=$("$node" "$charger" connect "$url" NOT-A-CHARGER "$password")
-echo "$out" | grep -q '"ok":false' || fail "an unknown identity was let in: $out"
+grep <<<"$out" -q '"ok":false' || fail "an unknown identity was let in: $out"
 out=$("$node" "$charger" connect "$url" "$cp_id" wrong-password-0000)
-echo "$out" | grep -q '"ok":false' || fail "a wrong password was let in: $out"
+grep <<<"$out" -q '"ok":false' || fail "a wrong password was let in: $out"
 out=$("$node" "$charger" connect "ws://127.0.0.1:$ocpp_port/ocpp" "$cp_id" "")
-echo "$out" | grep -q '"ok":false' || fail "no password was let in: $out"
+grep <<<"$out" -q '"ok":false' || fail "no password was let in: $out"
 out=$(ctl "$server" ocpp list) || fail "ocpp list: $out"
-echo "$out" | grep -q "^NOT-A-CHARGER .*REJECTED" || fail "the unknown identity is not listed: $out"
-echo "$out" | grep -q "^$cp_id .*CONNECTED" || fail "a failed login changed $cp_id: $out"
+grep <<<"$out" -q "^NOT-A-CHARGER .*REJECTED" || fail "the unknown identity is not listed: $out"
+grep <<<"$out" -q "^$cp_id .*CONNECTED" || fail "a failed login changed $cp_id: $out"
 
 # A second connection of the same identity replaces the first, cleanly.
 "$node" "$charger" hold "$url" "$cp_id" "$password" >"$tmp/second.out" 2>&1 &
@@ -194,7 +199,7 @@ replaced() { grep -q '"event":"closed","code":1000' "$tmp/charger.out"; }
 wait_for 10 "the first connection closed with 1000 when the second came" replaced
 grep -q '"event":"open"' "$tmp/second.out" || fail "the second connection did not open: $(cat "$tmp/second.out")"
 out=$(ctl "$server" ocpp list) || fail "ocpp list: $out"
-echo "$out" | grep -q "^$cp_id .*CONNECTED" || fail "after the replacement: $out"
+grep <<<"$out" -q "^$cp_id .*CONNECTED" || fail "after the replacement: $out"
 kill "$second_pid" 2>/dev/null
 
 # kill -9 mid-transaction: the charger's StopTransaction, retried until

@@ -53,7 +53,7 @@ if wait_for 30 "an ACTIVE session of the card on wb1 with energy" active_with_en
   read -r session first_wh < <(active_with_energy)
   echo "session $session: ${first_wh} Wh"
   # The table shows it too.
-  ctl "$server" sessions list | grep -Eq "^$session +wb1 +$card +ACTIVE " ||
+  grep -Eq <<<"$(ctl "$server" sessions list)" "^$session +wb1 +$card +ACTIVE " ||
     fail "sessions list: $(ctl "$server" sessions list 2>&1)"
   # Energy grows: the car draws, and the load balancer gives it current.
   grown() {
@@ -84,7 +84,7 @@ assert all(v == 0 for v in e["current_a"].values()), e["current_a"]'
   wait_for 15 "wb1's car stops drawing after the stop" stopped
 
   csv=$(ctl "$server" sessions export --format csv 2>&1) || fail "export: $csv"
-  echo "$csv" | grep -q "^$session,wb1,wb1,1,$card,COMPLETED,CHARGE," ||
+  grep <<<"$csv" -q "^$session,wb1,wb1,1,$card,COMPLETED,CHARGE," ||
     fail "the CSV has no completed row for $session: $csv"
 fi
 

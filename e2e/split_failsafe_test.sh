@@ -33,7 +33,7 @@ watchdog=$(driven | tr -d 's\n')
 echo "wallbox watchdog: ${watchdog}s"
 "$py" -c "import sys; sys.exit(0 if 1 <= $watchdog <= 30 else 1)" ||
   fail "implausible wallbox watchdog: $watchdog"
-ctl "$drivers_server" allocation show | grep -Eq '^wb1 +[0-9.]+ A ' ||
+grep -Eq <<<"$(ctl "$drivers_server" allocation show)" '^wb1 +[0-9.]+ A ' ||
   fail "no allocation for wb1: $(ctl "$drivers_server" allocation show 2>&1)"
 
 kill -KILL "$drivers_pid"

@@ -35,7 +35,7 @@ circuits:
 YAML
 out=$("$evgate" validate "$tmp/broken.yaml" 2>&1); code=$?
 expect_code 1 $code "validate broken"
-echo "$out" | grep -q "broken.yaml:8: circuits\[0\].parent: " || fail "no file:line error for the unknown parent: $out"
+grep <<<"$out" -q "broken.yaml:8: circuits\[0\].parent: " || fail "no file:line error for the unknown parent: $out"
 
 # --- run the demo -------------------------------------------------------
 # The demo as shipped, but with its charge records in the test's directory
@@ -70,8 +70,8 @@ server="127.0.0.1:$port"
 
 out=$("$ctl" --server "$server" health 2>&1); code=$?
 expect_code 0 $code "evgatectl health"
-echo "$out" | grep -Eq '^\(server\) +SERVING$' || fail "server not SERVING: $out"
-echo "$out" | grep -Eq '^evgate.v1.LoadBalancer +SERVING$' || fail "LoadBalancer not SERVING: $out"
+grep <<<"$out" -Eq '^\(server\) +SERVING$' || fail "server not SERVING: $out"
+grep <<<"$out" -Eq '^evgate.v1.LoadBalancer +SERVING$' || fail "LoadBalancer not SERVING: $out"
 
 # A third-party gRPC client (Debian's python3-grpcio) sees the same health.
 /usr/bin/python3 - "$server" <<'PY' || fail "python3-grpcio health check"
@@ -109,45 +109,46 @@ assert wb1["current_a"] == 32.0 and wb1["paused"] is False, wb1
 echo '{"grid": {"limit_a": "lots"}}' > "$tmp/bad.json"
 out=$("$ctl" --server "$server" allocation simulate --scenario "$tmp/bad.json" 2>&1); code=$?
 expect_code 1 $code "simulate malformed scenario"
-echo "$out" | grep -q "invalid_argument: .*grid.limit_a" || fail "malformed scenario error: $out"
+grep <<<"$out" -q "invalid_argument: .*grid.limit_a" || fail "malformed scenario error: $out"
 
 # Sessions through evgatectl: a remote start waits for its vehicle, a remote
 # stop cancels it, and the record exports to CSV.
 # (wb2: the simulator plugs vehicles into wb1 and wb3 at start.)
 out=$("$ctl" --server "$server" sessions start --evse wb2 --id-tag 04B2C3D4E5F607 2>&1); code=$?
 expect_code 0 $code "sessions start"
-echo "$out" | grep -q "PENDING_PLUG_IN" || fail "sessions start: $out"
+grep <<<"$out" -q "PENDING_PLUG_IN" || fail "sessions start: $out"
 out=$("$ctl" --server "$server" sessions start --evse wb2 --id-tag 04B2C3D4E5F607 2>&1); code=$?
 expect_code 1 $code "second start on the same EVSE"
-echo "$out" | grep -q "failed_precondition: EVSE wb2 already has session" || fail "double start: $out"
+grep <<<"$out" -q "failed_precondition: EVSE wb2 already has session" || fail "double start: $out"
 out=$("$ctl" --server "$server" sessions stop --evse wb2 2>&1); code=$?
 expect_code 0 $code "sessions stop"
-echo "$out" | grep -q "CANCELLED" || fail "sessions stop: $out"
+grep <<<"$out" -q "CANCELLED" || fail "sessions stop: $out"
 out=$("$ctl" --server "$server" sessions export --format csv 2>&1); code=$?
 expect_code 0 $code "sessions export"
-echo "$out" | grep -q ",wb2,wb2,1,04B2C3D4E5F607,CANCELLED,CHARGE," || fail "export: $out"
+grep <<<"$out" -q ",wb2,wb2,1,04B2C3D4E5F607,CANCELLED,CHARGE," || fail "export: $out"
 
 out=$("$ctl" --server "$server" authorize DEADBEEF --evse wb1 2>&1); code=$?
 expect_code 1 $code "authorize a blocked card"
-echo "$out" | grep -q "BLOCKED" || fail "authorize: $out"
+grep <<<"$out" -q "BLOCKED" || fail "authorize: $out"
 out=$("$ctl" --server "$server" cards list 2>&1); code=$?
 expect_code 0 $code "cards list"
-echo "$out" | grep -q "04A1B2C3D4E5F6 .*Depot manager.*master.*site.yaml" || fail "cards list: $out"
+grep <<<"$out" -q "04A1B2C3D4E5F6 .*Depot manager.*master.*site.yaml" || fail "cards list: $out"
 
-# The simulator serves the demo's devices and says plainly which it cannot.
-grep -q "simulator: simulating 6 devices" "$tmp/evgate.log" || fail "the simulator did not start"
-grep -q "device 'ds60-1' is not simulated: OCPP chargers" "$tmp/evgate.log" ||
-  fail "the demo does not say the DC chargers are not simulated"
+# The simulator serves all the demo's devices, the DC chargers as OCPP
+# charge points connecting to the bridge, and warns about none.
+grep -q "simulator: simulating 8 devices .*ocpp ws://127.0.0.1:[0-9]*/DS60-DEPOT-01" "$tmp/evgate.log" ||
+  fail "the simulator did not start with the DC chargers"
+grep -q "is not simulated" "$tmp/evgate.log" && fail "the demo leaves a device unsimulated"
 out=$("$ctl" --server "$server" sim list 2>&1); code=$?
 expect_code 0 $code "sim list"
-echo "$out" | grep -Eq '^grid-meter +eastron_sdm630 +modbus tcp 127.0.0.1:[0-9]+ +answering +grid ' ||
+grep <<<"$out" -Eq '^grid-meter +eastron_sdm630 +modbus tcp 127.0.0.1:[0-9]+ +answering +grid ' ||
   fail "sim list: no grid meter: $out"
-echo "$out" | grep -Eq '^wb1 +32 A 3ph ' || fail "sim list: no vehicle in wb1: $out"
+grep <<<"$out" -Eq '^wb1 +32 A 3ph ' || fail "sim list: no vehicle in wb1: $out"
 
 # A second evgate on the same port: clear error, exit 3.
 out=$("$evgate" run --site "$demo" --listen "$server" 2>&1); code=$?
 expect_code 3 $code "second evgate on a taken port"
-echo "$out" | grep -q "Address already in use" || fail "taken port message: $out"
+grep <<<"$out" -q "Address already in use" || fail "taken port message: $out"
 
 # --- shutdown -------------------------------------------------------------
 kill -TERM $pid
@@ -160,19 +161,19 @@ grep -q "stopped" "$tmp/evgate.log" || fail "no orderly shutdown in the log"
 
 out=$("$ctl" --server "$server" --timeout 2 health 2>&1); code=$?
 expect_code 3 $code "evgatectl against a stopped server"
-echo "$out" | grep -q "cannot reach evgate at $server" || fail "unreachable message: $out"
+grep <<<"$out" -q "cannot reach evgate at $server" || fail "unreachable message: $out"
 
 # --- services not in this build, bad config -------------------------------
 missing=$("$evgate" services | awk -F'\t' '$2 == "not in this build" {print $1; exit}')
 if [ -n "$missing" ]; then
   out=$("$evgate" run --site "$demo" --services "$missing" 2>&1); code=$?
   expect_code 2 $code "run an unavailable service ($missing)"
-  echo "$out" | grep -q "not part of this build yet" || fail "unavailable service message: $out"
+  grep <<<"$out" -q "not part of this build yet" || fail "unavailable service message: $out"
 fi
 
 out=$("$evgate" run --site "$tmp/broken.yaml" 2>&1); code=$?
 expect_code 1 $code "run a broken site"
-echo "$out" | grep -q "nothing started" || fail "broken site message: $out"
+grep <<<"$out" -q "nothing started" || fail "broken site message: $out"
 
 if [ $failures -ne 0 ]; then
   echo "--- evgate log"; cat "$tmp/evgate.log"

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -17,6 +18,7 @@
 #include "google/protobuf/util/time_util.h"
 #include "runtime/grpc_status.h"
 #include "runtime/log.h"
+#include "runtime/secret_file.h"
 #include "site_controller/config/api_conversions.h"
 
 namespace evgate::sim {
@@ -37,6 +39,17 @@ constexpr uint16_t kSdmCurrentRegisters[3] = {0x0006, 0x0008, 0x000A};
 constexpr uint16_t kSdmImportKwh = 0x0048;
 constexpr uint16_t kSdmExportKwh = 0x004A;
 constexpr double kGridFrequencyHz = 50;
+
+// The control pilot state an OCPP connector status implies.
+v1::Iec61851State IecStateOfOcppStatus(const std::string& status) {
+  if (status == "Charging") return v1::IEC61851_STATE_C;
+  if (status == "Faulted") return v1::IEC61851_STATE_F;
+  if (status == "Preparing" || status == "SuspendedEV" || status == "SuspendedEVSE" ||
+      status == "Finishing") {
+    return v1::IEC61851_STATE_B;
+  }
+  return v1::IEC61851_STATE_A;
+}
 
 int Index(site::Phase phase) { return static_cast<int>(phase); }
 
@@ -154,6 +167,83 @@ absl::StatusOr<std::unique_ptr<SiteSimulator>> SiteSimulator::Create(const site:
   return simulator;
 }
 
+absl::StatusOr<OcppClientTarget> SiteSimulator::OcppTarget(const site::DeviceConfig& device) const {
+  const std::string profile(device.profile->name);
+  if (!config_.ocpp.local) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "OCPP charger (", profile, ") with no ocpp.local in site.yaml: nothing to connect to"));
+  }
+  const site::OcppLocalConfig& local = *config_.ocpp.local;
+  if (local.security_profile >= 2) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("OCPP charger (", profile, ") under security profile ", local.security_profile,
+                     ": the simulator connects over plain ws:// only (profiles 0 and 1), not TLS"));
+  }
+  OcppClientTarget target;
+  const size_t colon = local.listen.rfind(':');
+  if (colon == std::string::npos ||
+      !absl::SimpleAtoi(local.listen.substr(colon + 1), &target.port) || target.port <= 0 ||
+      target.port > 65535) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("OCPP charger (", profile, "): ocpp.local.listen \"", local.listen,
+                     "\" has no fixed port the simulator could connect to"));
+  }
+  target.host = local.listen.substr(0, colon);
+  if (absl::StartsWith(target.host, "[") && absl::EndsWith(target.host, "]")) {
+    target.host = target.host.substr(1, target.host.size() - 2);
+  }
+  // A wildcard address is reached on this machine.
+  if (target.host.empty() || target.host == "0.0.0.0") target.host = "127.0.0.1";
+  if (target.host == "::") target.host = "::1";
+  if (local.security_profile == 1) {
+    if (!device.password_file) {
+      return absl::FailedPreconditionError(absl::StrCat("OCPP charger (", profile,
+                                                        ") under security profile 1 without a "
+                                                        "password_file"));
+    }
+    absl::StatusOr<std::string> password = ReadSecretFile(*device.password_file);
+    if (!password.ok()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "OCPP charger (", profile, "): its password: ", password.status().message()));
+    }
+    target.password = *std::move(password);
+  }
+  return target;
+}
+
+OcppChargerSimConfig SiteSimulator::OcppChargerConfig(const site::DeviceConfig& device) const {
+  OcppChargerSimConfig charger;
+  charger.charge_point_id = device.charge_point_id.value_or(device.id);
+  const std::string profile(device.profile->name);
+  if (profile == "ds60") {
+    charger.vendor = "DS Series";
+    charger.model = "DSWx601";
+  } else if (profile == "ice22_v2x") {
+    charger.vendor = "InCharge";
+    charger.model = "ICE-22 V2X";
+  } else {
+    charger.model = profile;
+  }
+  charger.serial = absl::StrCat("SIM-", device.id);
+  charger.voltage_v = config_.grid.nominal_voltage_v;
+  charger.station_max_power_w = device.profile->station_max_power_w;
+  for (const site::StationConfig& station : config_.stations) {
+    if (station.device != device.id) continue;
+    if (station.max_power_w > 0) charger.station_max_power_w = station.max_power_w;
+    for (const site::EvseConfig& evse : station.evses) {
+      if (!evse.dc) continue;
+      OcppChargerSimConnector connector;
+      connector.connector = evse.connector;
+      connector.max_power_w = evse.dc->max_power_w;
+      connector.min_power_w = evse.dc->min_power_w;
+      connector.efficiency = evse.dc->efficiency;
+      connector.phases = std::clamp(static_cast<int>(evse.phases.size()), 1, 3);
+      charger.connectors.push_back(connector);
+    }
+  }
+  return charger;
+}
+
 absl::Status SiteSimulator::Build() {
   auto modbus_bus = [this](const site::BusConfig& bus) {
     for (auto& b : modbus_buses_) {
@@ -250,10 +340,17 @@ absl::Status SiteSimulator::Build() {
             absl::StrCat("simulated device '", id, "': ", s.message()));
       }
     } else if (config->profile->bus == site::BusKind::kOcpp) {
-      device->not_simulated_reason = absl::StrCat(
-          "OCPP chargers (", profile,
-          ") are not simulated yet: the simulator has no OCPP 1.6J charge point client; a real "
-          "charger can connect to ocpp.local");
+      absl::StatusOr<OcppClientTarget> target = OcppTarget(*config);
+      if (!target.ok()) {
+        device->not_simulated_reason = std::string(target.status().message());
+      } else {
+        device->kind = Kind::kOcpp;
+        device->ocpp = std::make_unique<OcppChargerSimulator>(OcppChargerConfig(*config));
+        device->ocpp_endpoint = absl::StrCat("ocpp ws://", target->host, ":", target->port, "/",
+                                             *config->charge_point_id);
+        if (!ocpp_clients_) ocpp_clients_ = std::make_unique<OcppChargePointClients>(clock_);
+        ocpp_clients_->Add(device->ocpp.get(), *std::move(target));
+      }
     } else if (profile == "generic_meter") {
       device->not_simulated_reason =
           "generic meters have an installer-defined register map; the simulator serves "
@@ -279,7 +376,8 @@ absl::Status SiteSimulator::Build() {
   // The EVSEs of simulated wallboxes, with every circuit above them.
   for (const site::StationConfig& station : config_.stations) {
     Device* device = FindDevice(station.device);
-    if (device == nullptr || (device->kind != Kind::kCabur && device->kind != Kind::kHeidelberg)) {
+    if (device == nullptr || (device->kind != Kind::kCabur && device->kind != Kind::kHeidelberg &&
+                              device->kind != Kind::kOcpp)) {
       continue;
     }
     for (const site::EvseConfig& config : station.evses) {
@@ -370,23 +468,35 @@ absl::Status SiteSimulator::Start() {
       }
       absl::StatusOr<v1::SimulatedEvse> plugged =
           PlugInLocked(*evse, {vehicle.max_current_a, vehicle.phases, vehicle.energy_to_full_wh,
-                               vehicle.id_tag.value_or("")});
+                               vehicle.id_tag.value_or(""), vehicle.max_power_w});
       if (!plugged.ok()) {
         kLog.Warning("no vehicle plugged into %s at start: %s", vehicle.evse,
                      plugged.status().message());
         continue;
       }
-      kLog.Info(
-          "vehicle plugged into %s at start (%g A, %d-phase, full after %g kWh%s)", vehicle.evse,
-          vehicle.max_current_a, vehicle.phases, vehicle.energy_to_full_wh / 1000,
-          vehicle.id_tag
-              ? absl::StrCat("; card ", *vehicle.id_tag, " once a controller drives the wallbox")
-              : "");
+      kLog.Info("vehicle plugged into %s at start (%s, full after %g kWh%s)", vehicle.evse,
+                vehicle.max_power_w > 0
+                    ? absl::StrFormat("%g kW", vehicle.max_power_w / 1000)
+                    : absl::StrFormat("%g A, %d-phase", vehicle.max_current_a, vehicle.phases),
+                vehicle.energy_to_full_wh / 1000,
+                vehicle.id_tag ? absl::StrCat("; card ", *vehicle.id_tag,
+                                              evse->device->kind == Kind::kOcpp
+                                                  ? " presented at the charger"
+                                                  : " once a controller drives the wallbox")
+                               : "");
     }
   }
   std::vector<std::string> endpoints;
   for (const auto& bus : modbus_buses_) endpoints.push_back(bus->endpoint);
   for (const auto& bus : can_buses_) endpoints.push_back(bus->endpoint);
+  if (ocpp_clients_) {
+    // The chargers keep trying until the Central System listens (it may
+    // start after the simulator).
+    ocpp_clients_->Start();
+    for (const auto& device : devices_) {
+      if (device->kind == Kind::kOcpp) endpoints.push_back(device->ocpp_endpoint);
+    }
+  }
   kLog.Info("simulating %d devices (%s) on %s", simulated.size(), absl::StrJoin(simulated, ", "),
             endpoints.empty() ? "no bus" : absl::StrJoin(endpoints, ", "));
 
@@ -409,6 +519,7 @@ void SiteSimulator::RunPhysics() {
 }
 
 void SiteSimulator::StopServing() {
+  if (ocpp_clients_) ocpp_clients_->Stop();
   for (auto& bus : can_buses_) bus->host->Stop();
   for (auto& bus : modbus_buses_) bus->server->Stop();
 }
@@ -497,10 +608,16 @@ SiteSimulator::PhaseArray SiteSimulator::EvseDraw(const Evse& evse) {
   if (device.kind == Kind::kHeidelberg) {
     return ToSitePhases(evse, device.heidelberg->PhaseCurrents());
   }
+  if (device.kind == Kind::kOcpp) {
+    return ToSitePhases(evse, device.ocpp->AcCurrent(evse.config->connector));
+  }
   return {};
 }
 
 void SiteSimulator::StepLocked(absl::Time now) {
+  for (auto& device : devices_) {
+    if (device->kind == Kind::kOcpp) device->ocpp->Step(now);
+  }
   building_a_ = BuildingLoadLocked(now);
   std::map<std::string, PhaseArray> node;
   node[site::kGridCircuitId] = building_a_;
@@ -535,6 +652,13 @@ void SiteSimulator::StepLocked(absl::Time now) {
           vehicle.card.clear();
           vehicle.card_text.clear();
         }
+      }
+    } else if (device.kind == Kind::kOcpp) {
+      if (std::optional<OcppSimConnectorView> view =
+              device.ocpp->Describe(evse->config->connector, now)) {
+        vehicle.full = view->full;
+        // The card is presented at plug-in; shown pending until it starts.
+        if (view->transaction_id || view->transaction_pending) vehicle.card_text.clear();
       }
     } else if (device.kind == Kind::kHeidelberg && !vehicle.full &&
                device.heidelberg->energy_wh() - vehicle.energy_at_plug_in_wh >=
@@ -589,6 +713,33 @@ v1::SimulatedEvse SiteSimulator::DescribeEvseLocked(const Evse& evse) {
         if (snap->errors & wb::ErrorBit(code)) {
           out.add_active_faults(std::string(wb::ErrorCodeName(code)));
         }
+      }
+    }
+  } else if (device.kind == Kind::kOcpp) {
+    const absl::Time now = clock_.Now();
+    if (std::optional<OcppSimConnectorView> view =
+            device.ocpp->Describe(evse.config->connector, now)) {
+      drawn = device.ocpp->AcCurrent(evse.config->connector);
+      // The limit, as the AC current per phase it allows.
+      const int phases = std::clamp(static_cast<int>(evse.config->phases.size()), 1, 3);
+      const double efficiency = evse.config->dc ? evse.config->dc->efficiency : 1.0;
+      for (int p = 0; p < phases; ++p) {
+        offered[p] =
+            view->limit_w / std::max(0.01, efficiency) / (phases * config_.grid.nominal_voltage_v);
+      }
+      out.set_iec61851_state(IecStateOfOcppStatus(view->status));
+      out.set_relay_closed(view->power_w > 0);
+      out.set_paused(view->status == "SuspendedEVSE");
+      out.set_session_energy_wh(view->session_energy_wh);
+      out.set_lifetime_energy_wh(view->energy_register_wh);
+      out.set_ocpp_status(view->status);
+      out.set_power_w(view->power_w);
+      out.set_offered_power_w(view->limit_w);
+      out.set_transaction_id(view->transaction_id.value_or(0));
+      if (!view->vendor_error_code.empty()) out.add_active_faults(view->vendor_error_code);
+      if (evse.vehicle && view->vehicle) {
+        out.mutable_vehicle()->set_max_power_w(view->vehicle->max_power_w);
+        out.mutable_vehicle()->set_soc_pct(view->soc_pct);
       }
     }
   } else if (device.kind == Kind::kHeidelberg) {
@@ -659,7 +810,9 @@ v1::SimulatedDevice SiteSimulator::DescribeLocked(const Device& device) {
     return out;
   }
   out.set_simulated(true);
-  out.set_endpoint(device.modbus != nullptr ? device.modbus->endpoint : device.can->endpoint);
+  out.set_endpoint(device.modbus != nullptr ? device.modbus->endpoint
+                   : device.can != nullptr  ? device.can->endpoint
+                                            : device.ocpp_endpoint);
   auto responding = responding_.find(&device);
   out.set_responding(responding == responding_.end() || responding->second);
   const std::set<std::string>& faults = faults_[&device];
@@ -693,6 +846,7 @@ v1::SimulatedDevice SiteSimulator::DescribeLocked(const Device& device) {
     }
     case Kind::kCabur:
     case Kind::kHeidelberg:
+    case Kind::kOcpp:
       for (const Evse* evse : device.evses) *out.add_evses() = DescribeEvseLocked(*evse);
       break;
     case Kind::kNone:
@@ -724,6 +878,7 @@ absl::StatusOr<v1::SimulatedEvse> SiteSimulator::PlugInLocked(Evse& evse, Vehicl
     return absl::FailedPreconditionError(
         absl::StrCat("a vehicle is plugged into ", evse.config->id, " already; unplug it first"));
   }
+  if (evse.device->kind == Kind::kOcpp) return PlugInOcppLocked(evse, std::move(params));
   if (params.max_current_a == 0 && evse.config->ac) {
     params.max_current_a = evse.config->ac->max_current_a;
   }
@@ -776,6 +931,48 @@ absl::StatusOr<v1::SimulatedEvse> SiteSimulator::PlugInLocked(Evse& evse, Vehicl
   return DescribeEvseLocked(evse);
 }
 
+absl::StatusOr<v1::SimulatedEvse> SiteSimulator::PlugInOcppLocked(Evse& evse,
+                                                                  VehicleParams params) {
+  const site::DcEvseLimits* dc = evse.config->dc ? &*evse.config->dc : nullptr;
+  const double max_w = dc != nullptr ? dc->max_power_w : 0;
+  if (params.max_power_w == 0) params.max_power_w = max_w;
+  if (params.energy_to_full_wh == 0) {
+    params.energy_to_full_wh = site::defaults::kSimVehicleEnergyToFullWh;
+  }
+  if (!(params.max_power_w > 0 && params.max_power_w <= 1e6)) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "vehicle maximum power %g W: must be above 0 and at most 1 MW", params.max_power_w));
+  }
+  if (!(params.energy_to_full_wh > 0)) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("vehicle energy to full %g Wh: must be above 0", params.energy_to_full_wh));
+  }
+  if (!params.id_tag.empty()) {
+    // The charger sends it as an OCPP idTag: at most 20 characters.
+    if (absl::StatusOr<std::vector<uint8_t>> uid = ParseUid(params.id_tag); !uid.ok()) {
+      return uid.status();
+    }
+    if (params.id_tag.size() > 20) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("card ", params.id_tag, ": an OCPP idTag has at most 20 characters"));
+    }
+  }
+  OcppSimVehicle vehicle;
+  vehicle.max_power_w = params.max_power_w;
+  vehicle.energy_to_full_wh = params.energy_to_full_wh;
+  vehicle.id_tag = params.id_tag;
+  if (absl::Status s = evse.device->ocpp->PlugIn(evse.config->connector, vehicle, clock_.Now());
+      !s.ok()) {
+    return s;
+  }
+  Vehicle plugged;
+  plugged.energy_to_full_wh = params.energy_to_full_wh;
+  plugged.phases = static_cast<int>(evse.config->phases.size());
+  plugged.card_text = params.id_tag;
+  evse.vehicle = plugged;
+  return DescribeEvseLocked(evse);
+}
+
 absl::StatusOr<v1::SimulatedEvse> SiteSimulator::PlugIn(const std::string& evse_id,
                                                         VehicleParams vehicle) {
   Evse* evse = FindEvse(evse_id);
@@ -802,6 +999,10 @@ absl::StatusOr<v1::SimulatedEvse> SiteSimulator::Unplug(const std::string& evse_
     if (absl::Status s = device.can->host->Unplug(device.config->address.value_or(0)); !s.ok()) {
       return s;
     }
+  } else if (device.kind == Kind::kOcpp) {
+    if (absl::Status s = device.ocpp->Unplug(evse->config->connector, clock_.Now()); !s.ok()) {
+      return s;
+    }
   } else {
     device.heidelberg->Unplug();
   }
@@ -818,6 +1019,11 @@ absl::Status SiteSimulator::TapCard(const std::string& evse_id, const std::strin
   absl::StatusOr<std::vector<uint8_t>> uid = ParseUid(id_tag);
   if (!uid.ok()) return uid.status();
   const Device& device = *evse->device;
+  if (device.kind == Kind::kOcpp) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "device '", device.config->id,
+        "' is an OCPP charger: its reader is behind OCPP; present the card with PlugIn's id_tag"));
+  }
   if (device.kind != Kind::kCabur) {
     return absl::FailedPreconditionError(absl::StrCat("device '", device.config->id, "' (",
                                                       device.config->profile->name,
@@ -916,6 +1122,24 @@ absl::StatusOr<v1::SimulatedDevice> SiteSimulator::SetFault(const std::string& t
       }
       break;
     }
+    case Kind::kOcpp: {
+      // Any vendor code, as the charger's StatusNotification carries it
+      // (e.g. a DS60 status code "012252"); on an EVSE: its connector.
+      if (code.empty() || code.size() > 50) {
+        return absl::InvalidArgumentError("an OCPP vendorErrorCode has 1 to 50 characters");
+      }
+      const Evse* evse = FindEvse(target_id);
+      const int connector = evse != nullptr ? evse->config->connector : 0;
+      if (active) {
+        faults.insert(code);
+      } else if (faults.erase(code) == 0) {
+        return not_active();
+      }
+      if (absl::Status s = device->ocpp->SetFault(connector, code, active, clock_.Now()); !s.ok()) {
+        return s;
+      }
+      break;
+    }
     case Kind::kNone:
       break;
   }
@@ -946,6 +1170,10 @@ absl::StatusOr<v1::SimulatedDevice> SiteSimulator::SetResponding(const std::stri
           !s.ok()) {
         return s;
       }
+      break;
+    case Kind::kOcpp:
+      // Not answering = offline: its connection drops and stays down.
+      device->ocpp->SetOnline(responding);
       break;
     case Kind::kNone:
       return absl::FailedPreconditionError(absl::StrCat(
@@ -997,8 +1225,9 @@ grpc::Status SiteSimulator::ListSimulatedDevices(grpc::ServerContext* /*context*
 grpc::Status SiteSimulator::PlugIn(grpc::ServerContext* /*context*/,
                                    const v1::PlugInRequest* request, v1::PlugInResponse* response) {
   absl::StatusOr<v1::SimulatedEvse> evse =
-      PlugIn(request->evse_id(), {request->max_current_a(), request->phases(),
-                                  request->energy_to_full_wh(), request->id_tag()});
+      PlugIn(request->evse_id(),
+             {request->max_current_a(), request->phases(), request->energy_to_full_wh(),
+              request->id_tag(), request->max_power_w()});
   if (!evse.ok()) return ToGrpc(evse.status());
   *response->mutable_evse() = *std::move(evse);
   return grpc::Status::OK;

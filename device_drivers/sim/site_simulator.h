@@ -15,8 +15,16 @@
 //     bus, on the bus's own transport (evgate's UDP virtual bus for
 //     `transport: udp`, SocketCAN on `interface` otherwise), each wallbox at
 //     its address with its Max Current setting = the EVSE's max_current_a.
-//   - OCPP chargers (ds60, ice22_v2x) and generic_meter: not simulated; said
-//     once in the log and listed with the reason.
+//   - OCPP chargers (ds60, ice22_v2x): one OcppChargerSimulator each,
+//     connecting as a charge point to site.yaml `ocpp.local` (the bridge of
+//     the same `evgate run`, or any Central System there) over
+//     OcppChargePointClients, with its charge_point_id and, under security
+//     profile 1, the password of its password_file. Its connectors are the
+//     station's EVSEs (max/min power, efficiency). Not simulated (said
+//     once, listed with the reason): TLS profiles 2 and 3, and a listen
+//     port of 0 (unknown until the bridge starts).
+//   - generic_meter: not simulated; said once in the log and listed with
+//     the reason.
 //
 // Physics, every `physics_period` (on the injected clock):
 //   - building (non-EV) load per grid phase: site.yaml
@@ -32,9 +40,12 @@
 //     its subtree. Its voltage is the nominal voltage less a small drop
 //     across the supply's resistance (`supply_resistance_ohm` x current),
 //     power is V x I (power factor 1), energy integrates that power.
+//   - a DC charger's AC draw is its delivered power / efficiency, spread over
+//     its phases at the nominal voltage; its power follows the composite
+//     limit of the charging profiles the Central System set.
 //   - The off-grid box sees the grid at the nominal voltage; its AC meter 1
-//     (the V2X charger's connection point) reads 0 A, since no V2X charger
-//     is simulated.
+//     (the V2X charger's connection point) reads 0 A: V2X discharge is not
+//     simulated.
 //
 // Start() serves every bus, computes the physics once (meters have values
 // before the first poll), plugs in site.yaml `simulation.vehicles` and starts
@@ -65,6 +76,8 @@
 #include "device_drivers/sim/cabur_wallbox_simulator.h"
 #include "device_drivers/sim/heidelberg_simulator.h"
 #include "device_drivers/sim/modbus_server.h"
+#include "device_drivers/sim/ocpp_charge_point_client.h"
+#include "device_drivers/sim/ocpp_charger_simulator.h"
 #include "device_drivers/sim/offgrid_box_simulator.h"
 #include "device_drivers/sim/sdm630_simulator.h"
 #include "evgate/v1/simulator.grpc.pb.h"
@@ -113,8 +126,10 @@ struct VehicleParams {
   double energy_to_full_wh = 0;  // 0 = site::defaults::kSimVehicleEnergyToFullWh
   // A card the driver taps once a controller has driven the wallbox for
   // `card_tap_delay` (setpoints arrive, no failsafe), as a person taps after
-  // plugging in; empty = none. CAN wallboxes only (they have the reader).
+  // plugging in; empty = none. CAN wallboxes (they have the reader), and
+  // DC chargers, where it is presented at once (Authorize).
   std::string id_tag;
+  double max_power_w = 0;  // DC chargers; 0 = the EVSE's max_power_w
 };
 
 class SiteSimulator final : public Service, public v1::Simulator::Service {
@@ -179,7 +194,7 @@ class SiteSimulator final : public Service, public v1::Simulator::Service {
  private:
   using PhaseArray = std::array<double, 3>;  // by site phase L1..L3
 
-  enum class Kind { kNone, kSdm630, kHeidelberg, kOffGridBox, kCabur };
+  enum class Kind { kNone, kSdm630, kHeidelberg, kOffGridBox, kCabur, kOcpp };
 
   struct Evse;
   struct ModbusBusSim {
@@ -202,8 +217,10 @@ class SiteSimulator final : public Service, public v1::Simulator::Service {
     std::unique_ptr<Sdm630Simulator> meter;
     std::unique_ptr<HeidelbergSimulator> heidelberg;
     std::unique_ptr<OffGridBoxSimulator> box;
-    std::string measures;      // meters: "grid", a circuit id, or ""
-    std::vector<Evse*> evses;  // wallboxes
+    std::unique_ptr<OcppChargerSimulator> ocpp;  // DC chargers
+    std::string ocpp_endpoint;                   // "ocpp ws://host:port/<id>"
+    std::string measures;                        // meters: "grid", a circuit id, or ""
+    std::vector<Evse*> evses;                    // wallboxes
   };
   struct Vehicle {
     double max_current_a = 0;
@@ -229,6 +246,9 @@ class SiteSimulator final : public Service, public v1::Simulator::Service {
 
   SiteSimulator(const site::SiteConfig& config, const Clock& clock, SiteSimulatorOptions options);
   absl::Status Build();
+  // Where an OCPP charger connects, or why it cannot be simulated.
+  absl::StatusOr<OcppClientTarget> OcppTarget(const site::DeviceConfig& device) const;
+  OcppChargerSimConfig OcppChargerConfig(const site::DeviceConfig& device) const;
   void StopServing();
   void RunPhysics();
 
@@ -248,6 +268,8 @@ class SiteSimulator final : public Service, public v1::Simulator::Service {
   v1::SimulatedEvse DescribeEvseLocked(const Evse& evse) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<v1::SimulatedEvse> PlugInLocked(Evse& evse, VehicleParams params)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<v1::SimulatedEvse> PlugInOcppLocked(Evse& evse, VehicleParams params)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const site::SiteConfig& config_;
   const Clock& clock_;
@@ -259,6 +281,8 @@ class SiteSimulator final : public Service, public v1::Simulator::Service {
   std::vector<std::unique_ptr<CanBusSim>> can_buses_;
   std::vector<std::unique_ptr<Device>> devices_;  // simulation.devices order
   std::vector<std::unique_ptr<Evse>> evses_;
+  // The DC chargers' connections; null when none is simulated.
+  std::unique_ptr<OcppChargePointClients> ocpp_clients_;
 
   // Serialises the physics and the control calls, so a meter never shows a
   // half-applied change.

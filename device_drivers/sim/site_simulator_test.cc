@@ -71,7 +71,7 @@ site: {id: sim-test}
 grid: {fuse_limit_a: 63, meter: gm, nominal_voltage_v: 230}
 services: {session_database: /var/lib/evgate/test.db}
 ocpp:
-  local: {listen: 127.0.0.1:9000, security_profile: 0}
+  local: {listen: 127.0.0.1:@OCPP_PORT@, security_profile: 0}
 circuits:
   - {id: garage, parent: grid, limit_a: 32, meter: garage-meter}
   - {id: garage-1ph, parent: garage, phases: [L3], limit_a: [16]}
@@ -106,8 +106,10 @@ class SiteSimulatorTest : public ::testing::Test {
     ASSERT_GT(modbus_port_, 0);
     ASSERT_GT(can_port_, 0);
     const std::string yaml = absl::StrReplaceAll(
-        kSite,
-        {{"@MODBUS_PORT@", absl::StrCat(modbus_port_)}, {"@CAN_PORT@", absl::StrCat(can_port_)}});
+        kSite, {{"@MODBUS_PORT@", absl::StrCat(modbus_port_)},
+                {"@CAN_PORT@", absl::StrCat(can_port_)},
+                // Nobody listens there: the simulated DS60 keeps trying to connect.
+                {"@OCPP_PORT@", absl::StrCat(FreePort(SOCK_STREAM))}});
     site::SiteConfigLoadResult loaded = site::LoadSiteConfig(yaml, "site.yaml");
     ASSERT_TRUE(loaded.ok()) << loaded.ErrorText();
     config_ = std::move(loaded.config);
@@ -313,17 +315,50 @@ TEST_F(SiteSimulatorTest, ControlApiSaysWhatIsWrong) {
   EXPECT_THAT(fault.status().message(), HasSubstr("OCP OVP LVP"));
   EXPECT_EQ(sim_->SetFault("wb1", "ocp", false).status().code(),
             absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(sim_->SetFault("ds60-1", "X", true).status().code(),
-            absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(sim_->SetResponding("ds60-1", false).status().code(),
+  // The DC charger: a vehicle takes a power, its card is presented over
+  // OCPP (no tap), a vendor code has 1 to 50 characters.
+  VehicleParams dc;
+  dc.max_power_w = -5;
+  EXPECT_EQ(sim_->PlugIn("dc1", dc).status().code(), absl::StatusCode::kInvalidArgument);
+  dc.max_power_w = 0;
+  dc.id_tag = "04B2XX";
+  EXPECT_EQ(sim_->PlugIn("dc1", dc).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(sim_->TapCard("dc1", "04B2C3D4").code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(sim_->SetFault("dc1", "", true).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(sim_->SetFault("dc1", "012252", false).status().code(),
             absl::StatusCode::kFailedPrecondition);
 
-  // The OCPP charger is listed, with the reason it is not simulated.
+  // The OCPP charger is simulated, connecting to ocpp.local.
   const v1::ListSimulatedDevicesResponse list = sim_->List();
   const v1::SimulatedDevice& ds60 = Device(list, "ds60-1");
-  EXPECT_FALSE(ds60.simulated());
-  EXPECT_THAT(ds60.not_simulated_reason(), HasSubstr("OCPP"));
+  EXPECT_TRUE(ds60.simulated());
   EXPECT_EQ(ds60.address(), "DS60-1");
+  EXPECT_THAT(ds60.endpoint(), testing::MatchesRegex("ocpp ws://127.0.0.1:[0-9]+/DS60-1"));
+}
+
+TEST_F(SiteSimulatorTest, ADcVehicleWaitsForTheCentralSystemAndDrawsNothingMeanwhile) {
+  VehicleParams dc;
+  dc.max_power_w = 50000;
+  dc.id_tag = "04A1B2C3";
+  absl::StatusOr<v1::SimulatedEvse> plugged = sim_->PlugIn("dc1", dc);
+  ASSERT_TRUE(plugged.ok()) << plugged.status();
+  EXPECT_EQ(plugged->ocpp_status(), "Preparing");
+  EXPECT_EQ(plugged->vehicle().pending_id_tag(), "04A1B2C3");
+  EXPECT_EQ(plugged->vehicle().max_power_w(), 50000);
+  // No Central System: no transaction, so nothing flows (the charger does
+  // not start charging on its own), and the meters see only the rest.
+  Run(absl::Seconds(5));
+  const v1::SimulatedEvse evse = Evse("ds60-1", "dc1");
+  EXPECT_EQ(evse.power_w(), 0);
+  EXPECT_EQ(evse.iec61851_state(), v1::IEC61851_STATE_B);
+  EXPECT_EQ(evse.transaction_id(), 0);
+  ASSERT_TRUE(sim_->SetFault("dc1", "012252", true).ok());
+  EXPECT_EQ(Evse("ds60-1", "dc1").ocpp_status(), "Faulted");
+  EXPECT_THAT(Evse("ds60-1", "dc1").active_faults(), ElementsAre("012252"));
+  ASSERT_TRUE(sim_->Unplug("dc1").ok());
+  EXPECT_EQ(Evse("ds60-1", "dc1").iec61851_state(), v1::IEC61851_STATE_F);
+  ASSERT_TRUE(sim_->SetFault("dc1", "012252", false).ok());
+  EXPECT_EQ(Evse("ds60-1", "dc1").ocpp_status(), "Available");
 }
 
 TEST_F(SiteSimulatorTest, FaultsStopChargingUntilCleared) {

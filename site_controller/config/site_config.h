@@ -386,7 +386,7 @@ struct BuildingLoadConfig {
 // A vehicle the simulator plugs in when it starts, so a demo site charges
 // without anyone touching it.
 struct SimulatedVehicleConfig {
-  std::string evse;  // an AC EVSE of a device in simulation.devices
+  std::string evse;  // an EVSE of a device in simulation.devices
   // The vehicle's on-board charger maximum per phase. Default: the EVSE's
   // max_current_a.
   double max_current_a = 0;
@@ -395,8 +395,12 @@ struct SimulatedVehicleConfig {
   // Energy the battery takes until it is full and stops asking (C -> B).
   double energy_to_full_wh = defaults::kSimVehicleEnergyToFullWh;
   // A card (upper-case hex UID) the driver taps at the wallbox's reader once
-  // a controller drives the wallbox, so a session starts; unset = no tap.
+  // a controller drives the wallbox, so a session starts; at a DC charger it
+  // is presented at plug-in (OCPP Authorize); unset = no tap.
   std::optional<std::string> id_tag;
+  // DC EVSEs: the vehicle's largest charging power. Default: the EVSE's
+  // max_power_w. (max_current_a and phases are for AC EVSEs.)
+  double max_power_w = 0;
   SourceLines source;
 };
 

@@ -146,12 +146,15 @@ TEST(DemoSite, IsValidAndHasTheDocumentedFacts) {
   EXPECT_EQ(c.FindDevice("offgrid-box")->bus, "rs485-1");
   EXPECT_EQ(c.authorization.free_vend_evses, std::vector<std::string>{"wb4"});
   EXPECT_EQ(c.simulation.devices.size(), c.devices.size());
-  ASSERT_THAT(c.simulation.vehicles, SizeIs(2));
+  ASSERT_THAT(c.simulation.vehicles, SizeIs(3));
   EXPECT_EQ(c.simulation.vehicles[0].evse, "wb1");
   EXPECT_EQ(c.simulation.vehicles[0].phases, 3);
   EXPECT_EQ(c.simulation.vehicles[0].id_tag, "04B2C3D4E5F607");
   EXPECT_EQ(c.simulation.vehicles[1].evse, "wb3");
   EXPECT_EQ(c.simulation.vehicles[1].phases, 1);
+  EXPECT_EQ(c.simulation.vehicles[2].evse, "dc1");
+  EXPECT_EQ(c.simulation.vehicles[2].max_power_w, 30000);
+  EXPECT_EQ(c.simulation.vehicles[2].id_tag, "04D4E5F6071829");
   EXPECT_EQ(c.services.session_database, "/var/lib/evgate/demo-sessions.db");
 }
 
@@ -1182,7 +1185,7 @@ devices: [{id: box, profile: v2x_offgrid_box, bus: rs485, address: 2}]
                           "generic_meter"));
 }
 
-TEST(Rule20, SimulatedVehiclesPlugIntoSimulatedAcEvses) {
+TEST(Rule20, SimulatedVehiclesPlugIntoSimulatedEvses) {
   // Lines 5-23: kDevices; the stations and the simulation follow.
   const SiteConfigLoadResult result = Load(absl::StrCat(kDevices, R"(stations:
   - {id: s1, device: wallbox-1, circuit: grid, evses: [{id: wb1, phases: [L2, L3, L1], max_current_a: 20}]}
@@ -1192,7 +1195,7 @@ simulation:
   vehicles:
     - {evse: wb1}
     - {evse: wb1}
-    - {evse: dc1}
+    - {evse: dc1, max_current_a: 16}
     - {evse: wb9}
     - {evse: wb1, max_current_a: 0, phases: 2, energy_to_full_wh: -1}
 )"));
@@ -1201,8 +1204,8 @@ simulation:
       ElementsAre(
           "site.yaml:30: simulation.vehicles[1].evse: EVSE 'wb1' has a vehicle already; one per "
           "EVSE",
-          "site.yaml:31: simulation.vehicles[2].evse: 'dc1' is a DC EVSE; simulated vehicles plug "
-          "into AC EVSEs only",
+          "site.yaml:31: simulation.vehicles[2].max_current_a: 'dc1' is a DC EVSE: its vehicle "
+          "takes max_power_w, not a current or phases",
           "site.yaml:32: simulation.vehicles[3].evse: unknown EVSE 'wb9' (did you mean 'wb1'?); "
           "known: wb1, dc1",
           "site.yaml:33: simulation.vehicles[4].evse: EVSE 'wb1' has a vehicle already; one per "
@@ -1224,6 +1227,23 @@ simulation:
           "site.yaml:28: simulation.vehicles[0].energy_to_full_wh: must be above 0 Wh, got -1",
           "site.yaml:28: simulation.vehicles[0].id_tag: '04:A1' is not a valid card UID; use "
           "8–20 hex digits (an even number, no separators), e.g. \"04A1B2C3D4E5F6\""));
+
+  // A DC vehicle takes a power (default: the EVSE's), an AC one does not.
+  const SiteConfigLoadResult power = Load(absl::StrCat(kDevices, R"(stations:
+  - {id: s1, device: wallbox-1, circuit: grid, evses: [{id: wb1}]}
+  - {id: dc, device: ds60-1, circuit: grid, evses: [{id: dc1, max_power_w: 50000}, {id: dc2, connector: 2}]}
+simulation:
+  devices: [wallbox-1, ds60-1]
+  vehicles:
+    - {evse: wb1, max_power_w: 11000}
+    - {evse: dc1, max_power_w: 0}
+    - {evse: dc2, id_tag: 04A1B2C3}
+)"));
+  EXPECT_THAT(Lines(power),
+              ElementsAre("site.yaml:29: simulation.vehicles[0].max_power_w: 'wb1' is an AC EVSE: "
+                          "its vehicle takes max_current_a and phases",
+                          "site.yaml:30: simulation.vehicles[1].max_power_w: must be above 0 and "
+                          "at most 1000000 W, got 0"));
 
   const SiteConfigLoadResult not_simulated = Load(absl::StrCat(kDevices, R"(stations:
   - {id: s1, device: wallbox-1, circuit: grid, evses: [{id: wb1}]}

@@ -75,6 +75,9 @@ Simulated sites (the simulator service of a demo site):
   sim plug EVSE [--max-current-a A] [--phases 1|3] [--energy-kwh KWH] [--id-tag TAG]
                                              plug a vehicle in (defaults: the EVSE's); with
                                              --id-tag the driver then taps that card
+  sim plug DC_EVSE [--max-power-kw KW] [--energy-kwh KWH] [--id-tag TAG]
+                                             at a DC charger (OCPP): the card is presented
+                                             at once (Authorize, StartTransaction)
   sim unplug EVSE
   sim tap EVSE ID_TAG                        present an RFID card at the EVSE's reader
   sim fault DEVICE|EVSE CODE                 raise a vendor fault, e.g. OCP on a Cabur wallbox
@@ -1100,7 +1103,12 @@ void PrintSimulation(const v1::ListSimulatedDevicesResponse& list, std::ostream&
                     d.responding() ? "answering" : "NOT ANSWERING", now});
     for (const v1::SimulatedEvse& e : d.evses()) {
       std::string vehicle = "-";
-      if (e.has_vehicle()) {
+      if (e.has_vehicle() && e.vehicle().max_power_w() > 0) {
+        // At a DC charger: its power and state of charge.
+        vehicle =
+            absl::StrCat(Fixed(e.vehicle().max_power_w() / 1000, 0), " kW ",
+                         Fixed(e.vehicle().soc_pct(), 0), "%", e.vehicle().full() ? " full" : "");
+      } else if (e.has_vehicle()) {
         vehicle = absl::StrCat(Fixed(e.vehicle().max_current_a(), 0), " A ", e.vehicle().phases(),
                                "ph", e.vehicle().full() ? " full" : "");
       }
@@ -1272,15 +1280,15 @@ int Ctl::Sim() {
     return kExitOk;
   }
   if (verb == "plug") {
-    if (auto s = check({"max-current-a", "phases", "energy-kwh", "id-tag"}, 3,
+    if (auto s = check({"max-current-a", "phases", "energy-kwh", "id-tag", "max-power-kw"}, 3,
                        "plug EVSE [--max-current-a A] [--phases 1|3] [--energy-kwh KWH] "
-                       "[--id-tag TAG]");
+                       "[--id-tag TAG] [--max-power-kw KW]");
         !s.ok()) {
       return Usage(std::string(s.message()));
     }
     v1::PlugInRequest request;
     request.set_evse_id(args_.words[2]);
-    double amps = 0, kwh = 0;
+    double amps = 0, kwh = 0, kw = 0;
     int phases = 0;
     if (args_.Has("max-current-a") &&
         (!absl::SimpleAtod(args_.Get("max-current-a"), &amps) || amps <= 0)) {
@@ -1293,6 +1301,11 @@ int Ctl::Sim() {
     if (args_.Has("energy-kwh") && (!absl::SimpleAtod(args_.Get("energy-kwh"), &kwh) || kwh <= 0)) {
       return Usage("--energy-kwh must be a positive number of kWh");
     }
+    if (args_.Has("max-power-kw") &&
+        (!absl::SimpleAtod(args_.Get("max-power-kw"), &kw) || kw <= 0)) {
+      return Usage("--max-power-kw must be a positive number of kW");
+    }
+    request.set_max_power_w(kw * 1000);
     request.set_max_current_a(amps);
     request.set_phases(phases);
     request.set_energy_to_full_wh(kwh * 1000);
@@ -1301,11 +1314,15 @@ int Ctl::Sim() {
     auto context = Context();
     grpc::Status status = stub->PlugIn(context.get(), request, &response);
     if (!status.ok()) return RpcFailure(status, "sim");
+    const v1::SimulatedVehicle& plugged = response.evse().vehicle();
     print_evse(
         response.evse(),
-        absl::StrCat("vehicle plugged in (", Fixed(response.evse().vehicle().max_current_a(), 1),
-                     " A, ", response.evse().vehicle().phases(), "-phase, full after ",
-                     Fixed(response.evse().vehicle().energy_to_full_wh() / 1000.0, 1), " kWh)"));
+        absl::StrCat("vehicle plugged in (",
+                     plugged.max_power_w() > 0
+                         ? absl::StrCat(Fixed(plugged.max_power_w() / 1000, 1), " kW")
+                         : absl::StrCat(Fixed(plugged.max_current_a(), 1), " A, ", plugged.phases(),
+                                        "-phase"),
+                     ", full after ", Fixed(plugged.energy_to_full_wh() / 1000.0, 1), " kWh)"));
     return kExitOk;
   }
   if (verb == "unplug") {

@@ -342,7 +342,21 @@ class FakeSimulator final : public v1::Simulator::Service {
     v1::SimulatedDevice* ds60 = response->add_devices();
     ds60->set_device_id("ds60-1");
     ds60->set_profile("ds60");
-    ds60->set_not_simulated_reason("OCPP chargers are not simulated yet");
+    ds60->set_simulated(true);
+    ds60->set_responding(true);
+    ds60->set_endpoint("ocpp ws://127.0.0.1:9000/DS60-1");
+    v1::SimulatedEvse* dc = ds60->add_evses();
+    dc->set_evse_id("dc1");
+    dc->mutable_vehicle()->set_max_power_w(30000);
+    dc->mutable_vehicle()->set_soc_pct(42.4);
+    dc->set_iec61851_state(v1::IEC61851_STATE_C);
+    dc->mutable_offered_current_a()->set_l1(19.1);
+    dc->mutable_current_a()->set_l1(19.1);
+    dc->set_session_energy_wh(2500);
+    v1::SimulatedDevice* generic = response->add_devices();
+    generic->set_device_id("sub-meter");
+    generic->set_profile("generic_meter");
+    generic->set_not_simulated_reason("generic meters have an installer-defined register map");
     response->mutable_building_load()->mutable_current_a()->set_l1(12);
     response->mutable_building_load()->mutable_current_a()->set_l2(8);
     response->mutable_building_load()->mutable_current_a()->set_l3(10);
@@ -427,17 +441,21 @@ TEST_F(SimCliTest, ListShowsDevicesEvsesAndTheBuilding) {
             "   grid 40.5/20.0/12.2 A, 16.5 kW\n"
             "wallbox-1    cabur_ev_plus_22kw   can udp vcan-demo 239.255.0.1:15030   NOT "
             "ANSWERING   wb1\n"
-            "ds60-1       ds60                 -                                     not "
-            "simulated   OCPP chargers are not simulated yet\n"
+            "ds60-1       ds60                 ocpp ws://127.0.0.1:9000/DS60-1       answering    "
+            "   dc1\n"
+            "sub-meter    generic_meter        -                                     not "
+            "simulated   generic meters have an installer-defined register map\n"
             "\n"
-            "EVSE   VEHICLE    IEC   OFFERED A (L1/L2/L3)   DRAWN A (L1/L2/L3)   FAILSAFE    "
+            "EVSE   VEHICLE     IEC   OFFERED A (L1/L2/L3)   DRAWN A (L1/L2/L3)   FAILSAFE    "
             "SESSION kWh   FAULTS\n"
-            "wb1    32 A 3ph   C     6.0/-/-                6.0/-/-              YES 6.0 A   "
+            "wb1    32 A 3ph    C     6.0/-/-                6.0/-/-              YES 6.0 A   "
             "1.234         OCP\n"
+            "dc1    30 kW 42%   C     19.1/-/-               19.1/-/-             no          "
+            "2.500         -\n"
             "\n"
             "building load 12.0/8.0/10.0 A (daily profile)\n");
   EXPECT_EQ(Run({"-o", "json", "sim", "list"}), kExitOk) << err_.str();
-  EXPECT_THAT(out_.str(), HasSubstr("\"not_simulated_reason\": \"OCPP chargers"));
+  EXPECT_THAT(out_.str(), HasSubstr("\"not_simulated_reason\": \"generic meters"));
 }
 
 TEST_F(SimCliTest, CommandsSendWhatTheOperatorTyped) {
@@ -451,6 +469,10 @@ TEST_F(SimCliTest, CommandsSendWhatTheOperatorTyped) {
   EXPECT_EQ(simulator_.plug.energy_to_full_wh(), 40000);
   EXPECT_EQ(simulator_.plug.id_tag(), "04B2C3D4");
   EXPECT_EQ(out_.str(), "wb3: vehicle plugged in (16.0 A, 1-phase, full after 40.0 kWh)\n");
+  EXPECT_EQ(Run({"sim", "plug", "dc1", "--max-power-kw", "50", "--id-tag", "04B2C3D4"}), kExitOk)
+      << err_.str();
+  EXPECT_EQ(simulator_.plug.max_power_w(), 50000);
+  EXPECT_EQ(Run({"sim", "plug", "dc1", "--max-power-kw", "-1"}), kExitUsage);
 
   EXPECT_EQ(Run({"sim", "tap", "wb1", "04B2C3D4E5F607"}), kExitOk) << err_.str();
   EXPECT_EQ(simulator_.tap.id_tag(), "04B2C3D4E5F607");

@@ -8,8 +8,8 @@ failures=0
 fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
 
 out=$("$driver" --random_inputs=1000 "$data/example_fuzzer_corpus" 2>&1) || fail "clean corpus failed: $out"
-echo "$out" | grep -q "2 corpus files" || fail "clean corpus: expected 2 corpus files: $out"
-echo "$out" | grep -q "seed 20261121" || fail "the seed is not printed: $out"
+grep <<<"$out" -q "2 corpus files" || fail "clean corpus: expected 2 corpus files: $out"
+grep <<<"$out" -q "seed 20261121" || fail "the seed is not printed: $out"
 
 "$driver" --random_inputs=0 "$data/example_crash_corpus" >/dev/null 2>&1 &&
   fail "a crashing corpus input passed"

@@ -644,9 +644,12 @@ class Parser {
         if (const EvseConfig* evse = c_.FindEvse(vehicle.evse); evse != nullptr && evse->ac) {
           vehicle.max_current_a = evse->ac->max_current_a;
           vehicle.phases = evse->phases.size() == 1 ? 1 : 3;
+        } else if (evse != nullptr && evse->dc) {
+          vehicle.max_power_w = evse->dc->max_power_w;
         }
         vr.Number("max_current_a", &vehicle.max_current_a);
         vr.Integer("phases", &vehicle.phases);
+        vr.Number("max_power_w", &vehicle.max_power_w);
         vr.Number("energy_to_full_wh", &vehicle.energy_to_full_wh);
         if (vr.String("id_tag", &vehicle.id_tag)) {
           vehicle.id_tag = absl::AsciiStrToUpper(*vehicle.id_tag);

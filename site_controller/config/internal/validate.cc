@@ -1421,18 +1421,31 @@ class Validator {
                            "device can have a simulated vehicle"));
         continue;
       }
-      if (!evse->second->ac) {
-        Error(s, "evse",
-              absl::StrCat("'", vehicle.evse,
-                           "' is a DC EVSE; simulated vehicles plug into AC EVSEs only"));
-        continue;
-      }
-      if (!(vehicle.max_current_a > 0 && vehicle.max_current_a <= 80)) {
-        Error(s, "max_current_a",
-              absl::StrCat("must be above 0 and at most 80 A, got ", Num(vehicle.max_current_a)));
-      }
-      if (vehicle.phases != 1 && vehicle.phases != 3) {
-        Error(s, "phases", absl::StrCat("must be 1 or 3, got ", vehicle.phases));
+      if (evse->second->dc) {
+        if (!(vehicle.max_power_w > 0 && vehicle.max_power_w <= 1e6)) {
+          Error(s, "max_power_w",
+                absl::StrCat("must be above 0 and at most 1000000 W, got ",
+                             Num(vehicle.max_power_w)));
+        }
+        if (vehicle.max_current_a != 0 || vehicle.phases != 0) {
+          Error(s, vehicle.max_current_a != 0 ? "max_current_a" : "phases",
+                absl::StrCat("'", vehicle.evse,
+                             "' is a DC EVSE: its vehicle takes max_power_w, not a current or "
+                             "phases"));
+        }
+      } else {
+        if (vehicle.max_power_w != 0) {
+          Error(s, "max_power_w",
+                absl::StrCat("'", vehicle.evse,
+                             "' is an AC EVSE: its vehicle takes max_current_a and phases"));
+        }
+        if (!(vehicle.max_current_a > 0 && vehicle.max_current_a <= 80)) {
+          Error(s, "max_current_a",
+                absl::StrCat("must be above 0 and at most 80 A, got ", Num(vehicle.max_current_a)));
+        }
+        if (vehicle.phases != 1 && vehicle.phases != 3) {
+          Error(s, "phases", absl::StrCat("must be 1 or 3, got ", vehicle.phases));
+        }
       }
       if (!(vehicle.energy_to_full_wh > 0)) {
         Error(s, "energy_to_full_wh",
@@ -1447,11 +1460,12 @@ class Validator {
                              " is not a valid card UID; use 8–20 hex digits "
                              "(an even number, no separators), e.g. \"04A1B2C3D4E5F6\""));
         } else if (wallbox != nullptr && wallbox->profile != nullptr &&
-                   wallbox->profile->bus != BusKind::kCan) {
+                   wallbox->profile->bus != BusKind::kCan &&
+                   wallbox->profile->bus != BusKind::kOcpp) {
           Error(s, "id_tag",
                 absl::StrCat("device '", device, "' (", wallbox->profile->name,
                              ") has no RFID reader evgate can read; only the CAN wallboxes "
-                             "report card taps"));
+                             "and the OCPP chargers report cards"));
         }
       }
     }
