@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -17,6 +18,9 @@ using allocation::kPhaseCount;
 
 // Slack for comparing setpoints computed through different float paths.
 constexpr double kEps = 1e-9;
+// A lowered EVSE measured within this of its new setpoint has followed (meter resolution and
+// the vehicle's own regulation).
+constexpr double kFollowedA = 0.5;
 
 double FloorToStep(double value, double step) { return std::floor(value / step + kEps) * step; }
 
@@ -213,6 +217,14 @@ absl::Status ControlPolicy::ApplyEvseUpdate(const EvseUpdate& update) {
   } else if (e.measured_w) {
     rt.last_measured_a = std::max(0.0, DcAmps(e, *e.measured_w));
   }
+  if (rt.releasing_a && rt.last_measured_a && (e.measured_a || e.measured_w) &&
+      update.at >= rt.releasing_since) {
+    // Measured since it was lowered: it draws at most that now, and has followed once that is
+    // its setpoint.
+    rt.releasing_a = std::min(*rt.releasing_a, *rt.last_measured_a);
+    const double setpoint_a = std::max(0.0, sent_[*index].current_a);
+    if (*rt.releasing_a <= setpoint_a + kFollowedA) rt.releasing_a.reset();
+  }
   if (update.soc_pct) e.soc_pct = update.soc_pct;
   if (update.session_energy_wh) e.session_energy_wh = *update.session_energy_wh;
   return absl::OkStatus();
@@ -361,6 +373,90 @@ double ControlPolicy::WorstCaseA(int i, bool commandable) const {
   return std::max({failsafe, rt.last_measured_a.value_or(0.0), accepted.value_or(0.0)});
 }
 
+double ControlPolicy::NextValue(int i, double target, double prev, bool failsafe) {
+  const Evse& e = input_.evses[i];
+  EvseRuntime& rt = evse_rt_[i];
+  const bool ac = e.type == EvseType::kAc;
+  const double unit = ac ? 1.0 : WattsPerAmp(e, input_.grid.nominal_voltage_v);
+  // A failsafe value is applied at once, also when it is an increase: it was counted already.
+  const bool fixed = failsafe || e.reserved_a.has_value();
+  if (fixed || target <= prev + kEps) {
+    rt.ramp_anchor = absl::InfinitePast();  // at or above target: nothing pending
+    return target;
+  }
+  // An increase: ramp from when it became pending, send only steps ≥ the hysteresis.
+  if (rt.ramp_anchor == absl::InfinitePast()) rt.ramp_anchor = now_;
+  const double ramp = params_.ramp_up_a_per_s * unit * absl::ToDoubleSeconds(now_ - rt.ramp_anchor);
+  double next = std::min(target, prev + ramp);
+  if (ac) {
+    if (prev <= 0) next = std::max(next, e.min_a);  // resume: nothing between 0 and min
+    next = std::min(target, std::max(prev, FloorToStep(next, e.step_a)));
+  } else if (prev <= 0 && next < e.min_w) {
+    next = std::min(target, e.min_w);
+  }
+  const bool resume = prev <= 0 && next > 0;
+  if (!resume && next - prev < params_.hysteresis_a * unit - kEps) next = prev;
+  if (next > prev + kEps) rt.ramp_anchor = now_;  // the next step ramps from here
+  return next;
+}
+
+void ControlPolicy::HoldIncreasesForVehicleLag(const allocation::Allocation& target,
+                                               const std::vector<double>& prev,
+                                               std::vector<double>& next) {
+  if (target.failsafe || target.circuits.size() != meters_.size()) return;
+  const double volts = input_.grid.nominal_voltage_v;
+  auto amps = [&](size_t i, double value) {
+    const Evse& e = input_.evses[i];
+    return std::max(0.0, e.type == EvseType::kAc ? value : value / WattsPerAmp(e, volts));
+  };
+  // What lowered EVSEs may still draw above their new setpoints, per node and site phase.
+  excess_buf_.assign(meters_.size(), {0, 0, 0});
+  bool any = false;
+  for (size_t i = 0; i < next.size(); ++i) {
+    const EvseRuntime& rt = evse_rt_[i];
+    if (!rt.releasing_a || input_.evses[i].reserved_a) continue;
+    const double t = *rt.releasing_a - amps(i, next[i]);
+    if (t <= kEps) continue;
+    any = true;
+    for (allocation::Phase p : input_.evses[i].phases) {
+      for (int k = evse_node_[i]; k >= 0; k = parent_[k]) excess_buf_[k][static_cast<int>(p)] += t;
+    }
+  }
+  if (!any) return;
+  // The room on each node and phase: the allocation's headroom, plus what increases still
+  // ramping towards their targets leave unused.
+  room_buf_.assign(meters_.size(), {0, 0, 0});
+  for (size_t k = 0; k < meters_.size(); ++k) {
+    for (int p = 0; p < allocation::kPhaseCount; ++p) {
+      const std::optional<double>& h = target.circuits[k].headroom_a[p];
+      room_buf_[k][p] = h ? *h : std::numeric_limits<double>::infinity();
+    }
+  }
+  for (size_t i = 0; i < next.size(); ++i) {
+    if (!(next[i] > prev[i] + kEps)) continue;
+    const allocation::EvseAllocation& a = target.evses[i];
+    const double unused = std::max(0.0, (a.paused ? 0.0 : a.current_a) - amps(i, next[i]));
+    for (allocation::Phase p : input_.evses[i].phases) {
+      for (int k = evse_node_[i]; k >= 0; k = parent_[k])
+        room_buf_[k][static_cast<int>(p)] += unused;
+    }
+  }
+  for (size_t i = 0; i < next.size(); ++i) {
+    if (!(next[i] > prev[i] + kEps) || input_.evses[i].reserved_a) continue;
+    bool hold = false;
+    for (allocation::Phase p : input_.evses[i].phases) {
+      const int q = static_cast<int>(p);
+      for (int k = evse_node_[i]; k >= 0 && !hold; k = parent_[k]) {
+        hold = excess_buf_[k][q] > room_buf_[k][q] + kEps;
+      }
+    }
+    if (hold) {
+      next[i] = prev[i];
+      evse_rt_[i].ramp_anchor = now_;  // it ramps from when it may go
+    }
+  }
+}
+
 absl::StatusOr<Decision> ControlPolicy::Recompute() {
   if (absl::Status status = Expire(); !status.ok()) return status;
   const double now_s = Seconds(now_);
@@ -408,6 +504,9 @@ absl::StatusOr<Decision> ControlPolicy::Recompute() {
     } else {
       e.setpoint_w = sent_[i].power_w;
     }
+    if (rt.releasing_a && (now_ >= rt.releasing_until || !(e.measured_a || e.measured_w))) {
+      evse_rt_[i].releasing_a.reset();  // followed in time, or no measurement to hold it by
+    }
     const bool reserve = subtree_failed[evse_node_[i]] || !rt.commandable;
     e.reserved_a = reserve ? std::optional<double>(WorstCaseA(static_cast<int>(i), rt.commandable))
                            : std::nullopt;
@@ -430,44 +529,45 @@ absl::StatusOr<Decision> ControlPolicy::Recompute() {
     }
   }
   const double volts = input_.grid.nominal_voltage_v;
-  for (size_t i = 0; i < input_.evses.size(); ++i) {
+  const size_t count = input_.evses.size();
+  std::vector<double>& prev = prev_buf_;
+  std::vector<double>& next = next_buf_;
+  prev.assign(count, 0.0);
+  next.assign(count, 0.0);
+  for (size_t i = 0; i < count; ++i) {
+    const Evse& e = input_.evses[i];
+    const allocation::EvseAllocation& a = out->evses[i];
+    const bool ac = e.type == EvseType::kAc;
+    prev[i] = ac ? sent_[i].current_a : sent_[i].power_w;
+    next[i] = NextValue(static_cast<int>(i),
+                        ac ? (a.paused ? 0.0 : a.current_a) : (a.paused ? 0.0 : a.power_w), prev[i],
+                        out->failsafe);
+    if (!out->failsafe && !e.reserved_a && next[i] < prev[i] - kEps && prev[i] > 0 &&
+        (e.measured_a || e.measured_w)) {
+      // Lowered: until its vehicle follows, it may still draw what it was offered before.
+      EvseRuntime& rt = evse_rt_[i];
+      const double was_a = ac ? prev[i] : prev[i] / WattsPerAmp(e, volts);
+      rt.releasing_a = rt.releasing_a ? std::max(*rt.releasing_a, was_a) : was_a;
+      rt.releasing_since = now_;
+      rt.releasing_until = now_ + absl::Seconds(params_.ev_response_s);
+    }
+  }
+  HoldIncreasesForVehicleLag(*out, prev, next);
+  for (size_t i = 0; i < count; ++i) {
     const Evse& e = input_.evses[i];
     EvseRuntime& rt = evse_rt_[i];
-    const allocation::EvseAllocation& a = out->evses[i];
     const Setpoint prev_sp = sent_[i];
     const bool ac = e.type == EvseType::kAc;
-    const double prev = ac ? prev_sp.current_a : prev_sp.power_w;
-    const double target = ac ? (a.paused ? 0.0 : a.current_a) : (a.paused ? 0.0 : a.power_w);
-    const double unit = ac ? 1.0 : WattsPerAmp(e, volts);  // setpoint units per A
-    double next = target;
-    // A failsafe value is applied at once, also when it is an increase: it was counted already.
-    const bool fixed = out->failsafe || e.reserved_a.has_value();
-    if (!fixed && target > prev + kEps) {
-      // An increase: ramp from when it became pending, send only steps ≥ the hysteresis.
-      if (rt.ramp_anchor == absl::InfinitePast()) rt.ramp_anchor = now_;
-      const double ramp =
-          params_.ramp_up_a_per_s * unit * absl::ToDoubleSeconds(now_ - rt.ramp_anchor);
-      next = std::min(target, prev + ramp);
-      if (ac) {
-        if (prev <= 0) next = std::max(next, e.min_a);  // resume: nothing between 0 and min
-        next = std::min(target, std::max(prev, FloorToStep(next, e.step_a)));
-      } else if (prev <= 0 && next < e.min_w) {
-        next = std::min(target, e.min_w);
-      }
-      const bool resume = prev <= 0 && next > 0;
-      if (!resume && next - prev < params_.hysteresis_a * unit - kEps) next = prev;
-      if (next > prev + kEps) rt.ramp_anchor = now_;  // the next step ramps from here
-    } else {
-      rt.ramp_anchor = absl::InfinitePast();  // at or above target: nothing pending
-    }
+    const double was = prev[i];
+    const double now_value = next[i];
     // Rotation bookkeeping for the engine's ranking.
     if (!e.active) {
       rt.running_since_s.reset();
       rt.paused_since_s.reset();
-    } else if (next != 0 && prev == 0) {
+    } else if (now_value != 0 && was == 0) {
       rt.running_since_s = now_s;
       rt.paused_since_s.reset();
-    } else if (next == 0 && prev != 0) {
+    } else if (now_value == 0 && was != 0) {
       rt.paused_since_s = now_s;
       rt.running_since_s.reset();
     }
@@ -475,17 +575,18 @@ absl::StatusOr<Decision> ControlPolicy::Recompute() {
     sp.evse = e.id;
     sp.type = e.type;
     if (ac) {
-      sp.current_a = next;
-      sp.power_w = next * WattsPerAmp(e, volts);
+      sp.current_a = now_value;
+      sp.power_w = now_value * WattsPerAmp(e, volts);
     } else {
-      sp.power_w = next;
+      sp.power_w = now_value;
       const double n_v = static_cast<double>(e.phases.size()) * volts;
-      sp.current_a = next >= 0 ? next / (n_v * e.efficiency) : next * e.efficiency / n_v;
+      sp.current_a =
+          now_value >= 0 ? now_value / (n_v * e.efficiency) : now_value * e.efficiency / n_v;
     }
-    sp.paused = next == 0;
+    sp.paused = now_value == 0;
     sp.commandable = rt.commandable;
     sp.failsafe = out->failsafe || subtree_failed[evse_node_[i]];
-    sp.changed = !dispatched_once_ || next != prev || sp.paused != prev_sp.paused;
+    sp.changed = !dispatched_once_ || now_value != was || sp.paused != prev_sp.paused;
     d.any_changed |= sp.changed;
     d.setpoints.push_back(sp);
   }

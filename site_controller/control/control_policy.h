@@ -7,6 +7,13 @@
 //    power), counted from when the increase became pending, and hysteretic: an increase smaller
 //    than hysteresis_a is not sent (a paused AC EVSE resumes at its minimum at once, since no
 //    value between 0 and the minimum exists);
+//  - the current a decrease frees is given to no one until the vehicle has followed: while an
+//    EVSE with its own measurement was lowered less than ev_response_s ago and has not been
+//    measured at its new setpoint, it counts at what it may still draw (its setpoint before the
+//    decrease, or the lower current measured since), and on a circuit phase where that does not
+//    fit the room left, the increases under that circuit wait (their ramp restarts once they
+//    go). An EVSE without a measurement needs no hold: the meters above it show a car that has
+//    not followed as load, and the engine counts it so;
 //  - a grid meter sample older than meter_timeout_s (or none yet, or invalid) gives the failsafe
 //    setpoints at once, flagged; the next fresh sample recovers (increases ramp from the failsafe
 //    values);
@@ -181,6 +188,11 @@ class ControlPolicy {
     bool commandable = true;
     std::optional<AcceptedSetpoint> last_accepted;
     std::optional<double> last_measured_a;  // per-phase A (max over phases; DC: its AC current)
+    // After a decrease, until its vehicle has followed: the most it may still draw (per wired
+    // phase A, DC as AC current), since when (monotonic) and until when at the latest.
+    std::optional<double> releasing_a;
+    absl::Time releasing_since = absl::InfinitePast();
+    absl::Time releasing_until = absl::InfinitePast();
   };
   // The meter of a node (0 grid, 1 + circuit).
   struct NodeMeter {
@@ -212,6 +224,13 @@ class ControlPolicy {
   std::string NodeFailure(int n) const;
   // The worst case EVSE `i` can draw now, per wired phase in A, when it is not controlled.
   double WorstCaseA(int i, bool commandable) const;
+  // The value EVSE `i` is sent now for the engine's `target` (setpoint units): decreases and
+  // failsafe values at once, increases ramped and hysteretic.
+  double NextValue(int i, double target, double prev, bool failsafe);
+  // Holds back the increases in `next` (setpoint units, by EVSE) under every circuit phase where
+  // the current that decreased EVSEs may still draw does not fit the room the allocation left.
+  void HoldIncreasesForVehicleLag(const allocation::Allocation& target,
+                                  const std::vector<double>& prev, std::vector<double>& next);
   // Per-phase A of a DC power at the vehicle (charging > 0).
   double DcAmps(const allocation::Evse& e, double w) const;
 
@@ -228,6 +247,11 @@ class ControlPolicy {
   std::vector<EvseRuntime> evse_rt_;
   std::map<int, NodeLimits> dynamic_;  // by node index
   std::vector<Setpoint> sent_;
+  // Recompute()'s scratch buffers, kept to avoid allocations per decision.
+  std::vector<double> prev_buf_;
+  std::vector<double> next_buf_;
+  std::vector<allocation::PhaseValues> excess_buf_;
+  std::vector<allocation::PhaseValues> room_buf_;
   bool failsafe_ = false;
   bool dispatched_once_ = false;  // the first decision sends every setpoint
 };

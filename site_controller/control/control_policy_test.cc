@@ -146,6 +146,75 @@ TEST_F(ControlPolicyTest, DecreasesAreImmediate) {
   EXPECT_LE(A(d, 0) + A(d, 1), 7 + 1e-9);
 }
 
+// a charges alone at 32 A, measured; then b plugs in and the fair split is 16 A each.
+class VehicleLagTest : public ControlPolicyTest {
+ protected:
+  Decision LowerAForB() {
+    Grid(0, 0);
+    Plug("a", 0);
+    for (double t = 1; t <= 6; ++t) Follow(t);
+    Sample(6.5, 32);
+    return Plug("b", 7);
+  }
+  // One poll: a measured at `a_draws`, the grid meter seeing it (b draws nothing yet).
+  Decision Sample(double t, double a_draws) {
+    EvseUpdate u;
+    u.evse = "a";
+    u.at = At(t);
+    u.active = true;
+    u.measured_a = std::vector<double>{a_draws, a_draws, a_draws};
+    return Ok(policy_->OnSamples({{"grid", At(t), {a_draws, a_draws, a_draws}}}, {u}, At(t)));
+  }
+};
+
+TEST_F(VehicleLagTest, CurrentFreedByADecreaseWaitsUntilTheVehicleIsMeasuredAtItsSetpoint) {
+  Decision d = LowerAForB();
+  EXPECT_NEAR(d.target.evses[1].current_a, 16, 1e-9);
+  EXPECT_NEAR(A(d, 0), 16, 1e-9) << "the decrease is sent at once";
+  // a's car may draw 32 A for seconds yet: b's 6 A on top would be 38 A on a 32 A fuse.
+  EXPECT_EQ(A(d, 1), 0) << "b waits";
+  d = Sample(7.5, 31.8);  // measured after the decrease, not followed yet
+  EXPECT_EQ(A(d, 1), 0);
+  d = Sample(8, 24);  // coming down: 8 A more of room, b's 6 A fit now
+  EXPECT_NEAR(A(d, 1), 6, 1e-9);
+  d = Sample(8.5, 16.2);  // followed
+  EXPECT_NEAR(A(d, 0), 16, 1e-9);
+  EXPECT_GT(A(d, 1), 6) << "b ramps";
+}
+
+TEST_F(VehicleLagTest, AMeasurementFromBeforeTheDecreaseReleasesNothing) {
+  LowerAForB();
+  EvseUpdate old;  // delivered late: measured at 6.9 s, before the decrease at 7 s
+  old.evse = "a";
+  old.at = At(6.9);
+  old.active = true;
+  old.measured_a = std::vector<double>{16, 16, 16};
+  Decision d = Ok(policy_->OnEvseUpdate(old));
+  EXPECT_EQ(A(d, 1), 0);
+}
+
+TEST_F(VehicleLagTest, WithoutANewMeasurementTheHoldEndsAfterTheVehicleResponseTime) {
+  ASSERT_DOUBLE_EQ(policy_->params().ev_response_s, 5);
+  Decision d = LowerAForB();
+  ASSERT_EQ(A(d, 1), 0);
+  for (double t = 8; t <= 11; ++t) Grid(t, 32);  // the grid meter only; a is not polled
+  d = Grid(11.9, 32);
+  EXPECT_EQ(A(d, 1), 0) << "4.9 s after the decrease";
+  d = Grid(12, 32);
+  EXPECT_GT(A(d, 1), 0) << "IEC 61851-1's 5 s have passed";
+}
+
+TEST_F(VehicleLagTest, AnEvseWithoutItsOwnMeasurementHoldsNothing) {
+  // Without a's measurement the grid meter shows its car's lag as building load, and the
+  // engine already counts it: no hold on top.
+  Grid(0, 0);
+  Plug("a", 0);
+  for (double t = 1; t <= 6; ++t) Follow(t);
+  Decision d = Plug("b", 7);
+  EXPECT_NEAR(A(d, 0), 16, 1e-9);
+  EXPECT_NEAR(A(d, 1), 6, 1e-9);
+}
+
 TEST_F(ControlPolicyTest, StaleGridMeterGivesFailsafeAndAFreshSampleRecovers) {
   Decision d = Plug("a", 0);
   EXPECT_TRUE(d.failsafe) << "no reading yet";

@@ -30,6 +30,10 @@ struct ControlParams {
   // default is the longest any backend can program (Modbus watchdog register: 65.535 s; CAN
   // WatchdogConfig: 60 s), so the fallback is proven, not assumed.
   double device_watchdog_s = 65.535;
+  // How long a vehicle may take to follow a lowered offer (IEC 61851-1: 5 s after a PWM duty
+  // cycle change). Until it has, or a measurement shows it did, the current a decrease frees is
+  // not given to anyone else.
+  double ev_response_s = 5.0;
 };
 
 ControlParams ControlParamsFromConfig(const site::ControllerConfig& controller);
