@@ -5,7 +5,8 @@
 //
 // Reports and checks:
 //  - overload: ampere-seconds above a fuse limit (grid 63 A, garage 32 A, per phase) that are
-//    not explained by a vehicle still within its 5 s lag after a decrease; must be 0;
+//    not explained by a vehicle still within its 5 s lag after a decrease; must be 0; and the
+//    raw overload, lag included, below 1 A·s;
 //  - energy delivered against the ideal: the same day with vehicles that follow instantly and
 //    a controller without ramp or hysteresis (the engine's allocation, integrated).
 //
@@ -327,6 +328,10 @@ TEST(ClosedLoopSimulation, TwentyFourHoursWithoutUnexplainedOverload) {
       seed, real.overload_as, real.raw_overload_as, real.energy_wh / 1000, ideal.energy_wh / 1000,
       100 * ratio, real.failsafe_s, real.decisions_with_changes);
   EXPECT_EQ(real.overload_as, 0) << "seed " << seed;
+  // What lagging cars explain is tolerated above, but the controller must not cause it: current
+  // a decrease frees is not handed out while the lowered car may still draw it (75.9 A·s for
+  // seed 1 when it was). What remains is building load rising faster than cars can follow.
+  EXPECT_LT(real.raw_overload_as, 1.0) << "seed " << seed;
   EXPECT_EQ(ideal.overload_as, 0) << "seed " << seed;
   EXPECT_EQ(real.failsafe_s, 0) << "the meter is sampled every second";
   EXPECT_GT(ideal.energy_wh, 100000) << "the day must exercise the site";

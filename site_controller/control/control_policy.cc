@@ -18,9 +18,6 @@ using allocation::kPhaseCount;
 
 // Slack for comparing setpoints computed through different float paths.
 constexpr double kEps = 1e-9;
-// A lowered EVSE measured within this of its new setpoint has followed (meter resolution and
-// the vehicle's own regulation).
-constexpr double kFollowedA = 0.5;
 
 double FloorToStep(double value, double step) { return std::floor(value / step + kEps) * step; }
 
@@ -216,14 +213,6 @@ absl::Status ControlPolicy::ApplyEvseUpdate(const EvseUpdate& update) {
     rt.last_measured_a = a;
   } else if (e.measured_w) {
     rt.last_measured_a = std::max(0.0, DcAmps(e, *e.measured_w));
-  }
-  if (rt.releasing_a && rt.last_measured_a && (e.measured_a || e.measured_w) &&
-      update.at >= rt.releasing_since) {
-    // Measured since it was lowered: it draws at most that now, and has followed once that is
-    // its setpoint.
-    rt.releasing_a = std::min(*rt.releasing_a, *rt.last_measured_a);
-    const double setpoint_a = std::max(0.0, sent_[*index].current_a);
-    if (*rt.releasing_a <= setpoint_a + kFollowedA) rt.releasing_a.reset();
   }
   if (update.soc_pct) e.soc_pct = update.soc_pct;
   if (update.session_energy_wh) e.session_energy_wh = *update.session_energy_wh;
@@ -504,9 +493,7 @@ absl::StatusOr<Decision> ControlPolicy::Recompute() {
     } else {
       e.setpoint_w = sent_[i].power_w;
     }
-    if (rt.releasing_a && (now_ >= rt.releasing_until || !(e.measured_a || e.measured_w))) {
-      evse_rt_[i].releasing_a.reset();  // followed in time, or no measurement to hold it by
-    }
+    if (rt.releasing_a && now_ >= rt.releasing_until) evse_rt_[i].releasing_a.reset();
     const bool reserve = subtree_failed[evse_node_[i]] || !rt.commandable;
     e.reserved_a = reserve ? std::optional<double>(WorstCaseA(static_cast<int>(i), rt.commandable))
                            : std::nullopt;
@@ -542,13 +529,11 @@ absl::StatusOr<Decision> ControlPolicy::Recompute() {
     next[i] = NextValue(static_cast<int>(i),
                         ac ? (a.paused ? 0.0 : a.current_a) : (a.paused ? 0.0 : a.power_w), prev[i],
                         out->failsafe);
-    if (!out->failsafe && !e.reserved_a && next[i] < prev[i] - kEps && prev[i] > 0 &&
-        (e.measured_a || e.measured_w)) {
-      // Lowered: until its vehicle follows, it may still draw what it was offered before.
+    if (!out->failsafe && !e.reserved_a && next[i] < prev[i] - kEps && prev[i] > 0) {
+      // Lowered: for the vehicle's response time it may still draw what it was offered before.
       EvseRuntime& rt = evse_rt_[i];
       const double was_a = ac ? prev[i] : prev[i] / WattsPerAmp(e, volts);
       rt.releasing_a = rt.releasing_a ? std::max(*rt.releasing_a, was_a) : was_a;
-      rt.releasing_since = now_;
       rt.releasing_until = now_ + absl::Seconds(params_.ev_response_s);
     }
   }

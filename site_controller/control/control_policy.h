@@ -7,13 +7,12 @@
 //    power), counted from when the increase became pending, and hysteretic: an increase smaller
 //    than hysteresis_a is not sent (a paused AC EVSE resumes at its minimum at once, since no
 //    value between 0 and the minimum exists);
-//  - the current a decrease frees is given to no one until the vehicle has followed: while an
-//    EVSE with its own measurement was lowered less than ev_response_s ago and has not been
-//    measured at its new setpoint, it counts at what it may still draw (its setpoint before the
-//    decrease, or the lower current measured since), and on a circuit phase where that does not
-//    fit the room left, the increases under that circuit wait (their ramp restarts once they
-//    go). An EVSE without a measurement needs no hold: the meters above it show a car that has
-//    not followed as load, and the engine counts it so;
+//  - the current a decrease frees is given to no one for the vehicle's response time
+//    (ev_response_s): until then the lowered EVSE counts at the highest value it was offered
+//    within that time, because its vehicle may still be following any of them (a car measured
+//    at its new setpoint may be on its way up to an older, higher offer). On a circuit phase
+//    where that does not fit the room the allocation left, the increases under that circuit
+//    wait (their ramp restarts once they go);
 //  - a grid meter sample older than meter_timeout_s (or none yet, or invalid) gives the failsafe
 //    setpoints at once, flagged; the next fresh sample recovers (increases ramp from the failsafe
 //    values);
@@ -188,10 +187,9 @@ class ControlPolicy {
     bool commandable = true;
     std::optional<AcceptedSetpoint> last_accepted;
     std::optional<double> last_measured_a;  // per-phase A (max over phases; DC: its AC current)
-    // After a decrease, until its vehicle has followed: the most it may still draw (per wired
-    // phase A, DC as AC current), since when (monotonic) and until when at the latest.
+    // After a decrease, for its vehicle's response time: the most it may still draw (per wired
+    // phase A, DC as AC current) and until when.
     std::optional<double> releasing_a;
-    absl::Time releasing_since = absl::InfinitePast();
     absl::Time releasing_until = absl::InfinitePast();
   };
   // The meter of a node (0 grid, 1 + circuit).

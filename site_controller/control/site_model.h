@@ -31,8 +31,7 @@ struct ControlParams {
   // WatchdogConfig: 60 s), so the fallback is proven, not assumed.
   double device_watchdog_s = 65.535;
   // How long a vehicle may take to follow a lowered offer (IEC 61851-1: 5 s after a PWM duty
-  // cycle change). Until it has, or a measurement shows it did, the current a decrease frees is
-  // not given to anyone else.
+  // cycle change). For that long the current a decrease frees is given to no one else.
   double ev_response_s = 5.0;
 };
 
