@@ -29,7 +29,7 @@
 #include "absl/time/time.h"
 #include "evgate/v1/device.grpc.pb.h"
 #include "grpcpp/channel.h"
-#include "services/load_balancer/stream_follower.h"
+#include "runtime/stream_follower.h"
 
 namespace evgate::load_balancer {
 

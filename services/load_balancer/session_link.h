@@ -17,7 +17,7 @@
 #include "absl/status/status.h"
 #include "evgate/v1/session.grpc.pb.h"
 #include "grpcpp/channel.h"
-#include "services/load_balancer/stream_follower.h"
+#include "runtime/stream_follower.h"
 
 namespace evgate::load_balancer {
 

@@ -2,13 +2,14 @@
 // callback, and when the stream breaks (peer restarted, network) reports the
 // loss, waits with exponential backoff (100 ms doubling to 2 s) and opens it
 // again. The load balancer follows the device drivers' WatchDevices and the
-// session service's WatchSessions this way; a new stream starts with fresh
-// snapshots, so the callbacks need no other recovery.
+// session service's WatchSessions this way, the metrics exporter the load
+// balancer's WatchAllocations; a new stream starts with fresh snapshots, so
+// the callbacks need no other recovery.
 //
 // Thread-safety: Start()/Stop() from one thread; the callbacks run on the
 // follower's own thread, one at a time.
-#ifndef EVGATE_SERVICES_LOAD_BALANCER_STREAM_FOLLOWER_H_
-#define EVGATE_SERVICES_LOAD_BALANCER_STREAM_FOLLOWER_H_
+#ifndef EVGATE_RUNTIME_STREAM_FOLLOWER_H_
+#define EVGATE_RUNTIME_STREAM_FOLLOWER_H_
 
 #include <algorithm>
 #include <functional>
@@ -26,7 +27,7 @@
 #include "runtime/grpc_status.h"
 #include "runtime/log.h"
 
-namespace evgate::load_balancer {
+namespace evgate {
 
 template <typename Response>
 class StreamFollower {
@@ -36,8 +37,10 @@ class StreamFollower {
   using OnMessage = std::function<void(const Response&)>;
   using OnDown = std::function<void(const absl::Status&)>;
 
-  // `what`: for log lines, e.g. "device driver 127.0.0.1:50051".
-  StreamFollower(std::string what, Open open) : what_(std::move(what)), open_(std::move(open)) {}
+  // `what`: for log lines, e.g. "device driver 127.0.0.1:50051"; `logger`:
+  // the service whose log they go to, e.g. "load_balancer".
+  StreamFollower(std::string what, Open open, std::string logger = "load_balancer")
+      : what_(std::move(what)), open_(std::move(open)), logger_(std::move(logger)) {}
   ~StreamFollower() { Stop(); }
   StreamFollower(const StreamFollower&) = delete;
   StreamFollower& operator=(const StreamFollower&) = delete;
@@ -62,7 +65,7 @@ class StreamFollower {
   static constexpr absl::Duration kMaxBackoff = absl::Seconds(2);
 
   void Run(const OnMessage& on_message, const OnDown& on_down) {
-    static const log::Logger kLog("load_balancer");
+    const log::Logger logger(logger_);
     absl::Duration backoff = kMinBackoff;
     bool reported_down = false;
     while (true) {
@@ -79,7 +82,7 @@ class StreamFollower {
         if (!got_any) {
           got_any = true;
           backoff = kMinBackoff;
-          if (reported_down) kLog.Info("%s: connected again", what_);
+          if (reported_down) logger.Info("%s: connected again", what_);
           reported_down = false;
         }
         on_message(message);
@@ -91,8 +94,8 @@ class StreamFollower {
         if (stop_) return;
       }
       if (!reported_down) {
-        kLog.Warning("%s: stream lost (%s); reconnecting", what_,
-                     status.error_message().empty() ? "ended" : status.error_message());
+        logger.Warning("%s: stream lost (%s); reconnecting", what_,
+                       status.error_message().empty() ? "ended" : status.error_message());
         reported_down = true;
       }
       on_down(status.ok() ? absl::UnavailableError("stream ended") : FromGrpc(status));
@@ -104,12 +107,13 @@ class StreamFollower {
 
   const std::string what_;
   const Open open_;
+  const std::string logger_;
   absl::Mutex mu_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   grpc::ClientContext* context_ ABSL_GUARDED_BY(mu_) = nullptr;
   std::thread thread_;
 };
 
-}  // namespace evgate::load_balancer
+}  // namespace evgate
 
-#endif  // EVGATE_SERVICES_LOAD_BALANCER_STREAM_FOLLOWER_H_
+#endif  // EVGATE_RUNTIME_STREAM_FOLLOWER_H_
