@@ -1,6 +1,7 @@
 #include "services/load_balancer/control_loop.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <future>
 #include <set>
@@ -151,7 +152,7 @@ ControlLoop::ControlLoop(const site::SiteConfig& config,
     working_.evses[evse_id].not_commandable = commands_[evse_id].pushed;
     updates.push_back(UpdateOf(evse_id, evse_live_[evse_id], now.mono));
   }
-  Apply(policy_.OnSamples({}, updates, now.mono));
+  Apply([&] { return policy_.OnSamples({}, updates, now.mono); });
   // Before the first decision: in failsafe until the grid meter's first
   // sample; a site without a grid meter is never in failsafe for it.
   working_.failsafe = config_.grid.meter.has_value();
@@ -271,7 +272,7 @@ void ControlLoop::Step() {
   bool ticked = false;
   if (now >= next_tick_) {
     ticked = true;
-    Apply(policy_.OnTick(now));
+    Apply([&] { return policy_.OnTick(now); });
     if (!trigger) trigger = v1::ALLOCATION_TRIGGER_TICK;
     next_tick_ = now + options_.tick;
   }
@@ -428,7 +429,7 @@ void ControlLoop::PushEvse(const std::string& evse_id, absl::Time now,
   working_.evses[evse_id].active = update.active;
   update.soc_pct = soc_pct;
   update.session_energy_wh = session_energy_wh;
-  Apply(policy_.OnEvseUpdate(update));
+  Apply([&] { return policy_.OnEvseUpdate(update); });
 }
 
 bool ControlLoop::PushCommandability(absl::Time now) {
@@ -461,7 +462,7 @@ bool ControlLoop::PushCommandability(absl::Time now) {
     updates.push_back(UpdateOf(evse_id, evse_live_[evse_id], now));
   }
   if (updates.empty()) return false;
-  Apply(policy_.OnSamples({}, updates, now));
+  Apply([&] { return policy_.OnSamples({}, updates, now); });
   return true;
 }
 
@@ -577,7 +578,7 @@ void ControlLoop::HandleMeter(const std::string& device, const v1::MeterReading&
   working_.meters[node] = reading;
   if (!pending_sample_at_ || sample.at < *pending_sample_at_) pending_sample_at_ = sample.at;
   if (node != site::kGridCircuitId || !sample.invalid_reason.empty()) {
-    Apply(policy_.OnMeterSample(sample));
+    Apply([&] { return policy_.OnMeterSample(sample); });
     return;
   }
   working_.grid_sample_at = sample.at;
@@ -595,7 +596,7 @@ void ControlLoop::HandleMeter(const std::string& device, const v1::MeterReading&
     live.history.erase(live.history.begin(), std::prev(after));  // older ones are done
     updates.push_back(UpdateOf(evse_id, live, now.mono));
   }
-  Apply(policy_.OnSamples({sample}, updates, now.mono));
+  Apply([&] { return policy_.OnSamples({sample}, updates, now.mono); });
 }
 
 void ControlLoop::SetStale(const std::string& device, bool stale, Stamp now) {
@@ -648,7 +649,12 @@ void ControlLoop::HandleLinkDown(size_t link, Stamp now) {
   }
 }
 
-void ControlLoop::Apply(absl::StatusOr<control::Decision> decision) {
+void ControlLoop::Apply(absl::FunctionRef<absl::StatusOr<control::Decision>()> decide) {
+  // Timed on the process's steady clock, not the loop's injected one: this
+  // is a performance figure (Allocation.compute_time), not a control input.
+  const auto start = std::chrono::steady_clock::now();
+  absl::StatusOr<control::Decision> decision = decide();
+  decision_compute_ = absl::FromChrono(std::chrono::steady_clock::now() - start);
   if (!decision.ok()) {
     // No valid decision: stop refreshing the last one, so that the drivers'
     // TTL runs out and every EVSE falls back to its failsafe.
@@ -705,6 +711,8 @@ void ControlLoop::Publish(v1::AllocationTrigger trigger, std::optional<absl::Tim
   allocation.set_failsafe(d.failsafe);
   allocation.set_trigger(trigger);
   *allocation.mutable_computed_at() = api::ToProto(computed_at);
+  *allocation.mutable_compute_time() =
+      TimeUtil::NanosecondsToDuration(absl::ToInt64Nanoseconds(decision_compute_));
   if (sample_at) {
     *allocation.mutable_reaction_time() =
         TimeUtil::NanosecondsToDuration(absl::ToInt64Nanoseconds(dispatched_at - *sample_at));

@@ -103,6 +103,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -314,7 +315,9 @@ class ControlLoop {
   // (of those marked in recheck_).
   // Returns true if there was one.
   bool PushCommandability(absl::Time now);
-  void Apply(absl::StatusOr<control::Decision> decision);
+  // Runs one decision of the policy and keeps it (timing it for
+  // Allocation.compute_time).
+  void Apply(absl::FunctionRef<absl::StatusOr<control::Decision>()> decide);
   // Sends each driver its batch when something changed or a refresh is due,
   // decreases first (see the header comment). Returns true if a changed
   // setpoint was taken by a driver.
@@ -346,6 +349,7 @@ class ControlLoop {
   // Loop thread only.
   control::ControlPolicy policy_;
   std::optional<control::Decision> decision_;
+  absl::Duration decision_compute_;  // how long the policy took for decision_
   std::map<std::string, EvseCommand> commands_;
   // Per link: its initial snapshots are all in, so its batches are complete.
   std::vector<bool> link_ready_;

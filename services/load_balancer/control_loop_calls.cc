@@ -83,7 +83,7 @@ absl::StatusOr<std::vector<ActiveDynamicLimit>> ControlLoop::SetDynamicLimits(
     for (size_t i = 0; i < converted.size(); ++i) {
       control::DynamicLimit limit = converted[i];
       limit.expires_at = MonoOf(limit.expires_at, stamp);
-      Apply(policy_.OnDynamicLimit(limit, stamp.mono));
+      Apply([&] { return policy_.OnDynamicLimit(limit, stamp.mono); });
       auto& active = working_.dynamic_limits;
       active.erase(std::remove_if(active.begin(), active.end(),
                                   [&](const ActiveDynamicLimit& l) {
@@ -133,7 +133,9 @@ absl::Status ControlLoop::SetEvsePriority(const std::string& evse_id, int priori
   input.kind = Input::Kind::kCall;
   input.call = [this, evse_id, priority, expires_at, done] {
     const Stamp now = Now();
-    Apply(policy_.OnPriorityOverride(evse_id, priority, MonoOf(expires_at, now), now.mono));
+    Apply([&] {
+      return policy_.OnPriorityOverride(evse_id, priority, MonoOf(expires_at, now), now.mono);
+    });
     LoopSnapshot::Evse& shown = working_.evses[evse_id];
     shown.priority_override = priority;
     shown.priority_expires_at = expires_at;
