@@ -51,7 +51,8 @@ s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' "$1"
 sed -e "s|session_database: .*|session_database: $tmp/demo-sessions.db|" \
     -e "s|^    port: 15020|    port: $(free_port tcp)|" \
     -e "s|^    udp_port: 15030|    udp_port: $(free_port udp)|" \
-    -e "s|listen: 127.0.0.1:9000|listen: 127.0.0.1:$(free_port tcp)|" "$demo" > "$tmp/demo.yaml"
+    -e "s|listen: 127.0.0.1:9000|listen: 127.0.0.1:$(free_port tcp)|" \
+    -e "s|metrics_listen: .*|metrics_listen: 127.0.0.1:$(free_port tcp)|" "$demo" > "$tmp/demo.yaml"
 grep -q "port: 15020" "$tmp/demo.yaml" && fail "the demo's Modbus port was not replaced"
 demo="$tmp/demo.yaml"
 "$evgate" run --site "$demo" --listen 127.0.0.1:0 >"$tmp/evgate.log" 2>&1 &

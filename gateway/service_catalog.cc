@@ -8,6 +8,7 @@
 #include "device_drivers/sim/site_simulator.h"
 #include "runtime/clock.h"
 #include "services/load_balancer/load_balancer_service.h"
+#include "services/metrics_exporter/metrics_exporter_service.h"
 #include "services/ocpp_bridge/ocpp_bridge_service.h"
 #include "services/session/session_service.h"
 
@@ -67,8 +68,12 @@ const std::vector<ServiceEntry>& ServiceCatalog() {
          return std::unique_ptr<Service>(*std::move(service));
        },
        ""},
-      {"metrics_exporter", "Prometheus /metrics for Grafana", nullptr,
-       "the metrics exporter is not part of this build yet"},
+      {"metrics_exporter", "Prometheus /metrics of the whole site, read from the other services",
+       [](const site::SiteConfig& config,
+          ProcessParts&) -> absl::StatusOr<std::unique_ptr<Service>> {
+         return std::unique_ptr<Service>(std::make_unique<metrics::MetricsExporterService>(config));
+       },
+       ""},
   };
   return *catalog;
 }

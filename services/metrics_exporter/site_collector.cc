@@ -1,0 +1,183 @@
+#include "services/metrics_exporter/site_collector.h"
+
+#include <chrono>
+#include <future>
+#include <optional>
+#include <utility>
+
+#include "evgate/v1/device.grpc.pb.h"
+#include "evgate/v1/load_balancer.grpc.pb.h"
+#include "evgate/v1/ocpp.grpc.pb.h"
+#include "evgate/v1/session.grpc.pb.h"
+#include "grpcpp/client_context.h"
+#include "runtime/log.h"
+#include "services/metrics_exporter/family_set.h"
+#include "services/metrics_exporter/process_metrics.h"
+#include "services/metrics_exporter/site_metrics.h"
+
+namespace evgate::metrics {
+
+namespace {
+
+constexpr log::Logger kLog("metrics_exporter");
+
+// Pages of the List calls; a 1,000-EVSE site is one or two pages.
+constexpr int kPageSize = 500;
+
+// What one peer's read gave: `ok` false = the peer is down (its samples are
+// dropped), with how long the read took.
+struct PeerRead {
+  bool ok = false;
+  double seconds = 0;
+  FamilySet samples;
+};
+
+void SetDeadline(grpc::ClientContext& context, absl::Duration deadline) {
+  context.set_deadline(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(deadline));
+}
+
+// Runs `read` (true = answered) and times it.
+template <typename Read>
+PeerRead Timed(const char* service, Read read) {
+  PeerRead out;
+  const auto start = std::chrono::steady_clock::now();
+  grpc::Status status = read(out.samples);
+  out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  out.ok = status.ok();
+  if (!out.ok) {
+    kLog.Debug("%s did not answer this scrape: %s", service, status.error_message());
+  }
+  return out;
+}
+
+grpc::Status ReadLoadBalancer(const std::shared_ptr<grpc::Channel>& channel,
+                              absl::Duration deadline, FamilySet& out) {
+  auto stub = v1::LoadBalancer::NewStub(channel);
+  grpc::ClientContext context;
+  SetDeadline(context, deadline);
+  v1::GetSiteStatusResponse status;
+  grpc::Status result = stub->GetSiteStatus(&context, v1::GetSiteStatusRequest(), &status);
+  if (result.ok()) AddSiteStatus(status, out);
+  return result;
+}
+
+grpc::Status ReadDevices(const std::shared_ptr<grpc::Channel>& channel, absl::Duration deadline,
+                         FamilySet& out) {
+  auto stub = v1::DeviceDriver::NewStub(channel);
+  std::vector<v1::DeviceState> devices;
+  v1::ListDevicesRequest request;
+  request.set_page_size(kPageSize);
+  while (true) {
+    grpc::ClientContext context;
+    SetDeadline(context, deadline);
+    v1::ListDevicesResponse page;
+    grpc::Status result = stub->ListDevices(&context, request, &page);
+    if (!result.ok()) return result;
+    for (v1::DeviceState& d : *page.mutable_devices()) devices.push_back(std::move(d));
+    if (page.next_page_token().empty()) break;
+    request.set_page_token(page.next_page_token());
+  }
+  AddDevices(devices, out);
+  return grpc::Status::OK;
+}
+
+grpc::Status ReadSessions(const std::shared_ptr<grpc::Channel>& channel, absl::Duration deadline,
+                          FamilySet& out) {
+  auto stub = v1::SessionService::NewStub(channel);
+  std::vector<v1::Session> sessions;
+  v1::ListSessionsRequest request;
+  request.set_page_size(kPageSize);
+  request.set_state(v1::SESSION_STATE_FILTER_OPEN);
+  while (true) {
+    grpc::ClientContext context;
+    SetDeadline(context, deadline);
+    v1::ListSessionsResponse page;
+    grpc::Status result = stub->ListSessions(&context, request, &page);
+    if (!result.ok()) return result;
+    for (v1::Session& s : *page.mutable_sessions()) sessions.push_back(std::move(s));
+    if (page.next_page_token().empty()) break;
+    request.set_page_token(page.next_page_token());
+  }
+  AddOpenSessions(sessions, out);
+  return grpc::Status::OK;
+}
+
+grpc::Status ReadOcpp(const std::shared_ptr<grpc::Channel>& channel, absl::Duration deadline,
+                      FamilySet& out) {
+  auto stub = v1::OcppBridge::NewStub(channel);
+  std::vector<v1::ChargePoint> charge_points;
+  v1::ListChargePointsRequest request;
+  request.set_page_size(kPageSize);
+  while (true) {
+    grpc::ClientContext context;
+    SetDeadline(context, deadline);
+    v1::ListChargePointsResponse page;
+    grpc::Status result = stub->ListChargePoints(&context, request, &page);
+    if (!result.ok()) return result;
+    for (v1::ChargePoint& cp : *page.mutable_charge_points())
+      charge_points.push_back(std::move(cp));
+    if (page.next_page_token().empty()) break;
+    request.set_page_token(page.next_page_token());
+  }
+  AddChargePoints(charge_points, out);
+  grpc::ClientContext context;
+  SetDeadline(context, deadline);
+  v1::GetUpstreamStatusResponse upstream;
+  grpc::Status result =
+      stub->GetUpstreamStatus(&context, v1::GetUpstreamStatusRequest(), &upstream);
+  // A bridge without an upstream client answers UNIMPLEMENTED for a
+  // configured upstream: the bridge is up, the upstream figures are absent.
+  if (result.ok()) AddUpstream(upstream, out);
+  return result.ok() || result.error_code() == grpc::StatusCode::UNIMPLEMENTED ? grpc::Status::OK
+                                                                               : result;
+}
+
+}  // namespace
+
+SiteCollector::SiteCollector(PeerChannels peers, std::shared_ptr<const StreamMetrics> streams,
+                             BuildInfo build, absl::Duration deadline)
+    : peers_(std::move(peers)),
+      streams_(std::move(streams)),
+      build_(std::move(build)),
+      deadline_(deadline) {}
+
+std::vector<prometheus::MetricFamily> SiteCollector::Collect() const {
+  struct Pending {
+    const char* service;
+    std::future<PeerRead> read;
+  };
+  std::vector<Pending> pending;
+  const absl::Duration deadline = deadline_;
+  auto start = [&](const char* service, const std::shared_ptr<grpc::Channel>& channel,
+                   grpc::Status (*read)(const std::shared_ptr<grpc::Channel>&, absl::Duration,
+                                        FamilySet&)) {
+    if (channel == nullptr) return;
+    pending.push_back({service, std::async(std::launch::async, [=] {
+                         return Timed(service,
+                                      [&](FamilySet& out) { return read(channel, deadline, out); });
+                       })});
+  };
+  start("load_balancer", peers_.load_balancer, &ReadLoadBalancer);
+  start("device_drivers", peers_.device_drivers, &ReadDevices);
+  start("session", peers_.session, &ReadSessions);
+  start("ocpp_bridge", peers_.ocpp_bridge, &ReadOcpp);
+
+  FamilySet out;
+  out.Gauge("evgate_build_info", {build_.version, build_.revision}, 1);
+  bool load_balancer_up = false, session_up = false;
+  for (Pending& p : pending) {
+    PeerRead read = p.read.get();
+    out.Gauge("evgate_up", {p.service}, read.ok ? 1 : 0);
+    out.Gauge("evgate_peer_read_seconds", {p.service}, read.seconds);
+    if (!read.ok) continue;
+    out.Merge(std::move(read.samples));
+    load_balancer_up |= std::string_view(p.service) == "load_balancer";
+    session_up |= std::string_view(p.service) == "session";
+  }
+  if (streams_ != nullptr) streams_->AddTo(out, load_balancer_up, session_up);
+  AddProcessMetrics(out);
+  for (const std::string& error : out.errors()) kLog.Error("metric not served: %s", error);
+  return out.Take();
+}
+
+}  // namespace evgate::metrics
