@@ -441,6 +441,19 @@ std::string CatalogueMarkdown() {
       out += part;
     }
   }
+  out +=
+      "\n## Not served yet\n\n"
+      "Asked for by issue #12 but not in the services' APIs yet, so not exported (no value is\n"
+      "made up):\n\n"
+      "- setpoints sent, refused and expired per reason (the load balancer keeps no such counters\n"
+      "  in `GetSiteStatus`);\n"
+      "- per-bus request latency histograms, CAN frames and CAN error frames (`DeviceDriver`\n"
+      "  reports per-device request, error and timeout counts only; the bus totals above are\n"
+      "  their sums);\n"
+      "- OCPP messages by action and result, and the upstream offline queue's age (the bridge\n"
+      "  does not count messages; the upstream CSMS client is not built);\n"
+      "- grid mode and V2X discharge power (the grid controller is not built). The SoC of DC\n"
+      "  vehicles is served (`evgate_evse_soc_percent`).\n";
   return out;
 }
 
