@@ -61,24 +61,36 @@ grpc::Status ReadLoadBalancer(const std::shared_ptr<grpc::Channel>& channel,
   return result;
 }
 
-grpc::Status ReadDevices(const std::shared_ptr<grpc::Channel>& channel, absl::Duration deadline,
-                         FamilySet& out) {
-  auto stub = v1::DeviceDriver::NewStub(channel);
-  std::vector<v1::DeviceState> devices;
-  v1::ListDevicesRequest request;
+// Every page of a List call: `call(context, request, page)` issues one,
+// `items(page)` moves its entries out, each page under its own deadline.
+template <typename Request, typename Response, typename Item, typename Call, typename Items>
+grpc::Status ReadAllPages(Request request, absl::Duration deadline, Call call, Items items,
+                          std::vector<Item>& out) {
   request.set_page_size(kPageSize);
   while (true) {
     grpc::ClientContext context;
     SetDeadline(context, deadline);
-    v1::ListDevicesResponse page;
-    grpc::Status result = stub->ListDevices(&context, request, &page);
+    Response page;
+    grpc::Status result = call(&context, request, &page);
     if (!result.ok()) return result;
-    for (v1::DeviceState& d : *page.mutable_devices()) devices.push_back(std::move(d));
-    if (page.next_page_token().empty()) break;
+    for (Item& item : *items(page)) out.push_back(std::move(item));
+    if (page.next_page_token().empty()) return grpc::Status::OK;
     request.set_page_token(page.next_page_token());
   }
-  AddDevices(devices, out);
-  return grpc::Status::OK;
+}
+
+grpc::Status ReadDevices(const std::shared_ptr<grpc::Channel>& channel, absl::Duration deadline,
+                         FamilySet& out) {
+  auto stub = v1::DeviceDriver::NewStub(channel);
+  std::vector<v1::DeviceState> devices;
+  grpc::Status result = ReadAllPages<v1::ListDevicesRequest, v1::ListDevicesResponse>(
+      v1::ListDevicesRequest(), deadline,
+      [&](grpc::ClientContext* c, const v1::ListDevicesRequest& r, v1::ListDevicesResponse* p) {
+        return stub->ListDevices(c, r, p);
+      },
+      [](v1::ListDevicesResponse& p) { return p.mutable_devices(); }, devices);
+  if (result.ok()) AddDevices(devices, out);
+  return result;
 }
 
 grpc::Status ReadSessions(const std::shared_ptr<grpc::Channel>& channel, absl::Duration deadline,
@@ -86,39 +98,27 @@ grpc::Status ReadSessions(const std::shared_ptr<grpc::Channel>& channel, absl::D
   auto stub = v1::SessionService::NewStub(channel);
   std::vector<v1::Session> sessions;
   v1::ListSessionsRequest request;
-  request.set_page_size(kPageSize);
   request.set_state(v1::SESSION_STATE_FILTER_OPEN);
-  while (true) {
-    grpc::ClientContext context;
-    SetDeadline(context, deadline);
-    v1::ListSessionsResponse page;
-    grpc::Status result = stub->ListSessions(&context, request, &page);
-    if (!result.ok()) return result;
-    for (v1::Session& s : *page.mutable_sessions()) sessions.push_back(std::move(s));
-    if (page.next_page_token().empty()) break;
-    request.set_page_token(page.next_page_token());
-  }
-  AddOpenSessions(sessions, out);
-  return grpc::Status::OK;
+  grpc::Status result = ReadAllPages<v1::ListSessionsRequest, v1::ListSessionsResponse>(
+      request, deadline,
+      [&](grpc::ClientContext* c, const v1::ListSessionsRequest& r, v1::ListSessionsResponse* p) {
+        return stub->ListSessions(c, r, p);
+      },
+      [](v1::ListSessionsResponse& p) { return p.mutable_sessions(); }, sessions);
+  if (result.ok()) AddOpenSessions(sessions, out);
+  return result;
 }
 
 grpc::Status ReadOcpp(const std::shared_ptr<grpc::Channel>& channel, absl::Duration deadline,
                       FamilySet& out) {
   auto stub = v1::OcppBridge::NewStub(channel);
   std::vector<v1::ChargePoint> charge_points;
-  v1::ListChargePointsRequest request;
-  request.set_page_size(kPageSize);
-  while (true) {
-    grpc::ClientContext context;
-    SetDeadline(context, deadline);
-    v1::ListChargePointsResponse page;
-    grpc::Status result = stub->ListChargePoints(&context, request, &page);
-    if (!result.ok()) return result;
-    for (v1::ChargePoint& cp : *page.mutable_charge_points())
-      charge_points.push_back(std::move(cp));
-    if (page.next_page_token().empty()) break;
-    request.set_page_token(page.next_page_token());
-  }
+  grpc::Status pages = ReadAllPages<v1::ListChargePointsRequest, v1::ListChargePointsResponse>(
+      v1::ListChargePointsRequest(), deadline,
+      [&](grpc::ClientContext* c, const v1::ListChargePointsRequest& r,
+          v1::ListChargePointsResponse* p) { return stub->ListChargePoints(c, r, p); },
+      [](v1::ListChargePointsResponse& p) { return p.mutable_charge_points(); }, charge_points);
+  if (!pages.ok()) return pages;
   AddChargePoints(charge_points, out);
   grpc::ClientContext context;
   SetDeadline(context, deadline);
