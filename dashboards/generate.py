@@ -104,8 +104,8 @@ def site_overview():
             options={"colorMode": "background", "graphMode": "none", "textMode": "value_and_name"})
     d.panel("stat", "Open sessions", [("sum(evgate_sessions_open{state=\"active\"})", "charging")],
             w=4, h=4, options={"graphMode": "none"})
-    d.panel("stat", "Energy delivered (1 h)",
-            [("sum(increase(evgate_energy_delivered_joules_total[1h])) / 3.6e6", "kWh")],
+    d.panel("stat", "Energy in open sessions",
+            [("sum(evgate_session_energy_joules) / 3.6e6 or vector(0)", "kWh")],
             unit="kwatth", w=4, h=4, options={"graphMode": "none"})
     d.panel("bargauge", "Headroom per circuit phase", [
         ("evgate_circuit_headroom_amperes", "{{circuit}} {{phase}}")], unit="amp", w=12, h=10,
@@ -216,8 +216,11 @@ def devices_ocpp():
         unit="s")
     d.panel("timeseries", "Allocations by trigger", [
         ("sum by (trigger) (rate(evgate_allocations_total[$__rate_interval]))", "{{trigger}}")], unit="ops")
+    d.panel("stat", "Energy of completed sessions (1 h)",
+            [("sum(increase(evgate_energy_delivered_joules_total[1h])) / 3.6e6", "kWh")],
+            unit="kwatth", w=6, h=8, options={"graphMode": "none"})
     d.panel("timeseries", "Sessions completed by stop reason (1 h)", [
-        ("sum by (reason) (increase(evgate_sessions_completed_total[1h]))", "{{reason}}")])
+        ("sum by (reason) (increase(evgate_sessions_completed_total[1h]))", "{{reason}}")], w=18)
     d.panel("timeseries", "Vehicle state of charge (DC)", [("evgate_evse_soc_percent", "{{evse}}")],
             unit="percent", defaults={"min": 0, "max": 100})
     d.panel("timeseries", "Exporter memory", [("process_resident_memory_bytes", "RSS")],

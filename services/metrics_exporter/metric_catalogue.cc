@@ -197,13 +197,15 @@ const std::vector<MetricSpec>& MetricCatalogue() {
        "A",
        {"evse"},
        kLb,
-       "Current per phase the load balancer allocates to the EVSE (0 while paused)"},
+       "Current per phase the load balancer allocates to the EVSE (for a DC EVSE: the AC input "
+       "current it counts for it); 0 while paused, negative = discharging"},
       {"evgate_evse_setpoint_watts",
        MetricType::Gauge,
        "W",
        {"evse"},
        kLb,
-       "Power the load balancer allocates to the EVSE; negative = discharging"},
+       "Power the load balancer allocates to the EVSE (for an AC EVSE: its per-phase currents at "
+       "the nominal voltage); negative = discharging"},
       {"evgate_evse_current_amperes",
        MetricType::Gauge,
        "A",

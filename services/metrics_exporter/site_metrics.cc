@@ -1,5 +1,6 @@
 #include "services/metrics_exporter/site_metrics.h"
 
+#include <cmath>
 #include <map>
 #include <optional>
 #include <utility>
@@ -109,8 +110,19 @@ void AddSiteStatus(const v1::GetSiteStatusResponse& status, FamilySet& out) {
   for (const v1::EvseStatus& e : status.evses()) {
     const std::string& id = e.evse_id();
     const v1::EvseAllocation& a = e.allocation();
-    out.Gauge("evgate_evse_setpoint_amperes", {id}, a.has_current_a() ? a.current_a() : 0);
-    out.Gauge("evgate_evse_setpoint_watts", {id}, a.has_power_w() ? a.power_w() : 0);
+    // An AC allocation is a current, a DC one a power; both are served,
+    // the other derived from the per-phase AC current the load balancer
+    // counts for it (its AC input current for a DC EVSE).
+    double phase_sum = 0, phase_peak = 0;
+    for (int p = 0; p < 3; ++p) {
+      if (std::optional<double> v = PhaseValue(a.phase_current_a(), p)) {
+        phase_sum += *v;
+        if (std::abs(*v) > std::abs(phase_peak)) phase_peak = *v;
+      }
+    }
+    out.Gauge("evgate_evse_setpoint_amperes", {id}, a.has_current_a() ? a.current_a() : phase_peak);
+    out.Gauge("evgate_evse_setpoint_watts", {id},
+              a.has_power_w() ? a.power_w() : phase_sum * grid.nominal_voltage_v());
     PerPhase(out, "evgate_evse_current_amperes", id, e.measured_a());
     if (e.has_measured_power_w()) out.Gauge("evgate_evse_power_watts", {id}, e.measured_power_w());
     if (a.paused()) {

@@ -87,37 +87,50 @@ TEST(SiteMetricsTest, NoFailsafeHasNoReason) {
 
 TEST(SiteMetricsTest, EvsesAllocationsAndStateSet) {
   FamilySet set;
-  AddSiteStatus(
-      Parse<v1::GetSiteStatusResponse>(R"pb(
-        evses {
-          evse_id: "wb1"
-          active: true
-          priority: 2
-          connector_status: CONNECTOR_STATUS_CHARGING
-          measured_a { l1: 15.9 l2: 15.8 l3: 16 }
-          measured_power_w: 11000
-          allocation { evse_id: "wb1" current_a: 16 }
-        }
-        evses {
-          evse_id: "wb2"
-          connector_status: CONNECTOR_STATUS_SUSPENDED_EVSE
-          allocation {
-            evse_id: "wb2"
-            current_a: 0
-            paused: true
-            pause_reason: PAUSE_REASON_NOT_ENOUGH_CURRENT
-          }
-        }
-        evses {
-          evse_id: "dc1"
-          connector_status: CONNECTOR_STATUS_FAULTED
-          allocation { evse_id: "dc1" power_w: 30000 not_controlled_reason: "device stale" }
-        }
-      )pb"),
-      set);
+  AddSiteStatus(Parse<v1::GetSiteStatusResponse>(R"pb(
+                  grid { nominal_voltage_v: 230 }
+                  evses {
+                    evse_id: "wb1"
+                    active: true
+                    priority: 2
+                    connector_status: CONNECTOR_STATUS_CHARGING
+                    measured_a { l1: 15.9 l2: 15.8 l3: 16 }
+                    measured_power_w: 11000
+                    allocation {
+                      evse_id: "wb1"
+                      current_a: 16
+                      phase_current_a { l1: 16 l2: 16 l3: 16 }
+                    }
+                  }
+                  evses {
+                    evse_id: "wb2"
+                    connector_status: CONNECTOR_STATUS_SUSPENDED_EVSE
+                    allocation {
+                      evse_id: "wb2"
+                      current_a: 0
+                      paused: true
+                      pause_reason: PAUSE_REASON_NOT_ENOUGH_CURRENT
+                    }
+                  }
+                  evses {
+                    evse_id: "dc1"
+                    connector_status: CONNECTOR_STATUS_FAULTED
+                    allocation {
+                      evse_id: "dc1"
+                      power_w: 30000
+                      phase_current_a { l1: 45.8 l2: 45.8 l3: 45.8 }
+                      not_controlled_reason: "device stale"
+                    }
+                  }
+                )pb"),
+                set);
   const std::string text = Text(set);
   EXPECT_THAT(text, HasSubstr("evgate_evse_setpoint_amperes{evse=\"wb1\"} 16"));
   EXPECT_THAT(text, HasSubstr("evgate_evse_setpoint_watts{evse=\"dc1\"} 30000"));
+  // The other half of each, derived: AC power at the nominal voltage, DC AC input current.
+  EXPECT_THAT(text, HasSubstr("evgate_evse_setpoint_watts{evse=\"wb1\"} 11040"));
+  EXPECT_THAT(text, HasSubstr("evgate_evse_setpoint_amperes{evse=\"dc1\"} 45.8"));
+  EXPECT_THAT(text, HasSubstr("evgate_evse_setpoint_amperes{evse=\"wb2\"} 0"));
   EXPECT_THAT(text, HasSubstr("evgate_evse_current_amperes{evse=\"wb1\",phase=\"L2\"} 15.8"));
   EXPECT_THAT(text, HasSubstr("evgate_evse_power_watts{evse=\"wb1\"} 11000"));
   EXPECT_THAT(text, Not(HasSubstr("evgate_evse_power_watts{evse=\"wb2\"}")));
