@@ -174,6 +174,8 @@ struct LoopSnapshot {
   };
   std::map<std::string, Evse> evses;
   std::vector<ActiveDynamicLimit> dynamic_limits;
+  // Since the loop started (GetSiteStatus.counters).
+  v1::ControlCounters counters;
 };
 
 class ControlLoop {

@@ -10,7 +10,9 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "google/protobuf/util/time_util.h"
 #include "runtime/log.h"
 #include "services/load_balancer/control_loop.h"
@@ -22,6 +24,14 @@ namespace {
 using ::google::protobuf::util::TimeUtil;
 
 log::Logger kLog("load_balancer");
+
+// "SETPOINT_REJECT_REASON_DEVICE_OFFLINE" -> "device_offline".
+std::string RejectReasonLabel(v1::SetpointRejectReason reason) {
+  std::string name = v1::SetpointRejectReason_Name(reason);
+  absl::string_view label = name;
+  absl::ConsumePrefix(&label, "SETPOINT_REJECT_REASON_");
+  return label.empty() ? "unspecified" : absl::AsciiStrToLower(label);
+}
 
 }  // namespace
 
@@ -181,7 +191,15 @@ bool ControlLoop::Book(const Job& job, absl::Time now) {
   bool taken = false;
   const v1::ApplySetpointsRequest& request = job.request;
   link_failing_[job.link] = !job.response.ok();
+  v1::ControlCounters& counters = working_.counters;
+  counters.set_batches_sent(counters.batches_sent() + 1);
+  counters.set_setpoints_sent(counters.setpoints_sent() + request.setpoints_size());
+  auto refused = [&](const std::string& reason, uint64_t n) {
+    (*counters.mutable_setpoints_refused())[reason] += n;
+  };
   if (!job.response.ok()) {
+    counters.set_batches_failed(counters.batches_failed() + 1);
+    refused("batch_failed", request.setpoints_size());
     const bool maybe = MayHaveBeenApplied(job.response.status().code());
     kLog.Warning("%s", job.response.status().message());
     for (const v1::Setpoint& sent : request.setpoints()) {
@@ -212,6 +230,7 @@ bool ControlLoop::Book(const Job& job, absl::Time now) {
     }
     if (result == nullptr || result->status() == v1::SETPOINT_STATUS_REJECTED ||
         result->status() == v1::SETPOINT_STATUS_UNSPECIFIED) {
+      refused(result == nullptr ? "no_result" : RejectReasonLabel(result->reason()), 1);
       const std::string why =
           result == nullptr ? absl::StrCat(links_[job.link]->name(), " returned no result for it")
                             : absl::StrCat("its setpoint was refused: ", result->message());

@@ -155,5 +155,40 @@ TEST_F(ControlLoopTest, AHungRetryDoesNotHoldUpTheLoopThread) {
   }
 }
 
+// Every batch and setpoint sent is counted, and every one not taken by
+// its reason (GetSiteStatus.counters, the operators' setpoint metrics).
+TEST_F(ControlLoopTest, CountsSentAndRefusedSetpointsByReason) {
+  ChargeBoth(2);
+  ASSERT_TRUE(Reached("wb1", 16) && Reached("wb2", 16));
+  const v1::ControlCounters before = loop_->Snapshot().counters;
+  EXPECT_GT(before.batches_sent(), 0u);
+  EXPECT_EQ(before.setpoints_sent(), before.batches_sent());  // one EVSE per driver
+  EXPECT_EQ(before.batches_failed(), 0u);
+  EXPECT_TRUE(before.setpoints_refused().empty());
+  const size_t calls0 = Driver(0).deadlines().size();
+  const size_t calls1 = Driver(1).deadlines().size();
+
+  Driver(0).Refuse("wb1", true);
+  Second(0);
+  Driver(1).FailWith(absl::DeadlineExceededError("ApplySetpoints on driver-1: deadline"));
+  Second(0);
+  Second(0);
+  const v1::ControlCounters after = loop_->Snapshot().counters;
+  const uint64_t sent0 = Driver(0).deadlines().size() - calls0;
+  const uint64_t sent1 = Driver(1).deadlines().size() - calls1;
+  const uint64_t failed1 = static_cast<uint64_t>(Driver(1).failures());
+  ASSERT_GT(sent0, 0u);
+  ASSERT_GT(failed1, 0u);
+  EXPECT_EQ(after.batches_sent() - before.batches_sent(), sent0 + sent1);
+  EXPECT_EQ(after.setpoints_sent() - before.setpoints_sent(), sent0 + sent1);
+  // Every batch of driver 0 since the refusal carried wb1, refused each time.
+  ASSERT_EQ(after.setpoints_refused().count("device_rejected"), 1u);
+  EXPECT_EQ(after.setpoints_refused().at("device_rejected"), sent0);
+  EXPECT_EQ(after.batches_failed(), failed1);
+  ASSERT_EQ(after.setpoints_refused().count("batch_failed"), 1u);
+  EXPECT_EQ(after.setpoints_refused().at("batch_failed"), failed1);
+  EXPECT_EQ(after.setpoints_refused().size(), 2u);
+}
+
 }  // namespace
 }  // namespace evgate::load_balancer

@@ -198,6 +198,7 @@ grpc::Status LoadBalancerService::GetSiteStatus(grpc::ServerContext*,
   for (const ActiveDynamicLimit& limit : live.dynamic_limits) {
     *response->add_dynamic_limits() = limit.limit;
   }
+  *response->mutable_counters() = live.counters;
   if (live.allocation) *response->mutable_allocation() = *live.allocation;
 
   std::map<std::string, const v1::EvseAllocation*> allocated;
