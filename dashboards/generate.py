@@ -214,6 +214,19 @@ def devices_ocpp():
     d.panel("timeseries", "Allocation compute p99", [
         ("histogram_quantile(0.99, sum by (le) (rate(evgate_allocation_compute_seconds_bucket[$__rate_interval])))", "p99")],
         unit="s")
+    d.panel("timeseries", "Setpoints sent and refused", [
+        ("sum(rate(evgate_setpoints_sent_total[$__rate_interval]))", "sent"),
+        ("sum(rate(evgate_setpoints_refused_total[$__rate_interval]))", "refused")],
+        unit="ops", description="Refused: the driver did not take it; the load balancer counts "
+                                "that EVSE at its worst case.")
+    d.panel("table", "Setpoints refused in the last hour, by reason", [
+        ("sum by (reason) (increase(evgate_setpoints_refused_total[1h]))", "{{reason}}")],
+        options={"showHeader": True})
+    d.panel("stat", "What the EVSEs run on", [
+        ("sum by (source) (evgate_evse_setpoint_source)", "{{source}}")], w=12, h=8,
+        description="controller: a live setpoint; failsafe: the setpoint expired (or none came) "
+                    "and the EVSE's watchdog value is in force.",
+        options={"textMode": "value_and_name", "graphMode": "none"})
     d.panel("timeseries", "Allocations by trigger", [
         ("sum by (trigger) (rate(evgate_allocations_total[$__rate_interval]))", "{{trigger}}")], unit="ops")
     d.panel("stat", "Energy of completed sessions (1 h)",

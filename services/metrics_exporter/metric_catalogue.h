@@ -4,10 +4,12 @@
 // generated from it (`metrics_exporter --print-catalogue`, checked by a test),
 // and the dashboards' and alert rules' queries are checked against it.
 //
-// Naming follows Prometheus (and `promtool check metrics`): base units in the
-// name (amperes, watts, joules, seconds, bytes, percent), `_total` for counters, `_info` for
-// constant 1-valued metadata, labels from a bounded set (circuit, phase, evse, device, bus, kind,
-// station, charge_point, state, reason, code, severity, service, trigger, version, revision).
+// Naming follows Prometheus (and `promtool check metrics`): base units in
+// the name (amperes, watts, joules, seconds, bytes, percent), `_total` for
+// counters, labels from a bounded set (circuit, phase, evse, device, bus,
+// kind, station, charge_point, state, reason, code, severity, source,
+// service, trigger, version, revision): never an id of something unbounded
+// such as a session or a card.
 #ifndef EVGATE_SERVICES_METRICS_EXPORTER_METRIC_CATALOGUE_H_
 #define EVGATE_SERVICES_METRICS_EXPORTER_METRIC_CATALOGUE_H_
 

@@ -102,6 +102,25 @@ void AddSiteStatus(const v1::GetSiteStatusResponse& status, FamilySet& out) {
     out.Gauge("evgate_station_limit_watts", {s.station_id()}, s.max_power_w());
   }
 
+  const v1::ControlCounters& counters = status.counters();
+  out.Counter("evgate_setpoint_batches_total", {}, static_cast<double>(counters.batches_sent()));
+  out.Counter("evgate_setpoint_batches_failed_total", {},
+              static_cast<double>(counters.batches_failed()));
+  out.Counter("evgate_setpoints_sent_total", {}, static_cast<double>(counters.setpoints_sent()));
+  // Every reason, 0 until it happens, so that rate() has data.
+  std::map<std::string, double> refused = {{"no_result", 0}, {"batch_failed", 0}};
+  for (int r = v1::SetpointRejectReason_MIN + 1; r <= v1::SetpointRejectReason_MAX; ++r) {
+    if (v1::SetpointRejectReason_IsValid(r)) {
+      refused[Label(static_cast<v1::SetpointRejectReason>(r), "SETPOINT_REJECT_REASON_")] = 0;
+    }
+  }
+  for (const auto& [reason, count] : counters.setpoints_refused()) {
+    refused[reason] = static_cast<double>(count);
+  }
+  for (const auto& [reason, count] : refused) {
+    out.Counter("evgate_setpoints_refused_total", {reason}, count);
+  }
+
   // The connector states every EVSE reports a 0 or 1 for (a state set).
   std::vector<v1::ConnectorStatus> states;
   for (int i = v1::ConnectorStatus_MIN + 1; i <= v1::ConnectorStatus_MAX; ++i) {
@@ -176,6 +195,14 @@ void AddDevices(const std::vector<v1::DeviceState>& devices, FamilySet& out) {
     add_faults(id, "", d.faults());
     for (const v1::EvseState& e : d.evses()) {
       add_faults(id, e.evse_id(), e.faults());
+      if (e.has_setpoint() && e.setpoint().source() != v1::SETPOINT_SOURCE_UNSPECIFIED) {
+        for (int src = v1::SetpointSource_MIN + 1; src <= v1::SetpointSource_MAX; ++src) {
+          if (!v1::SetpointSource_IsValid(src)) continue;
+          const auto source = static_cast<v1::SetpointSource>(src);
+          out.Gauge("evgate_evse_setpoint_source", {e.evse_id(), Label(source, "SETPOINT_SOURCE_")},
+                    e.setpoint().source() == source ? 1 : 0);
+        }
+      }
       if (e.measurements().has_soc_pct()) {
         out.Gauge("evgate_evse_soc_percent", {e.evse_id()}, e.measurements().soc_pct());
       }

@@ -147,6 +147,28 @@ TEST(SiteMetricsTest, EvsesAllocationsAndStateSet) {
   EXPECT_THAT(text, Not(HasSubstr("state=\"unspecified\"")));
 }
 
+TEST(SiteMetricsTest, SetpointCountersWithEveryReason) {
+  FamilySet set;
+  AddSiteStatus(Parse<v1::GetSiteStatusResponse>(R"pb(
+                  counters {
+                    batches_sent: 40
+                    batches_failed: 1
+                    setpoints_sent: 80
+                    setpoints_refused { key: "device_rejected" value: 3 }
+                    setpoints_refused { key: "batch_failed" value: 2 }
+                  }
+                )pb"),
+                set);
+  const std::string text = Text(set);
+  EXPECT_THAT(text, HasSubstr("evgate_setpoint_batches_total 40"));
+  EXPECT_THAT(text, HasSubstr("evgate_setpoint_batches_failed_total 1"));
+  EXPECT_THAT(text, HasSubstr("evgate_setpoints_sent_total 80"));
+  EXPECT_THAT(text, HasSubstr("evgate_setpoints_refused_total{reason=\"device_rejected\"} 3"));
+  EXPECT_THAT(text, HasSubstr("evgate_setpoints_refused_total{reason=\"batch_failed\"} 2"));
+  EXPECT_THAT(text, HasSubstr("evgate_setpoints_refused_total{reason=\"device_offline\"} 0"));
+  EXPECT_THAT(text, HasSubstr("evgate_setpoints_refused_total{reason=\"no_result\"} 0"));
+}
+
 TEST(SiteMetricsTest, UnknownEnumValueFromANewerPeer) {
   FamilySet set;
   v1::GetSiteStatusResponse status;
@@ -183,6 +205,7 @@ TEST(SiteMetricsTest, DevicesLinkFaultsMetersAndBusTotals) {
         evses {
           evse_id: "wb2"
           faults { code: "OVER_CURRENT" severity: FAULT_SEVERITY_ERROR vendor_code: "ERR OCP" }
+          setpoint { source: SETPOINT_SOURCE_FAILSAFE }
         }
       )pb"),
       Parse<v1::DeviceState>(R"pb(
@@ -225,6 +248,11 @@ TEST(SiteMetricsTest, DevicesLinkFaultsMetersAndBusTotals) {
   EXPECT_THAT(text,
               HasSubstr("evgate_meter_energy_import_joules_total{device=\"grid-meter\"} 5400000"));
   EXPECT_THAT(text, HasSubstr("evgate_evse_soc_percent{evse=\"dc1\"} 64"));
+  // wb2 on its watchdog value: its setpoint expired.
+  EXPECT_THAT(text, HasSubstr("evgate_evse_setpoint_source{evse=\"wb2\",source=\"failsafe\"} 1"));
+  EXPECT_THAT(text, HasSubstr("evgate_evse_setpoint_source{evse=\"wb2\",source=\"controller\"} 0"));
+  // No setpoint reported (a meter, dc1 here): no series.
+  EXPECT_THAT(text, Not(HasSubstr("evgate_evse_setpoint_source{evse=\"dc1\"")));
 }
 
 TEST(SiteMetricsTest, OpenSessionsReportEveryOpenState) {
