@@ -670,14 +670,17 @@ void SiteSimulator::StepLocked(absl::Time now) {
   std::array<bool, 3> energized{};
   for (site::Phase phase : config_.grid.phases) energized[Index(phase)] = true;
   const PhaseArray& grid = node[site::kGridCircuitId];
+  constexpr double kReferenceFuseA = 63;
+  double fuse_a = kReferenceFuseA;
+  for (double limit : config_.grid.fuse_limit_a) fuse_a = std::max(fuse_a, limit);
+  const double supply_ohm = options_.supply_resistance_ohm * kReferenceFuseA / fuse_a;
   for (auto& device : devices_) {
     if (device->kind != Kind::kSdm630) continue;
     MeterState state;
     if (!device->measures.empty()) state.current_a = node[device->measures];
     for (int p = 0; p < 3; ++p) {
       state.voltage_v[p] =
-          energized[p] ? config_.grid.nominal_voltage_v - options_.supply_resistance_ohm * grid[p]
-                       : 0.0;
+          energized[p] ? config_.grid.nominal_voltage_v - supply_ohm * grid[p] : 0.0;
       device->meter->SetPhase(p, {state.voltage_v[p], state.current_a[p], 1.0});
     }
     device->meter->SetFrequency(kGridFrequencyHz);

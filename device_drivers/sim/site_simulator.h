@@ -38,7 +38,8 @@
 //   - a meter measures its node of the circuit tree: the grid meter the
 //     building load plus every simulated EVSE, a circuit meter the EVSEs of
 //     its subtree. Its voltage is the nominal voltage less a small drop
-//     across the supply's resistance (`supply_resistance_ohm` x current),
+//     across the supply's resistance (`supply_resistance_ohm`, scaled to the
+//     connection's size, x current),
 //     power is V x I (power factor 1), energy integrates that power.
 //   - a DC charger's AC draw is its delivered power / efficiency, spread over
 //     its phases at the nominal voltage; its power follows the composite
@@ -97,7 +98,11 @@ struct SiteSimulatorOptions {
   double noise_a = 0.3;
   // Time constant of the noise (how fast it wanders).
   absl::Duration noise_time_constant = absl::Seconds(10);
-  // Resistance of the supply up to the grid meter, ohm (voltage drop).
+  // Resistance of the supply up to the grid meter of a 63 A connection, ohm
+  // (voltage drop). A bigger connection has a stiffer supply: the resistance
+  // scales with 63 A / grid.fuse_limit_a, so the drop at full load is the
+  // same share of the nominal voltage (1.4 % by default) whatever the site's
+  // size (a 20 kA depot would otherwise see a negative voltage).
   double supply_resistance_ohm = 0.05;
   // How often the CAN wallbox hosts tick (real time).
   absl::Duration can_tick = absl::Milliseconds(10);

@@ -177,6 +177,43 @@ class SiteSimulatorTest : public ::testing::Test {
   std::unique_ptr<SiteSimulator> sim_;
 };
 
+// The supply is as stiff as the connection is big: a 20 kA depot at 15 kA
+// sees the same 1 % drop as a 63 A house at 47 A, not a negative voltage.
+TEST(SiteSimulatorSupplyTest, VoltageDropScalesWithTheConnection) {
+  const int port = FreePort(SOCK_STREAM);
+  ASSERT_GT(port, 0);
+  site::SiteConfigLoadResult loaded =
+      site::LoadSiteConfig(absl::StrReplaceAll(R"(insecure_demo: true
+site: {id: depot}
+grid: {fuse_limit_a: 20000, meter: gm, nominal_voltage_v: 230}
+services: {session_database: /var/lib/evgate/test.db}
+buses:
+  - {id: rs485, type: modbus_tcp, host: 127.0.0.1, port: @PORT@}
+devices:
+  - {id: gm, profile: eastron_sdm630, bus: rs485, address: 1}
+simulation:
+  devices: [gm]
+  building_load: {base_a: [15000, 15000, 15000], peak_a: [15000, 15000, 15000]}
+)",
+                                               {{"@PORT@", absl::StrCat(port)}}),
+                           "site.yaml");
+  ASSERT_TRUE(loaded.ok()) << loaded.ErrorText();
+  FakeClock clock{kNight};
+  SiteSimulatorOptions options;
+  options.physics_thread = false;
+  options.noise_a = 0;
+  auto sim = SiteSimulator::Create(loaded.config, clock, options);
+  ASSERT_TRUE(sim.ok()) << sim.status();
+  ASSERT_TRUE((*sim)->Start().ok());
+  clock.Advance(absl::Milliseconds(100));
+  (*sim)->Step();
+  v1::ListSimulatedDevicesResponse list = (*sim)->List();
+  ASSERT_EQ(list.devices_size(), 1);
+  // 0.05 ohm x 63 A / 20,000 A x 15,000 A = 2.36 V.
+  EXPECT_NEAR(list.devices(0).meter().voltage_v().l1(), 230 - 0.05 * 63 / 20000 * 15000, 1e-6);
+  (*sim)->Stop();
+}
+
 TEST_F(SiteSimulatorTest, MetersMeasureTheBuildingAndEveryEvseThroughItsWiring) {
   // wb1's vehicle was plugged in at start (site.yaml vehicles); wb3 gets a
   // 1-phase one now. Without a controller both wallboxes offer their 6 A
