@@ -30,6 +30,7 @@ prometheus::ClientMetric* FamilySet::Add(std::string_view name, prometheus::Metr
     family.type = type;
   }
   prometheus::ClientMetric& metric = family.metric.emplace_back();
+  metric.label.reserve(label_values.size());
   for (size_t i = 0; i < label_values.size(); ++i) {
     // An empty value is the same as no label in Prometheus; leave it out.
     if (label_values[i].empty()) continue;

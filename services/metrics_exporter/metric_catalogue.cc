@@ -1,5 +1,7 @@
 #include "services/metrics_exporter/metric_catalogue.h"
 
+#include <unordered_map>
+
 namespace evgate::metrics {
 
 namespace {
@@ -438,10 +440,14 @@ const std::vector<MetricSpec>& MetricCatalogue() {
 }
 
 const MetricSpec* FindMetric(std::string_view name) {
-  for (const MetricSpec& spec : MetricCatalogue()) {
-    if (spec.name == name) return &spec;
-  }
-  return nullptr;
+  // A scrape of a large site looks up tens of thousands of samples.
+  static const auto* index = [] {
+    auto* by_name = new std::unordered_map<std::string_view, const MetricSpec*>();
+    for (const MetricSpec& spec : MetricCatalogue()) by_name->emplace(spec.name, &spec);
+    return by_name;
+  }();
+  auto it = index->find(name);
+  return it == index->end() ? nullptr : it->second;
 }
 
 std::vector<std::string> SeriesNames(const MetricSpec& spec) {
