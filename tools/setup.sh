@@ -37,15 +37,21 @@ if [ -n "$npm_wanted" ]; then
     DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends npm >/dev/null
   fi
   root=$(cd "$here/.." && pwd)
+  npm_missing=()
   for spec in $npm_wanted; do
     name=${spec%@*}
     version=${spec##*@}
     # Installed at exactly the pinned version, or (re)installed.
     if ! grep -q "\"version\": \"$version\"" "$root/node_modules/$name/package.json" 2>/dev/null; then
-      echo "setup: installing npm package $spec"
-      (cd "$root" && npm install --no-audit --no-fund --no-save "$spec" >/dev/null)
+      npm_missing+=("$spec")
     fi
   done
+  if [ ${#npm_missing[@]} -gt 0 ]; then
+    # All pinned packages in one call: npm prunes what a --no-save install
+    # does not name, so installing one at a time would remove the others.
+    echo "setup: installing npm packages ${npm_missing[*]}"
+    (cd "$root" && npm install --no-audit --no-fund --no-save $npm_wanted >/dev/null)
+  fi
 fi
 
 echo "setup: all $(echo $apt_wanted $npm_wanted | wc -w) packages present"
