@@ -19,11 +19,13 @@
 //
 //   bazel run -c opt //services/load_balancer:control_loop_benchmark
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -32,9 +34,12 @@
 #include "device_drivers/driver/device_driver_service.h"
 #include "device_drivers/driver/fake_backend.h"
 #include "google/protobuf/util/time_util.h"
+#include "grpcpp/create_channel.h"
+#include "prometheus/text_serializer.h"
 #include "runtime/log.h"
 #include "runtime/server_host.h"
 #include "services/load_balancer/load_balancer_service.h"
+#include "services/metrics_exporter/site_collector.h"
 #include "site_controller/config/site_config_loader.h"
 
 namespace evgate::load_balancer {
@@ -158,6 +163,28 @@ void BM_MeterSampleToSetpoints(benchmark::State& state) {
     return;
   }
 
+  // Arg 1 = 1: the metrics exporter's collector scrapes this process's load
+  // balancer and drivers every 250 ms meanwhile, as in `evgate run` (the
+  // worst case: same process, same cores), serialized as /metrics would be.
+  std::atomic<bool> scraping{state.range(1) == 1};
+  std::atomic<int> scrapes{0};
+  std::thread scraper;
+  if (scraping) {
+    metrics::PeerChannels peers;
+    auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", (*host)->port()),
+                                       grpc::InsecureChannelCredentials());
+    peers.load_balancer = channel;
+    peers.device_drivers = channel;
+    scraper = std::thread([&scraping, &scrapes, peers] {
+      metrics::SiteCollector collector(peers, nullptr, {"bench", "bench"}, absl::Seconds(2));
+      while (scraping) {
+        benchmark::DoNotOptimize(prometheus::TextSerializer().Serialize(collector.Collect()));
+        ++scrapes;
+        absl::SleepFor(absl::Milliseconds(250));
+      }
+    });
+  }
+
   const double fuse = evses * 20 + 40;
   auto publish = [&](double base_a) {
     v1::WatchDevicesResponse event;
@@ -225,6 +252,9 @@ void BM_MeterSampleToSetpoints(benchmark::State& state) {
     absl::SleepFor(absl::Milliseconds(110));
     state.ResumeTiming();
   }
+  scraping = false;
+  if (scraper.joinable()) scraper.join();
+  state.counters["scrapes"] = scrapes.load();
   (*host)->Shutdown(absl::Seconds(1));
   if (reactions_ms.empty()) return;
   std::sort(reactions_ms.begin(), reactions_ms.end());
@@ -237,10 +267,12 @@ void BM_MeterSampleToSetpoints(benchmark::State& state) {
   state.counters["max_ms"] = reactions_ms.back();
   state.counters["samples"] = static_cast<double>(reactions_ms.size());
 }
+// Args: EVSEs, and whether the metrics exporter scrapes meanwhile.
 BENCHMARK(BM_MeterSampleToSetpoints)
-    ->Arg(4)
-    ->Arg(100)
-    ->Arg(1000)
+    ->Args({4, 0})
+    ->Args({100, 0})
+    ->Args({1000, 0})
+    ->Args({1000, 1})
     ->Iterations(200)
     ->Unit(benchmark::kMillisecond);
 

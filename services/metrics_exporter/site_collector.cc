@@ -1,6 +1,12 @@
 #include "services/metrics_exporter/site_collector.h"
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <future>
 #include <optional>
 #include <utility>
@@ -20,6 +26,9 @@ namespace evgate::metrics {
 namespace {
 
 constexpr log::Logger kLog("metrics_exporter");
+
+// Nice value of the threads that collect a scrape.
+constexpr int kScrapeNice = 10;
 
 // Pages of the List calls; a 1,000-EVSE site is one or two pages.
 constexpr int kPageSize = 500;
@@ -132,6 +141,18 @@ grpc::Status ReadOcpp(const std::shared_ptr<grpc::Channel>& channel, absl::Durat
                                                                                : result;
 }
 
+// The threads that collect a scrape yield the CPU to the control loop: a
+// scrape is never more urgent than a setpoint (on Linux a thread's nice
+// value is its own).
+void LowerThisThreadsPriority() {
+  thread_local bool lowered = false;
+  if (lowered) return;
+  lowered = true;
+  if (setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), kScrapeNice) != 0) {
+    kLog.Debug("cannot lower the scrape thread's priority: %s", std::strerror(errno));
+  }
+}
+
 }  // namespace
 
 SiteCollector::SiteCollector(PeerChannels peers, std::shared_ptr<const StreamMetrics> streams,
@@ -142,6 +163,7 @@ SiteCollector::SiteCollector(PeerChannels peers, std::shared_ptr<const StreamMet
       deadline_(deadline) {}
 
 std::vector<prometheus::MetricFamily> SiteCollector::Collect() const {
+  LowerThisThreadsPriority();
   struct Pending {
     const char* service;
     std::future<PeerRead> read;
@@ -153,6 +175,7 @@ std::vector<prometheus::MetricFamily> SiteCollector::Collect() const {
                                         FamilySet&)) {
     if (channel == nullptr) return;
     pending.push_back({service, std::async(std::launch::async, [=] {
+                         LowerThisThreadsPriority();
                          return Timed(service,
                                       [&](FamilySet& out) { return read(channel, deadline, out); });
                        })});
