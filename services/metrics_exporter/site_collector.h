@@ -1,8 +1,8 @@
 // The exporter's prometheus::Collectable: at every scrape it reads the other
 // services' current state over gRPC (LoadBalancer.GetSiteStatus,
 // DeviceDriver.ListDevices, SessionService.ListSessions,
-// OcppBridge.ListChargePoints + GetUpstreamStatus), in parallel and each
-// with a deadline, and turns it into the catalogue's metrics, together with
+// OcppBridge.ListChargePoints + GetUpstreamStatus), one after the other,
+// each with a deadline, and turns it into the catalogue's metrics, together with
 // the stream-fed counters and histograms and its own process figures.
 //
 // Values are never older than the scrape: a peer that does not answer in
