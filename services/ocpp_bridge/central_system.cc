@@ -131,7 +131,13 @@ RpcEndpoint::CallHandler CentralSystem::OnConnected(std::shared_ptr<ChargePointL
   }
   for (auto& f : after) f();
   const ChargePointLink* raw = link.get();
-  return [this, identity, raw](const ocpp::Call& call) { return Handle(identity, raw, call); };
+  return [this, identity, raw](const ocpp::Call& call) {
+    std::variant<nlohmann::json, ocpp::CallError> answer = Handle(identity, raw, call);
+    const auto* error = std::get_if<ocpp::CallError>(&answer);
+    CountMessage(identity, "in", call.action,
+                 error == nullptr ? "ok" : ocpp::RpcErrorCodeName(error->code));
+    return answer;
+  };
 }
 
 void CentralSystem::OnDisconnected(const ChargePointLink& link, absl::string_view why) {
@@ -298,8 +304,14 @@ void CentralSystem::Send(const std::shared_ptr<ChargePointLink>& link, std::stri
       it->second.info.set_pending_calls(it->second.info.pending_calls() + 1);
     }
   }
-  link->Call(std::move(action), std::move(payload),
-             [this, identity, done = std::move(done)](CallOutcome outcome) {
+  link->Call(action, std::move(payload),
+             [this, identity, action, done = std::move(done)](CallOutcome outcome) {
+               CountMessage(identity, "out", action,
+                            outcome.result  ? "ok"
+                            : outcome.error ? ocpp::RpcErrorCodeName(outcome.error->code)
+                            : outcome.status.code() == absl::StatusCode::kDeadlineExceeded
+                                ? "timeout"
+                                : "closed");
                {
                  absl::MutexLock lock(&mu_);
                  auto it = chargers_.find(identity);
@@ -309,6 +321,24 @@ void CentralSystem::Send(const std::shared_ptr<ChargePointLink>& link, std::stri
                }
                if (done) done(std::move(outcome));
              });
+}
+
+void CentralSystem::CountMessage(const std::string& identity, const std::string& direction,
+                                 const std::string& action, const std::string& result) {
+  absl::MutexLock lock(&mu_);
+  auto it = chargers_.find(identity);
+  if (it == chargers_.end()) return;
+  for (v1::OcppMessageCount& m : *it->second.info.mutable_messages()) {
+    if (m.direction() == direction && m.action() == action && m.result() == result) {
+      m.set_count(m.count() + 1);
+      return;
+    }
+  }
+  v1::OcppMessageCount* m = it->second.info.add_messages();
+  m->set_direction(direction);
+  m->set_action(action);
+  m->set_result(result);
+  m->set_count(1);
 }
 
 std::string CentralSystem::EvseOf(const std::string& identity, int connector_id) const {

@@ -175,6 +175,10 @@ class CentralSystem final : public ConnectionObserver {
   std::optional<ChargerConfiguration> Configuration(const std::string& charge_point_id) const;
 
  private:
+  // One more message in ChargePoint.messages.
+  void CountMessage(const std::string& identity, const std::string& direction,
+                    const std::string& action, const std::string& result) ABSL_LOCKS_EXCLUDED(mu_);
+
   struct Charger {
     v1::ChargePoint info;
     // connector -> EVSE id, from site.yaml.

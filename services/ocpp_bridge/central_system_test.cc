@@ -14,6 +14,7 @@
 #include <memory>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -194,6 +195,32 @@ TEST_F(CentralSystemTest, FirstBootIsPendingUntilConfiguredThenAccepted) {
                           R"(TriggerMessage {"connectorId":1,"requestedMessage":"MeterValues"})",
                           R"(TriggerMessage {"connectorId":2,"requestedMessage":"MeterValues"})"));
   EXPECT_EQ(Ds60().pending_calls(), 0u);
+}
+
+// Every CALL each way is counted by action and result (the operators'
+// evgate_ocpp_messages_total).
+TEST_F(CentralSystemTest, CountsMessagesByDirectionActionAndResult) {
+  auto link = ConnectAndAccept();  // 2 BootNotifications in, 6 calls out, all answered
+  std::optional<SentCall> call;
+  SendOk("Heartbeat", json::object());
+  // A charger sending what only a Central System sends: NotSupported.
+  Send("Reset", {{"type", "Soft"}});
+  ASSERT_TRUE(cs_->Call("DS60-1", "Reset", {{"type", "Soft"}}, nullptr).ok());
+  call = link->Take();
+  ASSERT_TRUE(call.has_value());
+  CallOutcome timeout;
+  timeout.status = absl::DeadlineExceededError("no answer");
+  call->done(timeout);
+  std::map<std::string, uint64_t> counts;
+  const v1::ChargePoint ds60 = Ds60();
+  for (const v1::OcppMessageCount& m : ds60.messages()) {
+    counts[absl::StrCat(m.direction(), " ", m.action(), " ", m.result())] = m.count();
+  }
+  EXPECT_EQ(counts["in BootNotification ok"], 2u);
+  EXPECT_EQ(counts["in Heartbeat ok"], 1u);
+  EXPECT_EQ(counts["out GetConfiguration ok"], 1u);
+  EXPECT_EQ(counts["out Reset timeout"], 1u);
+  EXPECT_EQ(counts["in Reset NotSupported"], 1u);
 }
 
 TEST_F(CentralSystemTest, AConfigurationTheChargerRefusesStillEndsAccepted) {
