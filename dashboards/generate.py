@@ -204,6 +204,9 @@ def devices_ocpp():
                 "1": {"text": "connected", "color": "green", "index": 1}}}]})
     d.panel("timeseries", "OCPP calls pending", [
         ("evgate_ocpp_charge_point_pending_calls", "{{charge_point}}")], w=8, h=6)
+    d.panel("timeseries", "OCPP messages by action and result", [
+        ("sum by (direction, action, result) (rate(evgate_ocpp_messages_total[$__rate_interval]))",
+         "{{direction}} {{action}} {{result}}")], unit="ops", w=24)
     d.panel("stat", "Upstream CSMS", [("max by (state) (evgate_ocpp_upstream_state) == 1", "{{state}}"),
                                       ("evgate_ocpp_upstream_queue_length", "queued")],
             w=8, h=6, options={"textMode": "value_and_name", "graphMode": "none"})

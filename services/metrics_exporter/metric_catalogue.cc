@@ -423,6 +423,14 @@ const std::vector<MetricSpec>& MetricCatalogue() {
        {"charge_point"},
        kOc,
        "CALLs to the charge point queued or in flight"},
+      {"evgate_ocpp_messages_total",
+       MetricType::Counter,
+       "1",
+       {"charge_point", "direction", "action", "result"},
+       kOc,
+       "OCPP-J CALLs exchanged with the charge point since the bridge started: direction in "
+       "(from the charger) or out, the action, and ok, the OCPP-J error code, timeout or "
+       "closed"},
       {"evgate_ocpp_upstream_state",
        MetricType::Gauge,
        "1",
@@ -491,8 +499,7 @@ std::string CatalogueMarkdown() {
       "- per-bus request latency histograms, CAN frames and CAN error frames (`DeviceDriver`\n"
       "  reports per-device request, error and timeout counts only; the bus totals above are\n"
       "  their sums);\n"
-      "- OCPP messages by action and result, and the upstream offline queue's age (the bridge\n"
-      "  does not count messages; the upstream CSMS client is not built);\n"
+      "- the upstream offline queue's age (the upstream CSMS client is not built);\n"
       "- grid mode and V2X discharge power (the grid controller is not built). The SoC of DC\n"
       "  vehicles is served (`evgate_evse_soc_percent`).\n";
   return out;

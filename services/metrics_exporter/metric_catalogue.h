@@ -8,7 +8,8 @@
 // the name (amperes, watts, joules, seconds, bytes, percent), `_total` for
 // counters, labels from a bounded set (circuit, phase, evse, device, bus,
 // kind, station, charge_point, state, reason, code, severity, source,
-// service, trigger, version, revision): never an id of something unbounded
+// service, trigger, version, revision, and the OCPP direction, action and
+// result): never an id of something unbounded
 // such as a session or a card.
 #ifndef EVGATE_SERVICES_METRICS_EXPORTER_METRIC_CATALOGUE_H_
 #define EVGATE_SERVICES_METRICS_EXPORTER_METRIC_CATALOGUE_H_

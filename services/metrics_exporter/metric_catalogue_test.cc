@@ -30,9 +30,9 @@ TEST(MetricCatalogueTest, NamesFollowPrometheusConventions) {
 TEST(MetricCatalogueTest, LabelsComeFromTheBoundedSet) {
   // Never an id of something unbounded (session id, id tag, message id).
   const std::set<std::string_view> allowed = {
-      "circuit", "phase",        "evse",    "device",   "bus",   "kind",
-      "station", "charge_point", "state",   "reason",   "code",  "severity",
-      "service", "trigger",      "version", "revision", "source"};
+      "circuit",      "phase",    "evse",   "device",    "bus",      "kind",    "station",
+      "charge_point", "state",    "reason", "code",      "severity", "service", "trigger",
+      "version",      "revision", "source", "direction", "action",   "result"};
   for (const MetricSpec& spec : MetricCatalogue()) {
     for (std::string_view label : spec.labels) {
       EXPECT_EQ(allowed.count(label), 1u) << spec.name << " label " << label;

@@ -245,6 +245,11 @@ void AddChargePoints(const std::vector<v1::ChargePoint>& charge_points, FamilySe
                            cp.registration_status() == v1::REGISTRATION_STATUS_ACCEPTED;
     out.Gauge("evgate_ocpp_charge_point_connected", {cp.charge_point_id()}, connected ? 1 : 0);
     out.Gauge("evgate_ocpp_charge_point_pending_calls", {cp.charge_point_id()}, cp.pending_calls());
+    for (const v1::OcppMessageCount& m : cp.messages()) {
+      out.Counter("evgate_ocpp_messages_total",
+                  {cp.charge_point_id(), m.direction(), m.action(), m.result()},
+                  static_cast<double>(m.count()));
+    }
   }
 }
 

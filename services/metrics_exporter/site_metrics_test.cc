@@ -271,10 +271,12 @@ TEST(SiteMetricsTest, OpenSessionsReportEveryOpenState) {
 TEST(SiteMetricsTest, ChargePointsAndUpstream) {
   FamilySet set;
   AddChargePoints(
-      {Parse<v1::ChargePoint>(R"pb(charge_point_id: "DS60-1"
-                                   connection_state: CHARGE_POINT_CONNECTION_STATE_CONNECTED
-                                   registration_status: REGISTRATION_STATUS_ACCEPTED
-                                   pending_calls: 2)pb"),
+      {Parse<v1::ChargePoint>(
+           R"pb(charge_point_id: "DS60-1"
+                connection_state: CHARGE_POINT_CONNECTION_STATE_CONNECTED
+                registration_status: REGISTRATION_STATUS_ACCEPTED
+                pending_calls: 2
+                messages { direction: "in" action: "MeterValues" result: "ok" count: 12 })pb"),
        // Connected but still Pending at boot: not yet a working charger.
        Parse<v1::ChargePoint>(R"pb(charge_point_id: "ICE22-1"
                                    connection_state: CHARGE_POINT_CONNECTION_STATE_CONNECTED
@@ -287,6 +289,8 @@ TEST(SiteMetricsTest, ChargePointsAndUpstream) {
   EXPECT_THAT(text, HasSubstr("evgate_ocpp_charge_point_connected{charge_point=\"DS60-1\"} 1"));
   EXPECT_THAT(text, HasSubstr("evgate_ocpp_charge_point_connected{charge_point=\"ICE22-1\"} 0"));
   EXPECT_THAT(text, HasSubstr("evgate_ocpp_charge_point_pending_calls{charge_point=\"DS60-1\"} 2"));
+  EXPECT_THAT(text, HasSubstr("evgate_ocpp_messages_total{charge_point=\"DS60-1\",direction=\"in\","
+                              "action=\"MeterValues\",result=\"ok\"} 12"));
   EXPECT_THAT(text, HasSubstr("evgate_ocpp_upstream_state{state=\"connected\"} 1"));
   EXPECT_THAT(text, HasSubstr("evgate_ocpp_upstream_state{state=\"disabled\"} 0"));
   EXPECT_THAT(text, HasSubstr("evgate_ocpp_upstream_queue_length 7"));
