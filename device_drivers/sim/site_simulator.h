@@ -197,6 +197,8 @@ class SiteSimulator final : public Service, public v1::Simulator::Service {
                                v1::SetBuildingLoadResponse* response) override;
 
  private:
+  // The simulated grid's frequency, Hz.
+  static constexpr double kGridFrequencyHz = 50;
   using PhaseArray = std::array<double, 3>;  // by site phase L1..L3
 
   enum class Kind { kNone, kSdm630, kHeidelberg, kOffGridBox, kCabur, kOcpp };
