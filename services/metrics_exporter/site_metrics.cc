@@ -9,6 +9,7 @@
 #include "absl/strings/strip.h"
 #include "google/protobuf/generated_enum_reflection.h"
 #include "google/protobuf/util/time_util.h"
+#include "site_controller/config/api_conversions.h"
 
 namespace evgate::metrics {
 
@@ -19,15 +20,9 @@ using google::protobuf::util::TimeUtil;
 constexpr const char* kPhases[] = {"L1", "L2", "L3"};
 constexpr double kJoulesPerWh = 3600;
 
-std::optional<double> PhaseValue(const v1::PhaseValues& v, int phase) {
-  switch (phase) {
-    case 0:
-      return v.has_l1() ? std::optional<double>(v.l1()) : std::nullopt;
-    case 1:
-      return v.has_l2() ? std::optional<double>(v.l2()) : std::nullopt;
-    default:
-      return v.has_l3() ? std::optional<double>(v.l3()) : std::nullopt;
-  }
+// Phase `p` (0 = L1) of `values`, absent when not set.
+std::optional<double> PhaseValue(const v1::PhaseValues& values, int p) {
+  return api::GetPhase(values, static_cast<site::Phase>(p));
 }
 
 // One sample per phase that has a value.
