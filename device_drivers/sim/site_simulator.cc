@@ -38,20 +38,6 @@ constexpr uint16_t kSdmCurrentRegisters[3] = {0x0006, 0x0008, 0x000A};
 
 int Index(site::Phase phase) { return static_cast<int>(phase); }
 
-void SetPhase(v1::PhaseValues* values, int phase, double value) {
-  switch (phase) {
-    case 0:
-      values->set_l1(value);
-      break;
-    case 1:
-      values->set_l2(value);
-      break;
-    default:
-      values->set_l3(value);
-      break;
-  }
-}
-
 // "04B2C3D4E5F607" (':' and '-' allowed between bytes) -> bytes.
 absl::StatusOr<std::vector<uint8_t>> ParseUid(const std::string& text) {
   std::string hex;
@@ -982,7 +968,7 @@ absl::StatusOr<v1::BuildingLoad> SiteSimulator::SetBuildingLoad(
   StepLocked(clock_.Now());
   v1::BuildingLoad out;
   for (site::Phase phase : config_.grid.phases) {
-    SetPhase(out.mutable_current_a(), Index(phase), building_a_[Index(phase)]);
+    api::SetPhase(out.mutable_current_a(), phase, building_a_[Index(phase)]);
   }
   out.set_from_profile(!building_override_.has_value());
   return out;
