@@ -943,33 +943,38 @@ void SessionManager::OnStreamLost(const absl::Status& status) {
 }
 
 void SessionManager::HandleDeviceInputs(const std::vector<DeviceInput>& inputs) {
-  Pending pending;
-  for (const DeviceInput& input : inputs) {
-    if (input.kind == DeviceInput::Kind::kEvent &&
-        (input.event.event_case() == v1::WatchDevicesResponse::kRfidTap ||
-         input.event.event_case() == v1::WatchDevicesResponse::kTransactionStarted)) {
-      {
-        absl::MutexLock lock(&mu_);
-        (void)Flush(pending);
-      }
-      HandleTap(input.event);
+  const auto is_tap = [](const DeviceInput& input) {
+    return input.kind == DeviceInput::Kind::kEvent &&
+           (input.event.event_case() == v1::WatchDevicesResponse::kRfidTap ||
+            input.event.event_case() == v1::WatchDevicesResponse::kTransactionStarted);
+  };
+  // Pending changes never outlive the lock they were made under: a
+  // StopSession between two inputs must not be followed by a write of the
+  // copies taken before it (that wrote a closed session back as ACTIVE).
+  size_t i = 0;
+  while (i < inputs.size()) {
+    if (is_tap(inputs[i])) {
+      HandleTap(inputs[i++].event);  // asks the authorizer without the lock
       continue;
     }
     absl::MutexLock lock(&mu_);
-    switch (input.kind) {
-      case DeviceInput::Kind::kStreamStarted:
-      case DeviceInput::Kind::kStreamLost:
-        // Until the next snapshots the live view is out of date; sessions
-        // keep their last values.
-        for (auto& [id, evse] : evses_) evse.state_known = false;
-        break;
-      case DeviceInput::Kind::kEvent:
-        ApplyEvent(input.event, pending);
-        break;
+    Pending pending;
+    for (; i < inputs.size() && !is_tap(inputs[i]); ++i) {
+      const DeviceInput& input = inputs[i];
+      switch (input.kind) {
+        case DeviceInput::Kind::kStreamStarted:
+        case DeviceInput::Kind::kStreamLost:
+          // Until the next snapshots the live view is out of date;
+          // sessions keep their last values.
+          for (auto& [id, evse] : evses_) evse.state_known = false;
+          break;
+        case DeviceInput::Kind::kEvent:
+          ApplyEvent(input.event, pending);
+          break;
+      }
     }
+    (void)Flush(pending);
   }
-  absl::MutexLock lock(&mu_);
-  (void)Flush(pending);
 }
 
 void SessionManager::Tick() {

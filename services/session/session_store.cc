@@ -70,7 +70,8 @@ std::string UpsertSessionSql() {
   }
   return absl::StrCat("INSERT INTO sessions (", kSessionColumns, ") VALUES (",
                       absl::StrJoin(placeholders, ", "),
-                      ") ON CONFLICT (session_id) DO UPDATE SET ", absl::StrJoin(updates, ", "));
+                      ") ON CONFLICT (session_id) DO UPDATE SET ", absl::StrJoin(updates, ", "),
+                      " WHERE sessions.end_time_us IS NULL");
 }
 
 SessionRecord ReadSession(const Statement& row) {
@@ -316,6 +317,13 @@ absl::Status SessionStore::SaveSessions(const std::vector<SessionRecord>& record
                          path_, "; session ", record.session.session_id(), " was not saved"));
       }
       return s;
+    }
+    if (writer_->Changes() == 0) {
+      // The upsert's WHERE kept a closed row: a charge record is final.
+      return absl::FailedPreconditionError(absl::StrCat(
+          "session ", record.session.session_id(), " on EVSE ", record.session.evse_id(),
+          " is already closed in ", path_, " and a closed charge record never changes; ",
+          "nothing of this write was saved"));
     }
   }
   return tx->Commit();

@@ -79,7 +79,8 @@ class SessionStore {
 
   // Inserts or replaces `records` (by session id) in one transaction: all or
   // nothing. Fails with ALREADY_EXISTS if it would leave two open sessions
-  // on one EVSE.
+  // on one EVSE, and with FAILED_PRECONDITION if it would change a session
+  // that is already closed (a closed charge record is final).
   absl::Status SaveSessions(const std::vector<SessionRecord>& records);
 
   // Every open session (end_time absent), oldest first.

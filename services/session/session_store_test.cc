@@ -123,6 +123,27 @@ TEST_F(SessionStoreTest, SavingAgainUpdatesInsteadOfDuplicating) {
   EXPECT_EQ(store_->GetSession("01A")->session.energy_charged_wh(), 2500);
 }
 
+TEST_F(SessionStoreTest, AClosedRecordIsFinalAndAWriteThatWouldChangeItSavesNothing) {
+  // The write a late copy would make: the session's last ACTIVE state after
+  // it was closed (found by session_crash_test: a batch of device events
+  // recorded before a StopSession was written after it).
+  SessionRecord open = Record("01A", "wb1", 1800000000, /*open=*/true);
+  ASSERT_TRUE(store_->SaveSessions({open}).ok());
+  const SessionRecord closed = Record("01A", "wb1", 1800000000, /*open=*/false);
+  ASSERT_TRUE(store_->SaveSessions({closed}).ok());
+
+  SessionRecord other = Record("01B", "wb2", 1800000100, /*open=*/true);
+  open.session.set_energy_charged_wh(900);
+  absl::Status late = store_->SaveSessions({other, open});
+  EXPECT_EQ(late.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(late.message(), HasSubstr("session 01A on EVSE wb1 is already closed"));
+  EXPECT_EQ(store_->GetSession("01A")->session.DebugString(), closed.session.DebugString());
+  EXPECT_EQ(store_->GetSession("01B").status().code(), absl::StatusCode::kNotFound)
+      << "all or nothing";
+  // Saving the same closed record again is a change too (updated_at).
+  EXPECT_EQ(store_->SaveSessions({closed}).code(), absl::StatusCode::kFailedPrecondition);
+}
+
 TEST_F(SessionStoreTest, TheDatabaseRefusesTwoOpenSessionsOnOneEvseAndKeepsTheFirst) {
   ASSERT_TRUE(store_->SaveSessions({Record("01A", "wb1", 1800000000, /*open=*/true)}).ok());
   absl::Status second = store_->SaveSessions(
