@@ -4,8 +4,8 @@
 #include <string>
 #include <vector>
 
-#include "gateway/launcher.h"
-#include "gateway/service_catalog.h"
+#include "gateway/all_services.h"
+#include "runtime/launcher.h"
 
 namespace {
 
@@ -21,7 +21,7 @@ Exit codes: 0 ok, 1 invalid site file, 2 usage / unknown service,
 )";
 
 int ListServices() {
-  for (const auto& entry : evgate::gateway::ServiceCatalog()) {
+  for (const auto& entry : evgate::gateway::AllServices()) {
     std::cout << entry.name << "\t" << (entry.create ? "available" : "not in this build") << "\t"
               << entry.description << "\n";
   }
@@ -34,10 +34,10 @@ int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   const std::string command = args.empty() ? "" : args[0];
   if (command == "run") {
-    return evgate::gateway::RunFromArgs({args.begin() + 1, args.end()}, "");
+    return evgate::RunFromArgs({args.begin() + 1, args.end()}, evgate::gateway::AllServices(), "");
   }
   if (command == "validate" && args.size() == 2) {
-    return evgate::gateway::Validate(args[1], std::cout);
+    return evgate::Validate(args[1], std::cout);
   }
   if (command == "services" && args.size() == 1) return ListServices();
   if (command == "help" || command == "--help" || command == "-h") {
@@ -45,5 +45,5 @@ int main(int argc, char** argv) {
     return 0;
   }
   std::cerr << kUsage;
-  return evgate::gateway::kExitUsage;
+  return evgate::kExitUsage;
 }

@@ -4,7 +4,7 @@
 # include paths and flags as the Bazel build. Run `bazel build //...` first
 # so generated protobuf headers exist.
 #   tools/lint.sh                     # format check of the whole tree
-#   tools/lint.sh gateway/launcher.cc # + clang-tidy on that file
+#   tools/lint.sh runtime/launcher.cc # + clang-tidy on that file
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"

@@ -3,9 +3,10 @@
 #include <string>
 #include <vector>
 
-#include "gateway/launcher.h"
+#include "runtime/launcher.h"
+#include "services/load_balancer/load_balancer_entry.h"
 
 int main(int argc, char** argv) {
-  return evgate::gateway::RunFromArgs(std::vector<std::string>(argv + 1, argv + argc),
-                                      "load_balancer");
+  return evgate::RunFromArgs(std::vector<std::string>(argv + 1, argv + argc),
+                             {evgate::load_balancer::LoadBalancerEntry()}, "load_balancer");
 }

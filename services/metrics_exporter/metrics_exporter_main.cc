@@ -5,8 +5,9 @@
 #include <string>
 #include <vector>
 
-#include "gateway/launcher.h"
+#include "runtime/launcher.h"
 #include "services/metrics_exporter/metric_catalogue.h"
+#include "services/metrics_exporter/metrics_exporter_entry.h"
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
@@ -14,5 +15,5 @@ int main(int argc, char** argv) {
     std::cout << evgate::metrics::CatalogueMarkdown();
     return 0;
   }
-  return evgate::gateway::RunFromArgs(args, "metrics_exporter");
+  return evgate::RunFromArgs(args, {evgate::metrics::MetricsExporterEntry()}, "metrics_exporter");
 }

@@ -3,9 +3,10 @@
 #include <string>
 #include <vector>
 
-#include "gateway/launcher.h"
+#include "runtime/launcher.h"
+#include "services/ocpp_bridge/ocpp_bridge_entry.h"
 
 int main(int argc, char** argv) {
-  return evgate::gateway::RunFromArgs(std::vector<std::string>(argv + 1, argv + argc),
-                                      "ocpp_bridge");
+  return evgate::RunFromArgs(std::vector<std::string>(argv + 1, argv + argc),
+                             {evgate::ocpp::OcppBridgeEntry()}, "ocpp_bridge");
 }

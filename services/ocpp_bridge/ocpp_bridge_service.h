@@ -12,7 +12,7 @@
 // The chargers are devices (OcppDeviceBackend): alone, the bridge serves
 // evgate.v1.DeviceDriver for them itself; in `evgate run` with the device
 // drivers, `serve_device_driver` is false and the backend is handed to the
-// site's DeviceDriver service (gateway/service_catalog.cc), so that every
+// site's DeviceDriver service (gateway/all_services.cc), so that every
 // device is behind one API.
 //
 // Not yet: the upstream CSMS client (GetUpstreamStatus is UNIMPLEMENTED when

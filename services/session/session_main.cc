@@ -3,8 +3,10 @@
 #include <string>
 #include <vector>
 
-#include "gateway/launcher.h"
+#include "runtime/launcher.h"
+#include "services/session/session_entry.h"
 
 int main(int argc, char** argv) {
-  return evgate::gateway::RunFromArgs(std::vector<std::string>(argv + 1, argv + argc), "session");
+  return evgate::RunFromArgs(std::vector<std::string>(argv + 1, argv + argc),
+                             {evgate::session::SessionEntry()}, "session");
 }

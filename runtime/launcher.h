@@ -1,17 +1,20 @@
 // Runs evgate services as a process: loads and validates site.yaml, builds
-// the selected services, hosts them on one gRPC server (health + reflection),
-// and shuts down gracefully on SIGTERM/SIGINT.
+// the selected services of a catalog, hosts them on one gRPC server (health +
+// reflection, TLS and authorization outside the demo), and shuts down
+// gracefully on SIGTERM/SIGINT.
 //
-// Used by `evgate run` (any subset of services in one process) and by each
-// service's own binary (one service, for containers).
-#ifndef EVGATE_GATEWAY_LAUNCHER_H_
-#define EVGATE_GATEWAY_LAUNCHER_H_
+// Used by each service's own binary (a catalog of one, for containers) and by
+// `evgate run` (gateway/: every service, any subset in one process).
+#ifndef EVGATE_RUNTIME_LAUNCHER_H_
+#define EVGATE_RUNTIME_LAUNCHER_H_
 
 #include <ostream>
 #include <string>
 #include <vector>
 
-namespace evgate::gateway {
+#include "runtime/service_catalog.h"
+
+namespace evgate {
 
 // Process exit codes, the same for `evgate` and every service binary.
 enum ExitCode : int {
@@ -24,13 +27,13 @@ enum ExitCode : int {
 
 struct RunOptions {
   std::string site_path;
-  std::string services;  // comma-separated; "" = every service in this build
+  std::string services;  // comma-separated; "" = every service of the catalog
   std::string listen;    // overrides services.api_listen when not empty
 };
 
 // Runs until SIGTERM/SIGINT. Blocks those signals in the calling thread first,
 // so call it from main() before starting any thread.
-int Run(const RunOptions& options);
+int Run(const RunOptions& options, const ServiceCatalog& catalog);
 
 // `evgate validate FILE`: prints "OK" or every error, one per line.
 int Validate(const std::string& site_path, std::ostream& out);
@@ -38,8 +41,9 @@ int Validate(const std::string& site_path, std::ostream& out);
 // The command line shared by `evgate run` and the service binaries:
 // `--site FILE [--services a,b] [--listen HOST:PORT] [--log-level LEVEL]`.
 // `fixed_service` (for a service binary) forbids --services.
-int RunFromArgs(const std::vector<std::string>& argv, const std::string& fixed_service);
+int RunFromArgs(const std::vector<std::string>& argv, const ServiceCatalog& catalog,
+                const std::string& fixed_service);
 
-}  // namespace evgate::gateway
+}  // namespace evgate
 
-#endif  // EVGATE_GATEWAY_LAUNCHER_H_
+#endif  // EVGATE_RUNTIME_LAUNCHER_H_

@@ -1,4 +1,4 @@
-#include "gateway/launcher.h"
+#include "runtime/launcher.h"
 
 #include <algorithm>
 #include <iostream>
@@ -6,7 +6,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "gateway/service_catalog.h"
 #include "runtime/args.h"
 #include "runtime/auth.h"
 #include "runtime/log.h"
@@ -15,7 +14,7 @@
 #include "site_controller/config/device_profiles.h"
 #include "site_controller/config/site_config_loader.h"
 
-namespace evgate::gateway {
+namespace evgate {
 namespace {
 
 constexpr log::Logger kLog("evgate");
@@ -29,11 +28,11 @@ bool Hosts(const std::vector<const ServiceEntry*>& services, const std::string& 
 
 // Says plainly which declared devices nothing in this process will drive, so
 // nobody mistakes a quiet site for a healthy one.
-void ReportDeviceCoverage(const site::SiteConfig& config,
+void ReportDeviceCoverage(const site::SiteConfig& config, const ServiceCatalog& catalog,
                           const std::vector<const ServiceEntry*>& services) {
   if (!config.simulation.devices.empty()) {
-    const ServiceEntry* simulator = FindService("simulator");
-    if (!simulator->create) {
+    const ServiceEntry* simulator = FindService(catalog, "simulator");
+    if (simulator != nullptr && !simulator->create) {
       kLog.Warning("site declares %d simulated devices (%s) but %s: no device reports live data",
                    config.simulation.devices.size(), absl::StrJoin(config.simulation.devices, ", "),
                    simulator->not_yet);
@@ -46,10 +45,10 @@ void ReportDeviceCoverage(const site::SiteConfig& config,
   for (const site::DeviceConfig& device : config.devices) undriven.push_back(device.id);
   const bool drivers = Hosts(services, "device_drivers") || Hosts(services, "ocpp_bridge");
   if (!drivers && !undriven.empty()) {
-    const ServiceEntry* entry = FindService("device_drivers");
+    const ServiceEntry* entry = FindService(catalog, "device_drivers");
     kLog.Warning("no bus owner runs in this process; %d devices are not driven here (%s)%s",
                  undriven.size(), absl::StrJoin(undriven, ", "),
-                 entry->create ? "" : absl::StrCat(": ", entry->not_yet));
+                 entry == nullptr || entry->create ? "" : absl::StrCat(": ", entry->not_yet));
   }
   if (Hosts(services, "load_balancer") && !drivers) {
     kLog.Warning(
@@ -89,7 +88,7 @@ int Validate(const std::string& site_path, std::ostream& out) {
   return kExitOk;
 }
 
-int Run(const RunOptions& options) {
+int Run(const RunOptions& options, const ServiceCatalog& catalog) {
   BlockShutdownSignals();
   site::SiteConfigLoadResult loaded = site::LoadSiteConfigFromFile(options.site_path);
   if (!loaded.ok()) {
@@ -101,7 +100,7 @@ int Run(const RunOptions& options) {
   }
   const site::SiteConfig& config = loaded.config;
 
-  auto selected = SelectServices(options.services);
+  auto selected = SelectServices(catalog, options.services);
   if (!selected.ok()) {
     kLog.Error("%s", selected.status().message());
     return kExitUsage;
@@ -135,7 +134,7 @@ int Run(const RunOptions& options) {
   kLog.Info("site '%s' from %s: %d circuits, %d devices, %d stations; hosting %s", config.site.id,
             options.site_path, config.circuits.size(), config.devices.size(),
             config.stations.size(), absl::StrJoin(names, ", "));
-  ReportDeviceCoverage(config, *selected);
+  ReportDeviceCoverage(config, catalog, *selected);
 
   ServerOptions server;
   server.listen = options.listen.empty() ? config.services.api_listen : options.listen;
@@ -173,7 +172,8 @@ int Run(const RunOptions& options) {
   return kExitOk;
 }
 
-int RunFromArgs(const std::vector<std::string>& argv, const std::string& fixed_service) {
+int RunFromArgs(const std::vector<std::string>& argv, const ServiceCatalog& catalog,
+                const std::string& fixed_service) {
   auto args = ParseArgs(argv, {"help"});
   if (!args.ok()) {
     std::cerr << args.status().message() << "\n";
@@ -204,7 +204,7 @@ int RunFromArgs(const std::vector<std::string>& argv, const std::string& fixed_s
   options.site_path = args->Get("site");
   options.services = fixed_service.empty() ? args->Get("services") : fixed_service;
   options.listen = args->Get("listen");
-  return Run(options);
+  return Run(options, catalog);
 }
 
-}  // namespace evgate::gateway
+}  // namespace evgate
