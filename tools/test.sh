@@ -14,6 +14,12 @@ bazel_flags=(--keep_going)
 
 build_status=0
 bazel build "${bazel_flags[@]}" //... || build_status=$?
+# //:all_tests must hold every test, so `bazel test //:all_tests` is the suite.
+outside=$(bazel query 'tests(//...) except attr(tags, manual, //...) except tests(//:all_tests)' 2>/dev/null)
+if [ -n "$outside" ]; then
+  echo "test.sh: not in //:all_tests (add a test_suite(name = \"tests\") to the package and list it in BUILD.bazel):" $outside >&2
+  build_status=1
+fi
 test_status=0
 # Tests always run: a result cached from another checkout is not a test run.
 bazel test "${bazel_flags[@]}" --cache_test_results=no //... "$@" || test_status=$?
