@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Builds evgate's container images into podman: one per service plus the
+# all-in-one `evgate`, each `FROM scratch` with only its binary, evgate-probe
+# and their shared libraries (bazel //tools/images:*_rootfs), running as uid
+# 65532. Nothing is pulled: no registry is needed or reachable.
+#
+#   tools/images/build.sh [--save FILE.tar] [IMAGE...]
+#
+# Images are tagged localhost/evgate/NAME:VERSION (VERSION from the file at
+# the top) and :latest. --save writes them all into one archive for
+# `k3s ctr images import` on the gateway box (docs/deploy.md).
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$root"
+export CONTAINERS_CONF="$root/tools/images/containers.conf"
+
+save=""
+images=()
+while [ $# -gt 0 ]; do
+  case $1 in
+    --save) save=$2; shift 2 ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    *) images+=("$1"); shift ;;
+  esac
+done
+all=(evgate device_drivers load_balancer session ocpp_bridge metrics_exporter simulator)
+[ ${#images[@]} -gt 0 ] || images=("${all[@]}")
+
+command -v podman >/dev/null || { echo "images: podman is not installed (tools/setup.sh installs it)" >&2; exit 1; }
+version=$(cat VERSION)
+revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)
+if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then revision="$revision-dirty"; fi
+
+targets=()
+for name in "${images[@]}"; do targets+=("//tools/images:${name}_rootfs"); done
+bazel build -c opt "${targets[@]}"
+bin=$(bazel info -c opt bazel-bin 2>/dev/null)
+
+for name in "${images[@]}"; do
+  tools/images/make_image.sh "$name" "$bin/tools/images/${name}_rootfs.tar" "$version" "$revision"
+done
+
+if [ -n "$save" ]; then
+  refs=()
+  for name in "${images[@]}"; do refs+=("localhost/evgate/$name:$version"); done
+  podman save --multi-image-archive --output "$save" "${refs[@]}"
+  echo "images: saved ${#refs[@]} images to $save"
+fi
