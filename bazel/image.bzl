@@ -1,18 +1,39 @@
-"""The root filesystem of an evgate container image, built from a binary.
+"""The layers of evgate's container images, built from the binaries.
 
-Bazel 4 here has no container rules (none can be downloaded), so the image is
-a reproducible tarball (tools/images/rootfs.sh: the stripped binary,
-evgate-probe and their shared-library closure) that tools/images/build.sh
-turns into a `FROM scratch` image with podman.
+Bazel 4 here has no container rules (none can be downloaded), so each layer
+is a reproducible tarball (tools/images/rootfs.sh) that
+tools/images/make_image.sh turns into a podman image: a shared base layer
+(the shared libraries, evgate-probe, the non-root user) and one layer per
+binary on top.
 """
 
-def evgate_rootfs(name, binary, visibility = None):
-    """`name`.tar: the root filesystem of the image of `binary`."""
+_PROBE = "//tools/probe:evgate-probe"
+_ROOTFS = "//tools/images:rootfs.sh"
+
+def evgate_base_layer(name, binaries, visibility = None):
+    """`name`.tar and `name`.libs: the libraries every one of `binaries` needs."""
     native.genrule(
         name = name,
-        srcs = [binary, "//tools/probe:evgate-probe"],
+        srcs = [_PROBE] + binaries,
+        outs = [name + ".tar", name + ".libs"],
+        cmd = "$(location %s) base $(location %s.tar) $(location %s.libs) $(location %s) %s" % (
+            _ROOTFS,
+            name,
+            name,
+            _PROBE,
+            " ".join(["$(location %s)" % b for b in binaries]),
+        ),
+        tools = [_ROOTFS],
+        visibility = visibility,
+    )
+
+def evgate_binary_layer(name, binary, base, visibility = None):
+    """`name`.tar: `binary` in /usr/bin, checked against the libraries of `base`."""
+    native.genrule(
+        name = name,
+        srcs = [binary, base + ".libs"],
         outs = [name + ".tar"],
-        cmd = "$(location //tools/images:rootfs.sh) $@ $(location %s) $(location //tools/probe:evgate-probe)" % binary,
-        tools = ["//tools/images:rootfs.sh"],
+        cmd = "$(location %s) binary $@ $(location %s.libs) $(location %s)" % (_ROOTFS, base, binary),
+        tools = [_ROOTFS],
         visibility = visibility,
     )

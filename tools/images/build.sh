@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds evgate's container images into podman: one per service plus the
-# all-in-one `evgate`, each `FROM scratch` with only its binary, evgate-probe
-# and their shared libraries (bazel //tools/images:*_rootfs), running as uid
-# 65532. Nothing is pulled: no registry is needed or reachable.
+# all-in-one `evgate`, each a shared base (FROM scratch: the shared libraries,
+# evgate-probe, user 65532) and its binary (bazel //tools/images:layers).
+# Nothing is pulled: no registry is needed or reachable.
 #
 #   tools/images/build.sh [--save FILE.tar] [IMAGE...]
 #
@@ -32,18 +32,17 @@ version=$(cat VERSION)
 revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)
 if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then revision="$revision-dirty"; fi
 
-targets=()
-for name in "${images[@]}"; do targets+=("//tools/images:${name}_rootfs"); done
-bazel build -c opt "${targets[@]}"
-bin=$(bazel info -c opt bazel-bin 2>/dev/null)
-
+bazel build -c opt //tools/images:layers
+bin=$(bazel info -c opt bazel-bin 2>/dev/null)/tools/images
+tools/images/make_image.sh base "$bin/base_layer.tar" "$version" "$revision"
 for name in "${images[@]}"; do
-  tools/images/make_image.sh "$name" "$bin/tools/images/${name}_rootfs.tar" "$version" "$revision"
+  tools/images/make_image.sh "$name" "$bin/${name}_layer.tar" "$version" "$revision"
 done
+for name in base "${images[@]}"; do podman tag "localhost/evgate/$name:$version" "localhost/evgate/$name:latest"; done
 
 if [ -n "$save" ]; then
   refs=()
-  for name in "${images[@]}"; do refs+=("localhost/evgate/$name:$version"); done
+  for name in base "${images[@]}"; do refs+=("localhost/evgate/$name:$version"); done
   podman save --multi-image-archive --output "$save" "${refs[@]}"
   echo "images: saved ${#refs[@]} images to $save"
 fi

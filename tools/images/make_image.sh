@@ -1,37 +1,48 @@
 #!/usr/bin/env bash
-# Makes one evgate image in podman from its root filesystem tarball
-# (bazel //tools/images:NAME_rootfs): FROM scratch, uid 65532, the service
-# binary as entrypoint reading /etc/evgate/site.yaml, OCI labels. Used by
-# build.sh and by the container end-to-end tests.
+# Makes one evgate image in podman from its layer (bazel //tools/images:*):
 #
-#   make_image.sh NAME ROOTFS.tar VERSION REVISION
+#   make_image.sh base BASE_LAYER.tar TAG REVISION
+#     localhost/evgate/base:TAG, FROM scratch: the shared libraries,
+#     evgate-probe, user 65532;
+#   make_image.sh NAME NAME_LAYER.tar TAG REVISION
+#     localhost/evgate/NAME:TAG, FROM that base: the binary as entrypoint,
+#     running as uid 65532, reading /etc/evgate/site.yaml, OCI labels.
 #
-# Needs CONTAINERS_CONF=tools/images/containers.conf on a Debian 12 box.
+# Used by build.sh and the container end-to-end test. Needs
+# CONTAINERS_CONF=tools/images/containers.conf on a Debian 12 box.
 set -euo pipefail
 
-name=$1 rootfs=$2 version=$3 revision=$4
-case $name in
-  evgate) entrypoint='["/usr/bin/evgate", "run"]' title="evgate (every service in one process)" ;;
-  *) entrypoint="[\"/usr/bin/$name\"]" title="evgate $name" ;;
-esac
-
+name=$1 layer=$2 tag=$3 revision=$4
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-cp "$rootfs" "$work/rootfs.tar"
-cat > "$work/Containerfile" <<CONTAINERFILE
+cp "$layer" "$work/layer.tar"
+labels="LABEL org.opencontainers.image.version=\"$tag\" org.opencontainers.image.revision=\"$revision\""
+case $name in
+  base)
+    cat > "$work/Containerfile" <<CONTAINERFILE
 FROM scratch
-ADD rootfs.tar /
+ADD layer.tar /
 USER 65532:65532
 WORKDIR /data
 ENV TMPDIR=/tmp
+$labels org.opencontainers.image.title="evgate base (shared libraries, evgate-probe)"
+CONTAINERFILE
+    ;;
+  *)
+    case $name in
+      evgate) entrypoint='["/usr/bin/evgate", "run"]' title="evgate (every service in one process)" ;;
+      *) entrypoint="[\"/usr/bin/$name\"]" title="evgate $name" ;;
+    esac
+    cat > "$work/Containerfile" <<CONTAINERFILE
+FROM localhost/evgate/base:$tag
+ADD layer.tar /
 EXPOSE 50051
 ENTRYPOINT $entrypoint
 CMD ["--site", "/etc/evgate/site.yaml", "--listen", "0.0.0.0:50051"]
-LABEL org.opencontainers.image.title="$title" \\
-      org.opencontainers.image.version="$version" \\
-      org.opencontainers.image.revision="$revision"
+$labels org.opencontainers.image.title="$title"
 CONTAINERFILE
-podman build --quiet --tag "localhost/evgate/$name:$version" --tag "localhost/evgate/$name:latest" \
-  "$work" >/dev/null
-size=$(podman image inspect --format '{{.Size}}' "localhost/evgate/$name:$version")
-printf 'images: localhost/evgate/%-24s %5s MB\n' "$name:$version" "$((size / 1000000))"
+    ;;
+esac
+podman build --quiet --pull=never --tag "localhost/evgate/$name:$tag" "$work" >/dev/null
+size=$(podman image inspect --format '{{.Size}}' "localhost/evgate/$name:$tag")
+printf 'images: localhost/evgate/%-24s %5s MB\n' "$name:$tag" "$((size / 1000000))"

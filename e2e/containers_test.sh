@@ -1,0 +1,258 @@
+#!/usr/bin/env bash
+# The split demo site in containers, as k8s/overlays/podman describes it and
+# `podman kube play` runs it: the simulator, the device drivers and the OCPP
+# bridge in the site pod, the load balancer, the session service and the
+# metrics exporter each in its own pod, every one a FROM scratch image built
+# here from the binaries (tools/images). Checks:
+#   - every container answers its health probe (the time from `kube play` to
+#     all ready is printed);
+#   - the load balancer's allocation reaches the simulated wallboxes, and
+#     evgatectl on the host works against the split site;
+#   - the metrics exporter is scraped and sees every peer up;
+#   - kill -9 of the driver container: every wallbox at its failsafe within
+#     its watchdog; started again: control resumes with no other action;
+#   - the same for the load balancer (its setpoints expire to the failsafe);
+#   - the session pod deleted and created again: the sessions are still there
+#     (the claim's volume) and resume;
+#   - the containers' total RSS and PSS and the reaction-time histogram are
+#     printed.
+# Cleans up its pods, volumes and images; says so plainly when podman cannot
+# run here.
+source "${TEST_SRCDIR}/${TEST_WORKSPACE}/e2e/lib.sh"
+
+version=$(cat "$runfiles/VERSION")
+tag="e2e-$$"
+prefix="e2e$$-"
+export CONTAINERS_CONF="$runfiles/tools/images/containers.conf"
+export HOME="${HOME:-$tmp}"
+
+if ! command -v podman >/dev/null; then
+  echo "FAIL: podman is not installed (tools/setup.sh installs podman, runc and catatonit)"
+  exit 1
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "FAIL: the container test runs rootful podman and needs root (it is $(id -un))"
+  exit 1
+fi
+if ! podman info >/dev/null 2>"$tmp/podman-info.log"; then
+  echo "FAIL: podman cannot run here: $(tail -3 "$tmp/podman-info.log")"
+  exit 1
+fi
+
+rendered="$tmp/podman.yaml"
+session_only="$tmp/session.yaml"
+images=(device_drivers simulator ocpp_bridge load_balancer session metrics_exporter)
+podman_cleanup() {
+  podman kube down "$rendered" >/dev/null 2>&1
+  podman pod rm -f $(podman pod ps -q --filter "name=^$prefix") >/dev/null 2>&1
+  podman volume rm -f $(podman volume ls -q --filter "name=^$prefix") >/dev/null 2>&1
+  for image in "${images[@]}" base; do podman rmi -f "localhost/evgate/$image:$tag" >/dev/null 2>&1; done
+}
+cleanup() { podman_cleanup; }
+trap cleanup EXIT
+
+# --- images, from this build's binaries -----------------------------------
+for image in base "${images[@]}"; do
+  "$runfiles/tools/images/make_image.sh" "$image" "$runfiles/tools/images/${image}_layer.tar" \
+    "$tag" test >/dev/null || { fail "image $image"; finish; }
+done
+
+# --- the podman overlay, on free ports, under this test's names -----------
+cp -rL "$runfiles/k8s" "$tmp/k8s"
+kubectl kustomize "$tmp/k8s/overlays/podman" > "$tmp/overlay.yaml" || { fail "kustomize"; finish; }
+ports_json=$("$py" - <<'PYEOF'
+import json, socket
+ports = {}
+for fixed in [51701, 51702, 51703, 51704, 51705, 51706, 51711, 51712, 51713, 51714]:
+    kind = socket.SOCK_DGRAM if fixed == 51712 else socket.SOCK_STREAM  # 51712: the CAN bus (UDP)
+    s = socket.socket(socket.AF_INET, kind); s.bind(("127.0.0.1", 0))
+    ports[str(fixed)] = s.getsockname()[1]; s.close()
+print(json.dumps(ports))
+PYEOF
+)
+"$py" - "$tmp/overlay.yaml" "$rendered" "$session_only" "$ports_json" "$version" "$tag" "$prefix" <<'PYEOF'
+import json, re, sys, yaml
+src, out, session_out, ports, version, tag, prefix = sys.argv[1:8]
+ports = json.loads(ports)
+text = open(src).read()
+for fixed, free in ports.items():
+    text = re.sub(rf"\b{fixed}\b", str(free), text)
+text = text.replace(f":{version}", f":{tag}")
+docs = [d for d in yaml.safe_load_all(text) if d]
+played = []
+for d in docs:
+    if d["kind"] not in ("Deployment", "ConfigMap", "PersistentVolumeClaim"):
+        continue  # podman 4.3 plays no Namespace, Service or NetworkPolicy
+    d["metadata"].pop("namespace", None)
+    if d["kind"] in ("PersistentVolumeClaim", "ConfigMap"):
+        d["metadata"]["name"] = prefix + d["metadata"]["name"]  # podman makes volumes of both
+    if d["kind"] == "Deployment":
+        d["metadata"]["name"] = prefix + d["metadata"]["name"]
+        for v in d["spec"]["template"]["spec"].get("volumes", []):
+            if "persistentVolumeClaim" in v:
+                v["persistentVolumeClaim"]["claimName"] = prefix + v["persistentVolumeClaim"]["claimName"]
+            if "configMap" in v:
+                v["configMap"]["name"] = prefix + v["configMap"]["name"]
+    played.append(d)
+yaml.safe_dump_all(played, open(out, "w"))
+# The session pod alone, to create it again later (its claim's volume exists).
+yaml.safe_dump_all([d for d in played if d["kind"] == "ConfigMap" or
+                    (d["kind"] == "Deployment" and d["metadata"]["name"] == prefix + "session")],
+                   open(session_out, "w"))
+PYEOF
+port() { "$py" -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$ports_json" "$1"; }
+drivers="127.0.0.1:$(port 51701)"; bridge="127.0.0.1:$(port 51702)"; sim="127.0.0.1:$(port 51703)"
+lb="127.0.0.1:$(port 51704)"; sessions="127.0.0.1:$(port 51705)"; exporter="127.0.0.1:$(port 51706)"
+metrics="127.0.0.1:$(port 51714)"
+
+# container name -> the address its probe asks
+declare -A probe_of=(
+  ["${prefix}device-drivers-pod-0-device-drivers"]=$drivers
+  ["${prefix}device-drivers-pod-0-simulator"]=$sim
+  ["${prefix}device-drivers-pod-0-ocpp-bridge"]=$bridge
+  ["${prefix}load-balancer-pod-0-load-balancer"]=$lb
+  ["${prefix}session-pod-0-session"]=$sessions
+  ["${prefix}metrics-exporter-pod-0-metrics-exporter"]=$exporter
+)
+all_ready() {
+  local c
+  for c in "${!probe_of[@]}"; do
+    podman exec "$c" /usr/bin/evgate-probe --address "${probe_of[$c]}" || { echo "$c not ready"; return 1; }
+  done
+}
+logs() { local c; for c in "${!probe_of[@]}"; do podman logs "$c" > "$tmp/$c.log" 2>&1; done; }
+
+# --- up --------------------------------------------------------------------
+played_at=$(date +%s.%N)
+if ! podman kube play "$rendered" > "$tmp/play.log" 2>&1; then
+  fail "podman kube play: $(tail -5 "$tmp/play.log")"
+  finish
+fi
+if wait_for 60 "every container ready" all_ready; then
+  echo "split demo ready (every probe passing) $("$py" -c "print(round($(date +%s.%N) - $played_at, 2))") s after podman kube play"
+else
+  logs; finish
+fi
+
+sim_json() { ctl "$sim" -o json sim list; }
+driven() {
+  sim_json | "$py" -c '
+import json, sys
+evses = {e["evse_id"]: e for d in json.load(sys.stdin)["devices"] for e in d.get("evses", [])}
+for evse in ("wb1", "wb2", "wb3", "wb4"):
+    e = evses[evse]
+    assert e.get("watchdog_configured") and not e.get("failsafe_active"), (evse, e)
+assert evses["wb1"]["offered_current_a"]["l1"] > 6, evses["wb1"]
+print(evses["wb1"]["watchdog_timeout"])
+'
+}
+# Every wallbox offers its failsafe current (site.yaml: 6 A, wb4 0 A), set by
+# the driver when the load balancer's setpoints expire or by the wallbox's own
+# watchdog when nobody commands it (then `failsafe_active`).
+at_failsafe_current() {  # [watchdog]: also require the wallboxes' own watchdog
+  sim_json | "$py" -c '
+import json, sys
+evses = {e["evse_id"]: e for d in json.load(sys.stdin)["devices"] for e in d.get("evses", [])}
+for evse, amps in {"wb1": 6, "wb2": 6, "wb3": 6, "wb4": 0}.items():
+    e = evses[evse]
+    assert len(sys.argv) < 2 or e.get("failsafe_active"), (evse, "not in failsafe")
+    offered = list(e["offered_current_a"].values())
+    assert offered and all(abs(v - amps) < 1e-9 for v in offered), (evse, offered)
+' "$@"
+}
+all_failsafe() { at_failsafe_current watchdog; }
+wait_for 60 "the allocation reaches every simulated wallbox" driven || { logs; finish; }
+watchdog=$(driven | tr -d 's\n')
+echo "wallbox watchdog: ${watchdog}s"
+
+grep -Eq '^wb1 +[0-9.]+ A ' <<<"$(ctl "$lb" allocation show)" ||
+  fail "evgatectl allocation show from the host: $(ctl "$lb" allocation show 2>&1)"
+wb1_session() {
+  ctl "$sessions" -o json sessions list --state open | "$py" -c '
+import json, sys
+s = [x for x in json.load(sys.stdin).get("sessions", []) if x["evse_id"] == "wb1"]
+assert s and s[0]["state"] == "SESSION_STATE_ACTIVE", s
+print(s[0]["session_id"])'
+}
+wait_for 30 "wb1's session (its card tapped at the simulated wallbox)" wb1_session || { logs; finish; }
+session_id=$(wb1_session)
+
+scrape() { "$py" -c "import urllib.request,sys; sys.stdout.write(urllib.request.urlopen('http://$metrics/metrics', timeout=5).read().decode())"; }
+peers_up() {
+  local out; out=$(scrape) || return 1
+  for s in device_drivers load_balancer session ocpp_bridge; do
+    grep -q "^evgate_up{service=\"$s\"} 1" <<<"$out" || { echo "$s not up"; return 1; }
+  done
+}
+wait_for 20 "the metrics exporter sees every peer up" peers_up
+
+# Memory: RSS counts the shared libraries' pages in every process; PSS
+# shares them out (the images share the base layer's files, so its pages).
+rss_kb=0 pss_kb=0
+for c in "${!probe_of[@]}"; do
+  pid=$(podman inspect --format '{{.State.Pid}}' "$c")
+  rss=$(awk '/^Rss:/ { print $2 }' "/proc/$pid/smaps_rollup" 2>/dev/null)
+  pss=$(awk '/^Pss:/ { print $2 }' "/proc/$pid/smaps_rollup" 2>/dev/null)
+  rss_kb=$((rss_kb + ${rss:-0})) pss_kb=$((pss_kb + ${pss:-0}))
+  echo "  ${c#"$prefix"}: RSS $((${rss:-0} / 1024)) MB, PSS $((${pss:-0} / 1024)) MB"
+done
+echo "split demo memory in ${#probe_of[@]} containers: RSS $((rss_kb / 1024)) MB, PSS $((pss_kb / 1024)) MB"
+
+# --- kill -9 a container, see the failsafe, start it again ------------------
+# kill_and_restart CONTAINER WHAT CHECK MIN MAX: kill -9 the container, wait
+# for CHECK, which must hold between MIN and MAX seconds after the kill, start
+# the container again and wait for control to resume.
+kill_and_restart() {
+  local c=$1 what=$2 check=$3 min=$4 max=$5
+  podman kill --signal KILL "$c" >/dev/null || { fail "cannot kill $c"; return; }
+  local killed_at; killed_at=$(date +%s.%N)
+  if wait_for "$("$py" -c "print($max + 10)")" "every wallbox at its failsafe after the $what died" $check; then
+    local elapsed; elapsed=$("$py" -c "print(round($(date +%s.%N) - $killed_at, 2))")
+    echo "$what killed: every wallbox at its failsafe current after ${elapsed}s (watchdog ${watchdog}s)"
+    "$py" -c "import sys; sys.exit(0 if $min <= $elapsed <= $max else 1)" ||
+      fail "failsafe ${elapsed}s after the $what died, expected in [$min, $max] s"
+  fi
+  podman start "$c" >/dev/null || fail "cannot start $c again"
+  wait_for 60 "control resumes after the $what started again" driven &&
+    echo "$what started again: control resumed after ${waited}s"
+}
+# Nobody commands the wallboxes: their own watchdog, not before it (the last
+# setpoint went out at most a refresh period, 1 s, before the kill).
+kill_and_restart "${prefix}device-drivers-pod-0-device-drivers" "device-drivers container" \
+  all_failsafe "$("$py" -c "print($watchdog - 1.5)")" "$("$py" -c "print($watchdog + 3)")"
+# The driver lives on: it sets the failsafe when the setpoints' TTL ends,
+# before the wallboxes' watchdog would.
+kill_and_restart "${prefix}load-balancer-pod-0-load-balancer" "load-balancer container" \
+  at_failsafe_current 0 "$watchdog"
+
+# --- the session pod deleted and created again -------------------------------
+podman pod rm -f "${prefix}session-pod-0" >/dev/null || fail "cannot delete the session pod"
+podman kube play "$session_only" > "$tmp/play-session.log" 2>&1 ||
+  fail "playing the session pod again: $(tail -3 "$tmp/play-session.log")"
+wait_for 30 "the new session container is ready" \
+  podman exec "${prefix}session-pod-0-session" /usr/bin/evgate-probe --address "$sessions"
+resumed() { [ "$(wb1_session)" = "$session_id" ]; }
+wait_for 30 "wb1's session $session_id is still there and resumed after the session pod was recreated" resumed &&
+  echo "session $session_id survived the session pod's deletion"
+
+# The reaction time across containers, from the exporter's histogram.
+scrape | "$py" -c '
+import re, sys
+buckets = []
+count = 0
+for line in sys.stdin:
+    m = re.match(r"evgate_control_reaction_seconds_bucket\{le=\"([^\"]+)\"\} (\S+)", line)
+    if m:
+        buckets.append((float("inf") if m.group(1) == "+Inf" else float(m.group(1)), float(m.group(2))))
+    m = re.match(r"evgate_control_reaction_seconds_count (\S+)", line)
+    if m:
+        count = float(m.group(1))
+if count:
+    p99 = next(le for le, n in sorted(buckets) if n >= 0.99 * count)
+    print(f"reaction time across containers: p99 <= {p99 * 1000:g} ms over {int(count)} reactions")
+else:
+    print("reaction time across containers: no reactions recorded")
+'
+
+logs
+finish
