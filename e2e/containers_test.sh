@@ -134,33 +134,9 @@ else
   logs; finish
 fi
 
-sim_json() { ctl "$sim" -o json sim list; }
-driven() {
-  sim_json | "$py" -c '
-import json, sys
-evses = {e["evse_id"]: e for d in json.load(sys.stdin)["devices"] for e in d.get("evses", [])}
-for evse in ("wb1", "wb2", "wb3", "wb4"):
-    e = evses[evse]
-    assert e.get("watchdog_configured") and not e.get("failsafe_active"), (evse, e)
-assert evses["wb1"]["offered_current_a"]["l1"] > 6, evses["wb1"]
-print(evses["wb1"]["watchdog_timeout"])
-'
-}
-# Every wallbox offers its failsafe current (site.yaml: 6 A, wb4 0 A), set by
-# the driver when the load balancer's setpoints expire or by the wallbox's own
-# watchdog when nobody commands it (then `failsafe_active`).
-at_failsafe_current() {  # [watchdog]: also require the wallboxes' own watchdog
-  sim_json | "$py" -c '
-import json, sys
-evses = {e["evse_id"]: e for d in json.load(sys.stdin)["devices"] for e in d.get("evses", [])}
-for evse, amps in {"wb1": 6, "wb2": 6, "wb3": 6, "wb4": 0}.items():
-    e = evses[evse]
-    assert len(sys.argv) < 2 or e.get("failsafe_active"), (evse, "not in failsafe")
-    offered = list(e["offered_current_a"].values())
-    assert offered and all(abs(v - amps) < 1e-9 for v in offered), (evse, offered)
-' "$@"
-}
-all_failsafe() { at_failsafe_current watchdog; }
+driven() { wallboxes_driven "$sim"; }
+at_failsafe_current() { wallboxes_at_failsafe "$sim"; }          # by the driver or the watchdog
+all_failsafe() { wallboxes_at_failsafe "$sim" watchdog; }         # by the wallboxes' watchdog
 wait_for 60 "the allocation reaches every simulated wallbox" driven || { logs; finish; }
 watchdog=$(driven | tr -d 's\n')
 echo "wallbox watchdog: ${watchdog}s"

@@ -95,6 +95,42 @@ wait_for() {
   done
 }
 
+# The demo's simulated wallboxes wb1-wb4, read from the Simulator API at
+# SERVER (the process that hosts the simulator).
+#
+# wallboxes_driven SERVER: every one under a controller's command (watchdog
+# programmed, not in failsafe) and wb1's car offered more than 6 A; prints
+# the wallboxes' watchdog time.
+wallboxes_driven() {
+  ctl "$1" -o json sim list | "$py" -c '
+import json, sys
+evses = {e["evse_id"]: e for d in json.load(sys.stdin)["devices"] for e in d.get("evses", [])}
+for evse in ("wb1", "wb2", "wb3", "wb4"):
+    e = evses[evse]
+    assert e.get("watchdog_configured") and not e.get("failsafe_active"), (evse, e)
+assert evses["wb1"]["offered_current_a"]["l1"] > 6, evses["wb1"]
+print(evses["wb1"]["watchdog_timeout"])
+'
+}
+
+# wallboxes_at_failsafe SERVER [watchdog]: every one offers its failsafe
+# current (site.yaml: 6 A, wb4 0 A), set by a driver when the setpoints'
+# TTL ends or by the wallbox's own watchdog; with "watchdog", by the
+# watchdog (failsafe_active).
+wallboxes_at_failsafe() {
+  local server=$1; shift
+  ctl "$server" -o json sim list | "$py" -c '
+import json, sys
+evses = {e["evse_id"]: e for d in json.load(sys.stdin)["devices"] for e in d.get("evses", [])}
+for evse, amps in {"wb1": 6, "wb2": 6, "wb3": 6, "wb4": 0}.items():
+    e = evses[evse]
+    assert e.get("failsafe_current_a", 0) == amps, (evse, e.get("failsafe_current_a"))
+    assert len(sys.argv) < 2 or e.get("failsafe_active"), (evse, "not in failsafe")
+    offered = list(e["offered_current_a"].values())
+    assert offered and all(abs(v - amps) < 1e-9 for v in offered), (evse, offered)
+' "$@"
+}
+
 # finish: prints the logs on failure and exits with the test's verdict.
 finish() {
   if [ "$failures" -ne 0 ]; then

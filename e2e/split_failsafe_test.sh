@@ -17,17 +17,7 @@ drivers_server=$started_server
 # connected car charge: wb1 and wb3 get setpoints above 6 A, wb2 and wb4 (no
 # car) are driven too (no failsafe).
 sim_json() { ctl "$sim_server" -o json sim list; }
-driven() {
-  sim_json | "$py" -c '
-import json, sys
-evses = {e["evse_id"]: e for d in json.load(sys.stdin)["devices"] for e in d.get("evses", [])}
-for evse in ("wb1", "wb2", "wb3", "wb4"):
-    e = evses[evse]
-    assert e.get("watchdog_configured") and not e.get("failsafe_active"), (evse, e)
-assert evses["wb1"]["offered_current_a"]["l1"] > 6, evses["wb1"]
-print(evses["wb1"]["watchdog_timeout"])
-'
-}
+driven() { wallboxes_driven "$sim_server"; }
 wait_for 30 "every simulated wallbox under the load balancer's control" driven || finish
 watchdog=$(driven | tr -d 's\n')
 echo "wallbox watchdog: ${watchdog}s"
@@ -39,21 +29,9 @@ grep -Eq <<<"$(ctl "$drivers_server" allocation show)" '^wb1 +[0-9.]+ A ' ||
 kill -KILL "$drivers_pid"
 killed_at=$(date +%s.%N)
 
-# Every wallbox offers its failsafe current (site.yaml: 6 A, wb4 0 A) once its
-# watchdog has seen no setpoint for `watchdog`.
-all_failsafe() {
-  sim_json | "$py" -c '
-import json, sys
-evses = {e["evse_id"]: e for d in json.load(sys.stdin)["devices"] for e in d.get("evses", [])}
-expected = {"wb1": 6, "wb2": 6, "wb3": 6, "wb4": 0}
-for evse, amps in expected.items():
-    e = evses[evse]
-    assert e.get("failsafe_active"), (evse, "not in failsafe")
-    assert e.get("failsafe_current_a", 0) == amps, (evse, e.get("failsafe_current_a"))
-    offered = [v for v in e["offered_current_a"].values()]
-    assert offered and all(abs(v - amps) < 1e-9 for v in offered), (evse, offered)
-'
-}
+# Every wallbox offers its failsafe current once its watchdog has seen no
+# setpoint for `watchdog`.
+all_failsafe() { wallboxes_at_failsafe "$sim_server" watchdog; }
 if wait_for "$("$py" -c "print($watchdog + 10)")" "every wallbox at its failsafe after the drivers died" all_failsafe; then
   elapsed=$("$py" -c "print(round($(date +%s.%N) - $killed_at, 2))")
   echo "all wallboxes in failsafe ${elapsed}s after kill -9 (watchdog ${watchdog}s)"

@@ -8,6 +8,7 @@
 #include "evgate/v1/session.grpc.pb.h"
 #include "runtime/log.h"
 #include "runtime/peer_channel.h"
+#include "runtime/version.h"
 
 namespace evgate::metrics {
 

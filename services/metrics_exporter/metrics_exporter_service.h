@@ -27,8 +27,6 @@
 
 namespace evgate::metrics {
 
-inline constexpr char kEvgateVersion[] = "0.1.0";
-
 struct MetricsExporterOptions {
   // How long a scrape waits for each service.
   absl::Duration peer_deadline = absl::Seconds(2);
