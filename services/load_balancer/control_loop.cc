@@ -325,8 +325,8 @@ std::optional<v1::AllocationTrigger> ControlLoop::Handle(const Input& input) {
       }
       if (telemetry.has_meter()) {
         auto route = devices_.find(event.device_id());
-        if (route != devices_.end() && route->second.meter_node) {
-          HandleMeter(event.device_id(), telemetry.meter(), now);
+        if (route != devices_.end() && route->second.meter_node &&
+            HandleMeter(event.device_id(), telemetry.meter(), now)) {
           trigger = v1::ALLOCATION_TRIGGER_METER_SAMPLE;
         }
       }
@@ -547,11 +547,24 @@ void ControlLoop::HandleEvseMeasurements(const std::string& evse_id, const v1::E
   PushEvse(evse_id, now.mono, soc, energy);
 }
 
-void ControlLoop::HandleMeter(const std::string& device, const v1::MeterReading& reading,
+bool ControlLoop::HandleMeter(const std::string& device, const v1::MeterReading& reading,
                               Stamp now) {
   const std::string& node = *devices_.at(device).meter_node;
   const std::vector<site::Phase>* phases = &config_.grid.phases;
   if (const site::CircuitConfig* circuit = config_.FindCircuit(node)) phases = &circuit->phases;
+  if (reading.has_measured_at()) {
+    // A driver re-sends a meter's reading when only its slow registers
+    // (energy) were read: the currents are the ones already acted on, as
+    // old as their measured_at. Acting on them again would decide on
+    // nothing new (and count a reaction from an old moment).
+    const absl::Time measured_at = api::FromProto(reading.measured_at());
+    auto [last, first] = last_measured_at_.try_emplace(node, measured_at);
+    if (!first && last->second == measured_at) {
+      working_.meters[node] = reading;  // its other values are shown
+      return false;
+    }
+    last->second = measured_at;
+  }
   control::MeterSample sample;
   sample.node = node;
   sample.at = reading.has_measured_at() ? ToMono(reading.measured_at(), now) : now.mono;
@@ -579,7 +592,7 @@ void ControlLoop::HandleMeter(const std::string& device, const v1::MeterReading&
   if (!pending_sample_at_ || sample.at < *pending_sample_at_) pending_sample_at_ = sample.at;
   if (node != site::kGridCircuitId || !sample.invalid_reason.empty()) {
     Apply([&] { return policy_.OnMeterSample(sample); });
-    return;
+    return true;
   }
   working_.grid_sample_at = sample.at;
   // Every EVSE as of the meter's moment: its latest measurement taken no
@@ -597,6 +610,7 @@ void ControlLoop::HandleMeter(const std::string& device, const v1::MeterReading&
     updates.push_back(UpdateOf(evse_id, live, now.mono));
   }
   Apply([&] { return policy_.OnSamples({sample}, updates, now.mono); });
+  return true;
 }
 
 void ControlLoop::SetStale(const std::string& device, bool stale, Stamp now) {

@@ -294,7 +294,8 @@ class ControlLoop {
   void HandleDevice(size_t link, const v1::DeviceState& device, Stamp now);
   void HandleEvse(size_t link, const std::string& device, const v1::EvseState& evse, Stamp now);
   void HandleEvseMeasurements(const std::string& evse_id, const v1::EvseMeasurements& m, Stamp now);
-  void HandleMeter(const std::string& device, const v1::MeterReading& reading, Stamp now);
+  // False when the reading is one already acted on (the same measured_at).
+  bool HandleMeter(const std::string& device, const v1::MeterReading& reading, Stamp now);
   void HandleLinkDown(size_t link, Stamp now);
   void SetStale(const std::string& device, bool stale, Stamp now);
   // Marks the EVSEs `link` reported for PushCommandability.
@@ -368,8 +369,11 @@ class ControlLoop {
   std::set<std::string> authorized_;                // EVSEs with an energy-authorized session
   std::optional<std::set<std::string>> resyncing_;  // rebuilt from a new stream's snapshot
   std::optional<absl::Time> pending_sample_at_;     // oldest meter sample not yet acted on
-  std::optional<v1::Allocation> published_;         // the last allocation streamed
-  LoopSnapshot working_;                            // copied to snapshot_ after each round
+  // Per node, the driver's time of the last meter reading acted on: a reading
+  // sent again with the same time (a slow-register poll) is no new sample.
+  std::map<std::string, absl::Time> last_measured_at_;
+  std::optional<v1::Allocation> published_;  // the last allocation streamed
+  LoopSnapshot working_;                     // copied to snapshot_ after each round
 
   // Per link: the next sequence, 0 while unknown (ask the driver); used by
   // the dispatch and retry threads.

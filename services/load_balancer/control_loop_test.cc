@@ -189,6 +189,48 @@ TEST_F(ControlLoopTest, AllocationsArePublishedWithIncreasingSequences) {
   }
 }
 
+TEST_F(ControlLoopTest, AReadingSentAgainWithTheSameTimeIsNoNewMeterSample) {
+  // A Modbus driver re-sends the grid meter's reading when it has read only
+  // the slow (energy) registers: same currents, same measured_at. Before,
+  // each one was a new sample: wb1 ramped on it, and the allocation carried
+  // a reaction time counted from the old reading (~100 ms on the demo, every
+  // 10 s).
+  Make();
+  Connect();
+  Plug("wallbox-1", "wb1");
+  Meter(0, 0, 0);
+  Second(0);  // wb1 ramps on each meter sample
+  clock_.Advance(absl::Milliseconds(500));
+  const double l = Limit("wb1");
+  const v1::WatchDevicesResponse reading = MeterEvent(l, l, l);
+  Driver(0).Emit(reading);
+  loop_->Step();
+  std::optional<v1::Allocation> latest = loop_->WaitForAllocation(0, absl::ZeroDuration());
+  ASSERT_TRUE(latest.has_value());
+  ASSERT_EQ(latest->trigger(), v1::ALLOCATION_TRIGGER_METER_SAMPLE);
+  const double ramped = Limit("wb1");
+  ASSERT_GT(ramped, l) << "wb1 still ramps";
+  ASSERT_LT(ramped, 32);
+
+  clock_.Advance(absl::Milliseconds(400));
+  v1::WatchDevicesResponse again = reading;
+  again.mutable_telemetry()->mutable_meter()->set_energy_import_wh(123456);  // the slow registers
+  Driver(0).Emit(again);
+  loop_->Step();
+  std::optional<v1::Allocation> after =
+      loop_->WaitForAllocation(latest->sequence(), absl::ZeroDuration());
+  EXPECT_FALSE(after.has_value()) << "a decision on the re-sent reading: " << after->DebugString();
+  EXPECT_EQ(Limit("wb1"), ramped);
+
+  // The next reading is a sample again: wb1 ramps on.
+  clock_.Advance(absl::Milliseconds(600));
+  Sample(0);
+  after = loop_->WaitForAllocation(latest->sequence(), absl::ZeroDuration());
+  ASSERT_TRUE(after.has_value());
+  EXPECT_EQ(after->trigger(), v1::ALLOCATION_TRIGGER_METER_SAMPLE);
+  EXPECT_GT(Limit("wb1"), ramped);
+}
+
 TEST_F(ControlLoopTest, WithASessionServiceOnlyAuthorizedSessionsGetEnergy) {
   auto sessions = std::make_unique<FakeSessionLink>();
   FakeSessionLink* feed = sessions.get();
