@@ -14,11 +14,32 @@
 #   - the same for the load balancer (its setpoints expire to the failsafe);
 #   - the session pod deleted and created again: the sessions are still there
 #     (the claim's volume) and resume;
-#   - the containers' total RSS and PSS and the reaction-time histogram are
-#     printed.
+#   - the containers' total RSS and PSS, and the reaction times across
+#     containers, are printed.
 # Cleans up its pods, volumes and images; says so plainly when podman cannot
 # run here.
+#
+# `containers_test.sh [--reaction-steps N]` (default 6): N steps of the
+# building load on L1, each a meter sample the load balancer must react to;
+# the reaction times of its WatchAllocations (meter reading at the driver to
+# setpoints dispatched to the drivers, across containers) are printed.
+# //e2e:containers_bench runs it with 200 (`bazel run -c opt`,
+# docs/performance.md).
+
+# Run by `bazel run` (the benchmark) the test environment is not set.
+: "${TEST_SRCDIR:=${RUNFILES_DIR:-$0.runfiles}}" "${TEST_WORKSPACE:=evgate}"
+own_tmp=""
+[ -n "${TEST_TMPDIR:-}" ] || { TEST_TMPDIR=$(mktemp -d); own_tmp=$TEST_TMPDIR; }
+export TEST_SRCDIR TEST_WORKSPACE TEST_TMPDIR
 source "${TEST_SRCDIR}/${TEST_WORKSPACE}/e2e/lib.sh"
+
+reaction_steps=6
+while [ $# -gt 0 ]; do
+  case $1 in
+    --reaction-steps) reaction_steps=$2; shift 2 ;;
+    *) echo "usage: containers_test.sh [--reaction-steps N]"; exit 2 ;;
+  esac
+done
 
 version=$(cat "$runfiles/VERSION")
 tag="e2e-$$"
@@ -48,7 +69,11 @@ podman_cleanup() {
   podman volume rm -f $(podman volume ls -q --filter "name=^$prefix") >/dev/null 2>&1
   for image in "${images[@]}" base; do podman rmi -f "localhost/evgate/$image:$tag" >/dev/null 2>&1; done
 }
-cleanup() { podman_cleanup; }
+cleanup() {  # lib.sh's (the processes this script started), then the containers'
+  for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null; done
+  podman_cleanup
+  [ -z "$own_tmp" ] || rm -rf "$own_tmp"
+}
 trap cleanup EXIT
 
 # --- images, from this build's binaries -----------------------------------
@@ -174,6 +199,43 @@ for c in "${!probe_of[@]}"; do
 done
 echo "split demo memory in ${#probe_of[@]} containers: RSS $((rss_kb / 1024)) MB, PSS $((pss_kb / 1024)) MB"
 
+# --- reaction time across containers ---------------------------------------
+# The building load on L1 steps up and down; each step is a grid meter sample
+# (read by the driver container) that changes the allocation.
+"$ctl_bin" --server "$lb" -o json allocation watch > "$tmp/watch.json" 2>&1 &
+watch_pid=$!
+pids+=("$watch_pid")
+sleep 1
+for _ in $(seq 1 "$reaction_steps"); do
+  ctl "$sim" sim building-load 45,8,10 >/dev/null || fail "sim building-load"
+  sleep 1.2
+  ctl "$sim" sim building-load 12,8,10 >/dev/null || fail "sim building-load"
+  sleep 1.2
+done
+kill "$watch_pid" 2>/dev/null
+wait "$watch_pid" 2>/dev/null
+"$py" - "$tmp/watch.json" "$reaction_steps" <<'PYEOF' || fail "reaction times"
+import json, sys
+text, decoder, at, times = open(sys.argv[1]).read(), json.JSONDecoder(), 0, []
+while True:
+    while at < len(text) and text[at].isspace():
+        at += 1
+    if at >= len(text):
+        break
+    try:
+        obj, at = decoder.raw_decode(text, at)
+    except ValueError:
+        break  # the last object, cut by the kill
+    if "reaction_time" in obj:
+        times.append(float(obj["reaction_time"].rstrip("s")) * 1000)
+steps = int(sys.argv[2])
+assert len(times) >= steps, f"{len(times)} reactions to {2 * steps} load steps"
+times.sort()
+pick = lambda p: times[min(len(times) - 1, int(p * len(times)))]
+print(f"reaction time across containers over {len(times)} reactions: "
+      f"p50 {pick(0.5):.2f} ms, p99 {pick(0.99):.2f} ms, max {times[-1]:.2f} ms")
+PYEOF
+
 # --- kill -9 a container, see the failsafe, start it again ------------------
 # kill_and_restart CONTAINER WHAT CHECK MIN MAX: kill -9 the container, wait
 # for CHECK, which must hold between MIN and MAX seconds after the kill, start
@@ -210,25 +272,6 @@ wait_for 30 "the new session container is ready" \
 resumed() { [ "$(wb1_session)" = "$session_id" ]; }
 wait_for 30 "wb1's session $session_id is still there and resumed after the session pod was recreated" resumed &&
   echo "session $session_id survived the session pod's deletion"
-
-# The reaction time across containers, from the exporter's histogram.
-scrape | "$py" -c '
-import re, sys
-buckets = []
-count = 0
-for line in sys.stdin:
-    m = re.match(r"evgate_control_reaction_seconds_bucket\{le=\"([^\"]+)\"\} (\S+)", line)
-    if m:
-        buckets.append((float("inf") if m.group(1) == "+Inf" else float(m.group(1)), float(m.group(2))))
-    m = re.match(r"evgate_control_reaction_seconds_count (\S+)", line)
-    if m:
-        count = float(m.group(1))
-if count:
-    p99 = next(le for le, n in sorted(buckets) if n >= 0.99 * count)
-    print(f"reaction time across containers: p99 <= {p99 * 1000:g} ms over {int(count)} reactions")
-else:
-    print("reaction time across containers: no reactions recorded")
-'
 
 logs
 finish
