@@ -208,9 +208,11 @@ kill "$second_pid" 2>/dev/null
 pids+=("$!")
 started() { grep -q '"event":"started"' "$tmp/start.out"; }
 wait_for 20 "a transaction before the kill" started
-out=$(cat "$tmp/start.out")
+# The bridge's profiles may come in before StartTransaction's answer: the
+# "started" line is wherever it is.
+out=$(grep -m1 '"event":"started"' "$tmp/start.out")
 open_tx=$(echo "$out" | "$py" -c 'import json,sys; e=json.loads(sys.stdin.readline()); assert e["event"]=="started" and not e["failures"], e; print(e["transactionId"])') ||
-  fail "start before the kill: $out"
+  fail "start before the kill: $(cat "$tmp/start.out")"
 kill -KILL "$started_pid"
 "$node" "$charger" stop "$url" "$cp_id" "$password" "$open_tx" >"$tmp/stop.out" 2>&1 &
 stop_pid=$!
