@@ -44,13 +44,23 @@ void ReportDeviceCoverage(const site::SiteConfig& config, const ServiceCatalog& 
   std::vector<std::string> undriven;
   for (const site::DeviceConfig& device : config.devices) undriven.push_back(device.id);
   const bool drivers = Hosts(services, "device_drivers") || Hosts(services, "ocpp_bridge");
+  // In a split deployment the drivers run elsewhere and site.yaml says where.
+  auto remote = config.services.endpoints.find("device_drivers");
+  const std::string remote_drivers = remote != config.services.endpoints.end()
+                                         ? remote->second.endpoint.value_or("")
+                                         : std::string();
   if (!drivers && !undriven.empty()) {
-    const ServiceEntry* entry = FindService(catalog, "device_drivers");
-    kLog.Warning("no bus owner runs in this process; %d devices are not driven here (%s)%s",
-                 undriven.size(), absl::StrJoin(undriven, ", "),
-                 entry == nullptr || entry->create ? "" : absl::StrCat(": ", entry->not_yet));
+    if (!remote_drivers.empty()) {
+      kLog.Info("%d devices are driven by the device drivers at %s (services.device_drivers)",
+                undriven.size(), remote_drivers);
+    } else {
+      const ServiceEntry* entry = FindService(catalog, "device_drivers");
+      kLog.Warning("no bus owner runs in this process; %d devices are not driven here (%s)%s",
+                   undriven.size(), absl::StrJoin(undriven, ", "),
+                   entry == nullptr || entry->create ? "" : absl::StrCat(": ", entry->not_yet));
+    }
   }
-  if (Hosts(services, "load_balancer") && !drivers) {
+  if (Hosts(services, "load_balancer") && !drivers && remote_drivers.empty()) {
     kLog.Warning(
         "the load balancer has no grid meter data and stays in failsafe until a device driver "
         "reports it");
