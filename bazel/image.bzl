@@ -8,6 +8,12 @@ binary on top.
 """
 
 _PROBE = "//tools/probe:evgate-probe"
+
+# The base layer copies libraries from the host, which Bazel does not track:
+# tools/images/build.sh passes a hash of the installed packages as
+# EVGATE_HOST_LIBS (.bazelrc's default: "unset"), so an `apt upgrade` makes a
+# new base layer instead of a cached one with the old libraries.
+_HOST_LIBS = ": host libraries $(EVGATE_HOST_LIBS); "
 _ROOTFS = "//tools/images:rootfs.sh"
 
 def evgate_base_layer(name, binaries, visibility = None):
@@ -16,7 +22,7 @@ def evgate_base_layer(name, binaries, visibility = None):
         name = name,
         srcs = [_PROBE] + binaries,
         outs = [name + ".tar", name + ".libs"],
-        cmd = "$(location %s) base $(location %s.tar) $(location %s.libs) $(location %s) %s" % (
+        cmd = _HOST_LIBS + "$(location %s) base $(location %s.tar) $(location %s.libs) $(location %s) %s" % (
             _ROOTFS,
             name,
             name,
@@ -24,6 +30,7 @@ def evgate_base_layer(name, binaries, visibility = None):
             " ".join(["$(location %s)" % b for b in binaries]),
         ),
         tools = [_ROOTFS],
+        tags = ["no-remote"],
         visibility = visibility,
     )
 
@@ -33,7 +40,8 @@ def evgate_binary_layer(name, binary, base, visibility = None):
         name = name,
         srcs = [binary, base + ".libs"],
         outs = [name + ".tar"],
-        cmd = "$(location %s) binary $@ $(location %s.libs) $(location %s)" % (_ROOTFS, base, binary),
+        cmd = _HOST_LIBS + "$(location %s) binary $@ $(location %s.libs) $(location %s)" % (_ROOTFS, base, binary),
         tools = [_ROOTFS],
+        tags = ["no-remote"],
         visibility = visibility,
     )

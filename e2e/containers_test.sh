@@ -55,6 +55,10 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "FAIL: the container test runs rootful podman and needs root (it is $(id -un))"
   exit 1
 fi
+if ! kubectl kustomize --help >/dev/null 2>&1; then
+  echo "FAIL: kubectl with kustomize (>= 1.27) renders the manifests and is not here (tools/packages.txt)"
+  exit 1
+fi
 if ! podman info >/dev/null 2>"$tmp/podman-info.log"; then
   echo "FAIL: podman cannot run here: $(tail -3 "$tmp/podman-info.log")"
   exit 1
@@ -126,24 +130,30 @@ yaml.safe_dump_all([d for d in played if d["kind"] == "ConfigMap" or
                    open(session_out, "w"))
 PYEOF
 port() { "$py" -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$ports_json" "$1"; }
-drivers="127.0.0.1:$(port 51701)"; bridge="127.0.0.1:$(port 51702)"; sim="127.0.0.1:$(port 51703)"
-lb="127.0.0.1:$(port 51704)"; sessions="127.0.0.1:$(port 51705)"; exporter="127.0.0.1:$(port 51706)"
+sim="127.0.0.1:$(port 51703)" lb="127.0.0.1:$(port 51704)" sessions="127.0.0.1:$(port 51705)"
 metrics="127.0.0.1:$(port 51714)"
 
-# container name -> the address its probe asks
-declare -A probe_of=(
-  ["${prefix}device-drivers-pod-0-device-drivers"]=$drivers
-  ["${prefix}device-drivers-pod-0-simulator"]=$sim
-  ["${prefix}device-drivers-pod-0-ocpp-bridge"]=$bridge
-  ["${prefix}load-balancer-pod-0-load-balancer"]=$lb
-  ["${prefix}session-pod-0-session"]=$sessions
-  ["${prefix}metrics-exporter-pod-0-metrics-exporter"]=$exporter
+# container name -> its readiness probe, as the rendered manifest has it
+# (podman runs exec probes through /bin/sh, which scratch images lack, so the
+# test runs them itself).
+declare -A probe_of
+while IFS=$'\t' read -r container command; do
+  probe_of["$container"]=$command
+done < <("$py" - "$rendered" <<'PYEOF'
+import shlex, sys, yaml
+for d in yaml.safe_load_all(open(sys.argv[1])):
+    if d and d["kind"] == "Deployment":
+        for c in d["spec"]["template"]["spec"]["containers"]:
+            command = c["readinessProbe"]["exec"]["command"]
+            print(f"{d['metadata']['name']}-pod-0-{c['name']}\t{shlex.join(command)}")
+PYEOF
 )
+[ ${#probe_of[@]} -eq 6 ] || { fail "expected six containers, found ${#probe_of[@]}"; finish; }
+# shellcheck disable=SC2086  # the probe command's own words
+ready_one() { podman exec "$1" ${probe_of[$1]} || { echo "$1 not ready"; return 1; }; }
 all_ready() {
   local c
-  for c in "${!probe_of[@]}"; do
-    podman exec "$c" /usr/bin/evgate-probe --address "${probe_of[$c]}" || { echo "$c not ready"; return 1; }
-  done
+  for c in "${!probe_of[@]}"; do ready_one "$c" || return 1; done
 }
 logs() { local c; for c in "${!probe_of[@]}"; do podman logs "$c" > "$tmp/$c.log" 2>&1; done; }
 
@@ -267,8 +277,7 @@ kill_and_restart "${prefix}load-balancer-pod-0-load-balancer" "load-balancer con
 podman pod rm -f "${prefix}session-pod-0" >/dev/null || fail "cannot delete the session pod"
 podman kube play "$session_only" > "$tmp/play-session.log" 2>&1 ||
   fail "playing the session pod again: $(tail -3 "$tmp/play-session.log")"
-wait_for 30 "the new session container is ready" \
-  podman exec "${prefix}session-pod-0-session" /usr/bin/evgate-probe --address "$sessions"
+wait_for 30 "the new session container is ready" ready_one "${prefix}session-pod-0-session"
 resumed() { [ "$(wb1_session)" = "$session_id" ]; }
 wait_for 30 "wb1's session $session_id is still there and resumed after the session pod was recreated" resumed &&
   echo "session $session_id survived the session pod's deletion"

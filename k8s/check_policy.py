@@ -9,7 +9,9 @@ CPU and memory requests and limits, startup / readiness / liveness probes
 through evgate-probe. Every pod: non-root uid 65532, no service account
 token, seccomp RuntimeDefault. Exceptions, each with its reason: the device
 drivers' container of the k3s-gateway overlay is privileged (a serial port
-without a device plugin, hardware.yaml). Prints each violation; exit 1 if any.
+without a device plugin, hardware.yaml); the host network, host paths and
+host ports only where the tables below allow them. With services.tls every
+probe must have the site CA. Prints each violation; exit 1 if any.
 """
 import sys
 
@@ -18,6 +20,17 @@ import yaml
 # (overlay, deployment, container) allowed to be privileged, and why.
 PRIVILEGED = {("k3s-gateway", "device-drivers", "device-drivers"):
               "the RS-485 adapter as a character device (k8s/overlays/k3s-gateway/hardware.yaml)"}
+# (overlay, deployment) allowed on the host network, and why ("*": any).
+HOST_NETWORK = {("k3s-gateway", "device-drivers"): "SocketCAN interfaces are the host's",
+                ("podman", "*"): "podman 4.3 has no DNS between pods (k8s/overlays/podman)"}
+# (overlay, deployment) -> the hostPath volumes it may mount.
+HOST_PATHS = {("k3s-gateway", "device-drivers"): {"/dev/evgate-rs485"}}
+# (overlay, deployment) -> the host ports it may take.
+HOST_PORTS = {("k3s-gateway", "ocpp-bridge"): {9000}}
+
+
+def allowed(table, overlay, name):
+    return table.get((overlay, name), table.get((overlay, "*")))
 
 
 def main():
@@ -28,6 +41,11 @@ def main():
     deployments = [d for d in docs if d["kind"] == "Deployment"]
     if not deployments:
         problems.append("no Deployment rendered")
+    # The site the pods load: with services.tls the servers speak TLS only, so
+    # every probe needs the site CA.
+    sites = [yaml.safe_load(d["data"]["site.yaml"]) for d in docs
+             if d["kind"] == "ConfigMap" and "site.yaml" in d.get("data", {})]
+    tls = any((site.get("services") or {}).get("tls") for site in sites)
     for d in deployments:
         name = d["metadata"]["name"]
         pod = d["spec"]["template"]["spec"]
@@ -39,6 +57,12 @@ def main():
             problems.append(f"{where}: seccompProfile RuntimeDefault missing")
         if pod.get("automountServiceAccountToken") is not False:
             problems.append(f"{where}: mounts a service account token it does not need")
+        if pod.get("hostNetwork") and not allowed(HOST_NETWORK, overlay, name):
+            problems.append(f"{where}: on the host network")
+        for v in pod.get("volumes", []):
+            path = v.get("hostPath", {}).get("path")
+            if path and path not in (allowed(HOST_PATHS, overlay, name) or set()):
+                problems.append(f"{where}: mounts the host's {path}")
         for c in pod["containers"]:
             cw = f"{where} container {c['name']}"
             image = c.get("image", "")
@@ -61,10 +85,21 @@ def main():
                 for r in ("cpu", "memory"):
                     if r not in res.get(kind, {}):
                         problems.append(f"{cw}: no {r} {kind[:-1]}")
+            for port in c.get("ports") or []:
+                if "hostPort" in port and port["hostPort"] not in (
+                        allowed(HOST_PORTS, overlay, name) or set()):
+                    problems.append(f"{cw}: takes host port {port['hostPort']}")
+            env = {e["name"] for e in c.get("env") or []}
             for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
                 cmd = c.get(probe, {}).get("exec", {}).get("command", [])
                 if not cmd or cmd[0] != "/usr/bin/evgate-probe":
                     problems.append(f"{cw}: {probe} is not an evgate-probe exec probe")
+                elif tls and "--ca" not in cmd and "EVGATE_PROBE_CA" not in env:
+                    problems.append(f"{cw}: {probe} speaks plaintext to a TLS-only server "
+                                    "(set EVGATE_PROBE_CA or --ca)")
+                elif probe != "livenessProbe" and "--service" not in cmd:
+                    problems.append(f"{cw}: {probe} asks the server, not its service "
+                                    "(--service NAME: SERVING only once the service started)")
     for p in problems:
         print(p)
     print(f"{overlay}: {len(deployments)} Deployments, {len(problems)} policy problems")

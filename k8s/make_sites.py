@@ -13,7 +13,8 @@ The files are generated so they cannot drift from the demo; a test
 import pathlib
 import sys
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+# Not resolve(): under `bazel test` the script's own runfiles are the inputs.
+ROOT = pathlib.Path(__file__).absolute().parent.parent
 DEMO = ROOT / "gateway/sites/demo.yaml"
 
 # Under k3s every service has its own pod and Service name; the simulator, the

@@ -83,4 +83,20 @@ else
   done
 fi
 
+# The policy can fail: probes without the site CA against k3s-gateway's
+# TLS-only servers.
+"$py" - "$tmp/k3s-gateway.yaml" "$tmp/k3s-plain.yaml" <<'PYEOF'
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+for d in docs:
+    if d["kind"] == "Deployment":
+        for c in d["spec"]["template"]["spec"]["containers"]:
+            c.pop("env", None)
+yaml.safe_dump_all(docs, open(sys.argv[2], "w"))
+PYEOF
+out=$("$py" "$k8s/check_policy.py" "$runfiles/VERSION" k3s-gateway "$tmp/k3s-plain.yaml")
+if [ $? -eq 0 ] || ! grep -q "speaks plaintext to a TLS-only server" <<<"$out"; then
+  fail "the policy accepted plaintext probes against TLS-only servers: $out"
+fi
+
 [ $failures -eq 0 ] && echo PASS || { echo "$failures failures"; exit 1; }

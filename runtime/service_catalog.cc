@@ -43,6 +43,14 @@ absl::StatusOr<std::vector<const ServiceEntry*>> SelectServices(const ServiceCat
       }
     }
   }
+  for (size_t i = 0; i < wanted.size(); ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      if (wanted[i] == wanted[j]) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "service '", wanted[i], "' is listed twice; one process hosts each service once"));
+      }
+    }
+  }
   for (const std::string& name : wanted) {
     if (FindService(catalog, name) == nullptr) {
       return absl::InvalidArgumentError(absl::StrCat(

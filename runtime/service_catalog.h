@@ -52,15 +52,17 @@ struct ServiceEntry {
   std::string not_yet;      // for entries without a factory: what is missing
 };
 
-// In start order: device drivers first, consumers after.
+// In start order: what a service hands to another (ProcessParts) is built
+// first, consumers after (gateway/all_services.cc says why its order is).
 using ServiceCatalog = std::vector<ServiceEntry>;
 
 // The entry named `name`, or nullptr.
 const ServiceEntry* FindService(const ServiceCatalog& catalog, const std::string& name);
 
 // Resolves a comma-separated `--services` value ("" = every service this
-// build has) to catalog entries, in catalog order. Unknown names and
-// services not in this build are errors that name what is available.
+// build has) to catalog entries, in catalog order. Unknown names, services
+// not in this build and a name given twice are errors that name what is
+// available.
 absl::StatusOr<std::vector<const ServiceEntry*>> SelectServices(const ServiceCatalog& catalog,
                                                                 const std::string& names);
 

@@ -56,6 +56,14 @@ TEST(ServiceCatalogTest, ServiceNotInThisBuildSaysSoPlainly) {
       HasSubstr("service 'grid_controller': the grid controller is not part of this build"));
 }
 
+TEST(ServiceCatalogTest, AServiceListedTwiceIsAnError) {
+  // Two session services in one process would share one database.
+  auto selected = SelectServices(TestCatalog(), "session,load_balancer,session");
+  ASSERT_FALSE(selected.ok());
+  EXPECT_EQ(selected.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(selected.status().message(), HasSubstr("service 'session' is listed twice"));
+}
+
 TEST(ServiceCatalogTest, SelectionFollowsCatalogStartOrder) {
   // Whatever order the user lists them in, drivers start before consumers.
   auto selected = SelectServices(TestCatalog(), "session, device_drivers,load_balancer");

@@ -32,8 +32,10 @@ version=$(cat VERSION)
 revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)
 if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then revision="$revision-dirty"; fi
 
-bazel build -c opt //tools/images:layers
-bin=$(bazel info -c opt bazel-bin 2>/dev/null)/tools/images
+# The base layer is the host's libraries: key it by what is installed.
+host_libs=$(dpkg-query -W -f '${Package}=${Version}\n' | sha256sum | cut -c1-16)
+bazel build -c opt --define=EVGATE_HOST_LIBS="$host_libs" //tools/images:layers
+bin=$(bazel info -c opt --define=EVGATE_HOST_LIBS="$host_libs" bazel-bin 2>/dev/null)/tools/images
 tools/images/make_image.sh base "$bin/base_layer.tar" "$version" "$revision"
 for name in "${images[@]}"; do
   tools/images/make_image.sh "$name" "$bin/${name}_layer.tar" "$version" "$revision"

@@ -4,8 +4,8 @@
 #
 #   rootfs.sh base OUT.tar OUT.libs PROBE BINARY...
 #     the shared base layer: exactly the shared libraries the binaries load
-#     (their ldd closure, at the paths the dynamic loader looks in, plus
-#     glibc's NSS modules for files and DNS, which are dlopen'ed),
+#     (their ldd closure, at the paths the dynamic loader looks in; glibc
+#     2.34+ has the files and DNS name services built in, so no NSS module),
 #     evgate-probe, a passwd/group with the non-root user 65532, and the
 #     writable places /data (the service user's) and /tmp. No shell, no package
 #     manager. OUT.libs lists the libraries.
@@ -18,8 +18,15 @@
 set -euo pipefail
 
 closure() {  # the libraries the loader resolves for the given binaries
-  for b in "$@"; do ldd "$b"; done |
-    awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' | sort -u
+  local b out
+  for b in "$@"; do
+    out=$(ldd "$b") || { echo "rootfs: ldd $b failed" >&2; return 1; }
+    if grep -q "not found" <<<"$out"; then
+      echo "rootfs: $(basename "$b") needs libraries this host lacks: $(grep "not found" <<<"$out")" >&2
+      return 1
+    fi
+    echo "$out"
+  done | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' | sort -u
 }
 
 reproducible_tar() {  # OUT DIR [tar options...]
@@ -37,9 +44,8 @@ case $mode in
     out=$1 libs_out=$2 probe=$3; shift 3
     mkdir -p "$root/usr/bin" "$root/etc/evgate" "$root/data" "$root/tmp"
     strip -o "$root/usr/bin/evgate-probe" "$probe"
-    nss=$(ls /lib/x86_64-linux-gnu/libnss_files.so.2 /lib/x86_64-linux-gnu/libnss_dns.so.2 2>/dev/null || true)
     libs=$(closure "$probe" "$@")
-    for lib in $libs $nss; do
+    for lib in $libs; do
       mkdir -p "$root$(dirname "$lib")"
       cp "$(readlink -f "$lib")" "$root$lib"  # the file, under the path ldd gave
     done
@@ -63,7 +69,8 @@ GROUP
     ;;
   binary)
     out=$1 base_libs=$2 binary=$3
-    missing=$(comm -23 <(closure "$binary") <(sort -u "$base_libs"))
+    needed=$(closure "$binary")
+    missing=$(comm -23 <(echo "$needed") <(sort -u "$base_libs"))
     if [ -n "$missing" ]; then
       echo "rootfs: $(basename "$binary") needs libraries the base layer lacks: $missing" >&2
       exit 1

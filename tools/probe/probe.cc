@@ -38,12 +38,21 @@ int RunProbe(const std::vector<std::string>& argv, std::ostream& err) {
         << args->Get("timeout-ms") << "'\n";
     return kUsage;
   }
-  if (args->Has("cert") != args->Has("key") || (args->Has("cert") && !args->Has("ca"))) {
-    err << "--cert and --key go together, and with --ca\n";
+  // A flag, else its environment variable (one env entry per container
+  // instead of every probe command in a manifest).
+  const auto flag_or_env = [&](const char* flag, const char* env) {
+    if (args->Has(flag)) return args->Get(flag);
+    const char* value = std::getenv(env);
+    return std::string(value == nullptr ? "" : value);
+  };
+  ClientTls tls{flag_or_env("ca", "EVGATE_PROBE_CA"), flag_or_env("cert", "EVGATE_PROBE_CERT"),
+                flag_or_env("key", "EVGATE_PROBE_KEY")};
+  if (tls.cert_file.empty() != tls.key_file.empty() ||
+      (!tls.cert_file.empty() && tls.ca_file.empty())) {
+    err << "--cert and --key go together, and with --ca (or EVGATE_PROBE_CERT, _KEY, _CA)\n";
     return kUsage;
   }
-  ClientTls tls{args->Get("ca"), args->Get("cert"), args->Get("key")};
-  auto credentials = MakeClientCredentials(!args->Has("ca"), tls);
+  auto credentials = MakeClientCredentials(tls.ca_file.empty(), tls);
   if (!credentials.ok()) {
     err << credentials.status().message() << "\n";
     return kUsage;

@@ -20,7 +20,9 @@ enum ProbeExit : int {
 
 // `evgate-probe [--address HOST:PORT] [--service NAME] [--timeout-ms N]
 //  [--ca FILE [--cert FILE --key FILE]]`; prints one line on failure to
-// `err`.
+// `err`. Without --ca / --cert / --key the environment's EVGATE_PROBE_CA,
+// EVGATE_PROBE_CERT, EVGATE_PROBE_KEY are used (TLS when a CA is given,
+// plaintext otherwise).
 int RunProbe(const std::vector<std::string>& argv, std::ostream& err);
 
 }  // namespace evgate::probe

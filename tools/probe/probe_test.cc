@@ -49,8 +49,7 @@ TEST(ProbeTest, ServingServerAndHostedServiceAreZeroAnUnhostedServiceIsOne) {
   EXPECT_EQ(other.code, kNotServing);
   EXPECT_THAT(other.err, HasSubstr("evgate.v1.LoadBalancer at " + address + ": not hosted there"));
 
-  // Shutting down: NOT_SERVING first (readiness fails before the port
-  // closes), then nobody answers.
+  // Shut down: nobody answers.
   (*host)->Shutdown(absl::ZeroDuration());
   host->reset();
   Outcome gone = Probe({"--address", address, "--timeout-ms", "300"});
@@ -78,6 +77,10 @@ TEST(ProbeTest, TlsServerNeedsTheSiteCaAndAPlaintextProbeIsRefused) {
   // Health needs no role: the probe has no client certificate.
   EXPECT_EQ(Probe({"--address", address, "--ca", pki->ca_file()}).code, kServing);
   EXPECT_EQ(Probe({"--address", address, "--timeout-ms", "500"}).code, kUnreachable);
+  // The CA from the environment, as the k3s-gateway overlay sets it.
+  setenv("EVGATE_PROBE_CA", pki->ca_file().c_str(), 1);
+  EXPECT_EQ(Probe({"--address", address}).code, kServing);
+  unsetenv("EVGATE_PROBE_CA");
   auto client = pki->IssueClient("probe.depot-1");
   ASSERT_TRUE(client.ok());
   EXPECT_EQ(Probe({"--address", address, "--ca", pki->ca_file(), "--cert", client->cert_file,
