@@ -14,6 +14,7 @@
 #   - the same for the load balancer (its setpoints expire to the failsafe);
 #   - the session pod deleted and created again: the sessions are still there
 #     (the claim's volume) and resume;
+#   - the all-in-one image runs the demo in one read-only container;
 #   - the containers' total RSS and PSS, and the reaction times across
 #     containers, are printed.
 # Cleans up its pods, volumes and images; says so plainly when podman cannot
@@ -66,10 +67,11 @@ fi
 
 rendered="$tmp/podman.yaml"
 session_only="$tmp/session.yaml"
-images=(device_drivers simulator ocpp_bridge load_balancer session metrics_exporter)
+images=(device_drivers simulator ocpp_bridge load_balancer session metrics_exporter evgate)
 podman_cleanup() {
   podman kube down "$rendered" >/dev/null 2>&1
   podman pod rm -f $(podman pod ps -q --filter "name=^$prefix") >/dev/null 2>&1
+  podman rm -f "${prefix}evgate" >/dev/null 2>&1
   podman volume rm -f $(podman volume ls -q --filter "name=^$prefix") >/dev/null 2>&1
   for image in "${images[@]}" base; do podman rmi -f "localhost/evgate/$image:$tag" >/dev/null 2>&1; done
 }
@@ -282,5 +284,25 @@ resumed() { [ "$(wb1_session)" = "$session_id" ]; }
 wait_for 30 "wb1's session $session_id is still there and resumed after the session pod was recreated" resumed &&
   echo "session $session_id survived the session pod's deletion"
 
+# --- the all-in-one image: every service in one read-only container --------
 logs
+podman kube down "$rendered" >/dev/null 2>&1
+all_in_one_port=$(free_port tcp)
+make_site "$tmp/all-in-one.yaml" "s|session_database: .*|session_database: /data/sessions.db|"
+podman run -d --name "${prefix}evgate" --network host --read-only --cap-drop=all \
+  --security-opt no-new-privileges -v "$tmp/all-in-one.yaml:/etc/evgate/site.yaml:ro" \
+  -v "${prefix}data:/data" "localhost/evgate/evgate:$tag" \
+  --site /etc/evgate/site.yaml --listen "127.0.0.1:$all_in_one_port" > /dev/null ||
+  fail "the all-in-one image does not run"
+all_in_one_ready() {
+  podman exec "${prefix}evgate" /usr/bin/evgate-probe --address "127.0.0.1:$all_in_one_port" \
+    --service evgate.v1.LoadBalancer || return 1
+  grep -Eq '^wb1 +([7-9]|[1-9][0-9])(\.[0-9]+)? A ' <<<"$(ctl "127.0.0.1:$all_in_one_port" allocation show)"
+}
+if wait_for 60 "the all-in-one image runs the demo (wb1 above 6 A)" all_in_one_ready; then
+  echo "all-in-one image: the demo under control ${waited}s after start"
+else
+  podman logs "${prefix}evgate" > "$tmp/all-in-one.log" 2>&1
+fi
+
 finish

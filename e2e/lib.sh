@@ -35,6 +35,7 @@ s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' "$1"
 # caller's own edits.
 make_site() {
   local out=$1; shift
+  [ -s "$demo" ] || { fail "make_site: no demo site at $demo (a data dependency of the test?)"; return 1; }
   local edits=()
   for e in "$@"; do edits+=(-e "$e"); done
   sed -e "s|session_database: .*|session_database: $tmp/sessions-$(basename "$out" .yaml).db|" \
