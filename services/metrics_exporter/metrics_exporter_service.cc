@@ -48,7 +48,7 @@ void MetricsExporterService::OnHosted(const HostInfo& host) {
 absl::Status MetricsExporterService::Start() {
   if (!peers_status_.ok()) return peers_status_;
   collector_ = std::make_shared<SiteCollector>(
-      peers_, streams_, BuildInfo{kEvgateVersion, "unstamped"}, options_.peer_deadline);
+      peers_, streams_, BuildInfo{kEvgateVersion, kEvgateRevision}, options_.peer_deadline);
   try {
     exposer_ = std::make_unique<prometheus::Exposer>(config_.services.metrics_listen, 2);
   } catch (const std::exception& e) {
