@@ -110,13 +110,18 @@ assert s.get("energy_charged_wh") == 15500, s
 wait_for 10 "the OCPP transaction as a completed session of dc1" dc_session_ok ||
   ctl "$server" -o json sessions list --evse dc1
 
-# The charger as a device: the failsafe profile at boot (stack 0, no end) on
-# both connectors, then the load balancer's live profiles (stack 1, valid
-# for the setpoint TTL), all in W.
+# The charger as a device: at boot the station limit on connector 0 and the
+# failsafe profile (stack 0, no end) on both connectors, then the load
+# balancer's live profiles (stack 1, valid for the setpoint TTL), all in W.
 profiles_ok() {
   "$py" - "$tmp/charger.out" <<'EOF'
 import json, sys
-profiles = [json.loads(l) for l in open(sys.argv[1]) if '"event":"profile"' in l]
+every = [json.loads(l) for l in open(sys.argv[1]) if '"event":"profile"' in l]
+station = [p for p in every if p["purpose"] == "ChargePointMaxProfile"]
+profiles = [p for p in every if p["purpose"] != "ChargePointMaxProfile"]
+# The DS60's 60 kW station limit on the whole charge point (connector 0).
+assert station and all(p["connectorId"] == 0 and p["limit"] == 60000 and p["unit"] == "W"
+                       and p["validTo"] is None for p in station), station
 failsafe = {p["connectorId"] for p in profiles if p["stackLevel"] == 0 and p["validTo"] is None}
 live = {p["connectorId"] for p in profiles if p["stackLevel"] == 1 and p["validTo"]}
 assert all(p["unit"] == "W" and p["purpose"] == "TxDefaultProfile" for p in profiles), profiles

@@ -73,10 +73,11 @@ void DiffFaults(const std::string& device_id, const std::string& evse_id,
 }  // namespace
 
 nlohmann::json PowerLimitProfile(int connector, int profile_id, int stack_level, double limit_w,
-                                 absl::Time now, std::optional<absl::Time> valid_to) {
+                                 absl::Time now, std::optional<absl::Time> valid_to,
+                                 const std::string& purpose) {
   json profile = {{"chargingProfileId", profile_id},
                   {"stackLevel", stack_level},
-                  {"chargingProfilePurpose", "TxDefaultProfile"},
+                  {"chargingProfilePurpose", purpose},
                   {"chargingProfileKind", "Absolute"},
                   {"chargingSchedule",
                    {{"chargingRateUnit", "W"},
@@ -125,6 +126,7 @@ OcppDeviceBackend::OcppDeviceBackend(const site::SiteConfig& site,
       const double station_max = station.max_power_w > 0     ? station.max_power_w
                                  : config.profile != nullptr ? config.profile->station_max_power_w
                                                              : 0;
+      device.station_max_power_w += station_max;
       for (const site::EvseConfig& evse_config : station.evses) {
         Evse evse;
         evse.evse_id = evse_config.id;
@@ -648,14 +650,43 @@ void OcppDeviceBackend::OnAccepted(const std::string& charge_point_id) {
   // The failsafe profile on every connector: what the charger runs whenever
   // no live profile is valid (evgate stopped, the link dropped).
   std::vector<std::pair<int, double>> failsafes;
+  double station_max_w = 0;
   {
     absl::MutexLock lock(&mu_);
     Device* device = FindByChargePoint(charge_point_id);
     if (device == nullptr) return;
     for (const Evse& evse : device->evses)
       failsafes.emplace_back(evse.connector, evse.failsafe_power_w);
+    station_max_w = device->station_max_power_w;
   }
   const absl::Time now = clock_.Now();
+  // The station's limit on the whole charge point, which holds whatever the
+  // connectors' profiles say (and when evgate is not there to share it).
+  if (station_max_w > 0) {
+    absl::Status sent = central_system_->Call(
+        charge_point_id, "SetChargingProfile",
+        PowerLimitProfile(0, ChargePointMaxProfileId(), 0, station_max_w, now, std::nullopt,
+                          "ChargePointMaxProfile"),
+        [charge_point_id, station_max_w](CallOutcome outcome) {
+          const std::string status =
+              outcome.result ? outcome.result->value("status", std::string()) : std::string();
+          if (status == "Accepted") {
+            kLog.Info("%s: station limit %g W set (ChargePointMaxProfile)", charge_point_id,
+                      station_max_w);
+          } else {
+            kLog.Warning(
+                "%s: the station limit (%g W, ChargePointMaxProfile) was not accepted (%s); "
+                "the load balancer keeps the station within it, the charger alone does not",
+                charge_point_id, station_max_w,
+                outcome.error         ? outcome.error->code_name
+                : outcome.status.ok() ? status
+                                      : std::string(outcome.status.message()));
+          }
+        });
+    if (!sent.ok()) {
+      kLog.Warning("%s: station limit profile not sent: %s", charge_point_id, sent.message());
+    }
+  }
   for (const auto& [connector, watts] : failsafes) {
     absl::Status sent = central_system_->Call(
         charge_point_id, "SetChargingProfile",

@@ -130,6 +130,9 @@ class OcppDeviceBackend final : public devices::DeviceBackend, public ChargePoin
   // The profile ids evgate uses for an EVSE's connector.
   static int FailsafeProfileId(int connector) { return 1000 + connector; }
   static int LiveProfileId(int connector) { return 2000 + connector; }
+  // The station limit (site.yaml stations[].max_power_w, else the profile's)
+  // as a ChargePointMaxProfile on connector 0, set at every accepted boot.
+  static int ChargePointMaxProfileId() { return 3000; }
 
  private:
   struct Evse {
@@ -157,6 +160,7 @@ class OcppDeviceBackend final : public devices::DeviceBackend, public ChargePoin
     std::string profile;
     std::string charge_point_id;
     std::vector<Evse> evses;
+    double station_max_power_w = 0;  // its stations' maxima together; 0 = none
     bool was_online = false;
     std::vector<v1::Fault> published_faults;  // device-wide (connector 0)
   };
@@ -191,9 +195,11 @@ class OcppDeviceBackend final : public devices::DeviceBackend, public ChargePoin
 
 // The SetChargingProfile payload of a constant limit in W on `connector`
 // from `now`: `stack_level`, `profile_id`, valid until `valid_to` (none =
-// no end).
+// no end), of `purpose` (TxDefaultProfile, or ChargePointMaxProfile on
+// connector 0).
 nlohmann::json PowerLimitProfile(int connector, int profile_id, int stack_level, double limit_w,
-                                 absl::Time now, std::optional<absl::Time> valid_to);
+                                 absl::Time now, std::optional<absl::Time> valid_to,
+                                 const std::string& purpose = "TxDefaultProfile");
 
 // The limit in W that a GetCompositeSchedule.conf puts in force at `now`:
 // nullopt when it has no schedule (status Rejected, or none given); an error

@@ -225,9 +225,26 @@ TEST_F(OcppDeviceBackendTest, InventoryFromSiteYamlAndStaleUntilAccepted) {
 TEST_F(OcppDeviceBackendTest, AcceptedBootSetsTheFailsafeProfileOnEveryConnector) {
   std::vector<std::string> sent = ConnectAndAccept();
   std::vector<std::string> failsafe;
+  std::vector<json> station;
   for (const std::string& call : sent) {
-    if (absl::StartsWith(call, "SetChargingProfile")) failsafe.push_back(call);
+    if (!absl::StartsWith(call, "SetChargingProfile")) continue;
+    json payload = json::parse(call.substr(std::string("SetChargingProfile ").size()));
+    if (payload["csChargingProfiles"]["chargingProfilePurpose"] == "ChargePointMaxProfile") {
+      station.push_back(payload);
+    } else {
+      failsafe.push_back(call);
+    }
   }
+  // The station's 60 kW on the whole charge point (connector 0), no end.
+  ASSERT_EQ(station.size(), 1u);
+  EXPECT_EQ(station[0]["connectorId"], 0);
+  EXPECT_EQ(station[0]["csChargingProfiles"]["chargingProfileId"],
+            OcppDeviceBackend::ChargePointMaxProfileId());
+  EXPECT_EQ(station[0]["csChargingProfiles"]["stackLevel"], 0);
+  EXPECT_FALSE(station[0]["csChargingProfiles"].contains("validTo"));
+  EXPECT_EQ(
+      station[0]["csChargingProfiles"]["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"],
+      60000);
   ASSERT_EQ(failsafe.size(), 2u);
   json first = json::parse(failsafe[0].substr(std::string("SetChargingProfile ").size()));
   EXPECT_EQ(first["connectorId"], 1);
