@@ -72,7 +72,7 @@ GROUP
     needed=$(closure "$binary")
     missing=$(comm -23 <(echo "$needed") <(sort -u "$base_libs"))
     if [ -n "$missing" ]; then
-      echo "rootfs: $(basename "$binary") needs libraries the base layer lacks: $missing" >&2
+      echo "rootfs: $(basename "$binary") needs libraries the base layer lacks: $(tr "\n" " " <<<"$missing")" >&2
       exit 1
     fi
     mkdir -p "$root/usr/bin"
