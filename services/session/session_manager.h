@@ -73,6 +73,7 @@
 #include "services/session/authorizer.h"
 #include "services/session/device_events.h"
 #include "services/session/session_store.h"
+#include "services/session/session_watch.h"
 #include "site_controller/config/site_config.h"
 
 namespace evgate::session {
@@ -90,32 +91,6 @@ struct SessionManagerOptions {
   size_t max_queued_watch_events = 10000;
   // Seed of the random part of session ids.
   uint64_t random_seed = 0;
-};
-
-// One WatchSessions stream's queue. Thread-safe.
-class SessionWatch {
- public:
-  enum class Next { kEvent, kTimeout, kEnded };
-
-  // Waits up to `timeout` (real time) for the next event. kEnded: the
-  // stream is over and `*end` says why (OK at shutdown, RESOURCE_EXHAUSTED
-  // when the client fell behind).
-  Next Wait(absl::Duration timeout, v1::WatchSessionsResponse* event, absl::Status* end);
-
- private:
-  friend class SessionManager;
-  explicit SessionWatch(std::set<std::string> evse_ids, size_t max_queued)
-      : evse_ids_(std::move(evse_ids)), max_queued_(max_queued) {}
-  // Queues an event for this stream (if it passes the EVSE filter).
-  void Push(absl::Time at, v1::SessionEventType type, const v1::Session* session);
-  void End(absl::Status status);
-
-  const std::set<std::string> evse_ids_;  // empty = all
-  const size_t max_queued_;
-  absl::Mutex mu_;
-  std::deque<v1::WatchSessionsResponse> queue_ ABSL_GUARDED_BY(mu_);
-  uint64_t sequence_ ABSL_GUARDED_BY(mu_) = 0;
-  std::optional<absl::Status> ended_ ABSL_GUARDED_BY(mu_);
 };
 
 class SessionManager final : public DeviceEventHandler {
