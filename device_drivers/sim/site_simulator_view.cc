@@ -22,8 +22,6 @@ namespace wb = can::wallbox;
 constexpr uint16_t kSdmImportKwh = 0x0048;
 constexpr uint16_t kSdmExportKwh = 0x004A;
 
-int Index(site::Phase phase) { return static_cast<int>(phase); }
-
 // The control pilot state an OCPP connector status implies.
 v1::Iec61851State IecStateOfOcppStatus(const std::string& status) {
   if (status == "Charging") return v1::IEC61851_STATE_C;
@@ -157,8 +155,8 @@ v1::SimulatedEvse SiteSimulator::DescribeEvseLocked(const Evse& evse) {
   const PhaseArray offered_site = ToSitePhases(evse, offered);
   const PhaseArray drawn_site = ToSitePhases(evse, drawn);
   for (site::Phase phase : evse.config->phases) {
-    api::SetPhase(out.mutable_offered_current_a(), phase, offered_site[Index(phase)]);
-    api::SetPhase(out.mutable_current_a(), phase, drawn_site[Index(phase)]);
+    api::SetPhase(out.mutable_offered_current_a(), phase, offered_site[site::PhaseIndex(phase)]);
+    api::SetPhase(out.mutable_current_a(), phase, drawn_site[site::PhaseIndex(phase)]);
   }
   if (evse.vehicle) {
     v1::SimulatedVehicle* vehicle = out.mutable_vehicle();
@@ -202,7 +200,7 @@ v1::SimulatedDevice SiteSimulator::DescribeLocked(const Device& device) {
       v1::MeterReading* meter = out.mutable_meter();
       double total_w = 0;
       for (site::Phase phase : config_.grid.phases) {
-        const int p = Index(phase);
+        const int p = site::PhaseIndex(phase);
         api::SetPhase(meter->mutable_current_a(), phase, state.current_a[p]);
         api::SetPhase(meter->mutable_voltage_v(), phase, state.voltage_v[p]);
         api::SetPhase(meter->mutable_power_w(), phase, state.voltage_v[p] * state.current_a[p]);
@@ -243,7 +241,7 @@ v1::ListSimulatedDevicesResponse SiteSimulator::List() {
   for (const auto& device : devices_) *out.add_devices() = DescribeLocked(*device);
   v1::BuildingLoad* building = out.mutable_building_load();
   for (site::Phase phase : config_.grid.phases) {
-    api::SetPhase(building->mutable_current_a(), phase, building_a_[Index(phase)]);
+    api::SetPhase(building->mutable_current_a(), phase, building_a_[site::PhaseIndex(phase)]);
   }
   building->set_from_profile(!building_override_.has_value());
   *out.mutable_at() = ToProto(clock_.Now());

@@ -85,6 +85,8 @@ inline constexpr char kMetricsListen[] = "127.0.0.1:9464";
 // The site's phases. The grid names its conductors L1..L3; an EVSE's `phases`
 // list says which site phase each of the EVSE's own conductors is wired to.
 enum class Phase { kL1 = 0, kL2 = 1, kL3 = 2 };
+// 0, 1, 2: the phase as an index of a three-phase array.
+constexpr int PhaseIndex(Phase phase) { return static_cast<int>(phase); }
 absl::string_view PhaseName(Phase phase);                     // "L1"
 std::string PhaseListName(const std::vector<Phase>& phases);  // "L1, L2"
 
