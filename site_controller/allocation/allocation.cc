@@ -376,6 +376,14 @@ struct PathRange {
   const PathEntry* end() const { return last; }
 };
 
+// What water-filling derives from one priority class's admitted set alone (MakeFillPlan).
+struct FillPlan {
+  std::vector<int> admitted;                   // items, in rank order
+  std::vector<int> member_start, member_list;  // admitted items by constraint (CSR)
+  std::vector<int> joins;                      // admitted items by minimum level
+  std::vector<std::pair<double, int>> by_max;  // (maximum level, item) ascending
+};
+
 struct Item {
   int input = 0;
   int node = 0;  // its circuit (0 = grid)
@@ -556,6 +564,8 @@ class Engine {
     BuildConstraintTemplate(in);
     BuildStaticItems(in);
     BuildPaths(in);
+    plans_.clear();
+    order_.clear();
   }
 
   // Writes into `out`, reusing its memory (its strings keep their capacity).
@@ -567,12 +577,13 @@ class Engine {
     Reserve();
     PeakShave();
     size_t begin = 0;
-    while (begin < items_.size()) {
+    for (size_t k = 0; begin < items_.size(); ++k) {
       size_t end = begin;
       while (end < items_.size() && items_[end].evse->priority == items_[begin].evse->priority) {
         ++end;
       }
-      AllocateClass(begin, end);
+      if (plans_.size() <= k) plans_.resize(k + 1);
+      AllocateClass(begin, end, plans_[k]);
       begin = end;
     }
     Result(out);
@@ -813,6 +824,7 @@ class Engine {
       sorted = less(keys_[order_[k - 1]], keys_[order_[k]]);
     }
     if (!sorted) {
+      plans_.clear();  // they name items by rank
       sorted_keys_ = keys_;
       std::sort(sorted_keys_.begin(), sorted_keys_.end(), less);
       order_.resize(keys_.size());
@@ -930,7 +942,7 @@ class Engine {
     it.level = level;
   }
 
-  void AllocateClass(size_t begin, size_t end) {
+  void AllocateClass(size_t begin, size_t end, FillPlan& plan) {
     std::vector<int>& admitted = admitted_;
     admitted.clear();
     for (size_t i = begin; i < end; ++i) {
@@ -947,7 +959,8 @@ class Engine {
       admitted.push_back(static_cast<int>(i));
     }
     if (admitted.empty()) return;
-    WaterFill(admitted);
+    if (plan.admitted != admitted) MakeFillPlan(admitted, plan);
+    WaterFill(admitted, plan);
     for (int i : admitted) {
       Item& it = items_[i];
       const double scaled =
@@ -958,41 +971,55 @@ class Engine {
     TopUp(admitted);
   }
 
-  // Max-min fair progressive filling: a common water level t rises; an EVSE follows it from its
-  // minimum until its maximum, or until a constraint on its path is full (it then stays there).
-  // Event driven: O((EVSEs × path length) log) instead of simulating small increments.
-  void WaterFill(const std::vector<int>& admitted) {
+  // What WaterFill derives from the admitted set alone: the members of each constraint, the
+  // order of joins (minimum levels) and of maxima. A control loop's classes admit the same EVSEs
+  // from one sample to the next, so it is kept per class and remade only when that set changes.
+  void MakeFillPlan(const std::vector<int>& admitted, FillPlan& plan) const {
+    plan.admitted = admitted;
     // Members of each constraint among the admitted EVSEs, as one flat array (CSR).
-    member_start_.assign(cons_.size() + 1, 0);
+    std::vector<int>& start = plan.member_start;
+    start.assign(cons_.size() + 1, 0);
     for (int i : admitted) {
-      for (const auto& [c, coef] : items_[i].path) ++member_start_[c + 1];
-      items_[i].wf_state = 0;
-      items_[i].wf_level = items_[i].min_level;
+      for (const auto& [c, coef] : items_[i].path) ++start[c + 1];
     }
-    for (size_t c = 0; c < cons_.size(); ++c) {
-      member_start_[c + 1] += member_start_[c];
-      Constraint& k = cons_[c];
-      k.f = k.used;
-      k.s = 0;
-      k.saturated = false;
-    }
-    member_list_.resize(member_start_.back());
-    member_fill_.assign(member_start_.begin(), member_start_.end() - 1);
+    for (size_t c = 0; c < cons_.size(); ++c) start[c + 1] += start[c];
+    plan.member_list.resize(start.back());
+    std::vector<int> fill(start.begin(), start.end() - 1);
     for (int i : admitted) {
-      for (const auto& [c, coef] : items_[i].path) member_list_[member_fill_[c]++] = i;
+      for (const auto& [c, coef] : items_[i].path) plan.member_list[fill[c]++] = i;
     }
-    std::vector<int>& joins = joins_;
-    joins.assign(admitted.begin(), admitted.end());
-    std::stable_sort(joins.begin(), joins.end(),
+    plan.joins.assign(admitted.begin(), admitted.end());
+    std::stable_sort(plan.joins.begin(), plan.joins.end(),
                      [&](int a, int b) { return items_[a].min_level < items_[b].min_level; });
     // Maxima in (level, index) order. The heap of joined EVSEs this replaces gave the same events:
     // an entry not joined yet has its maximum above the next join (its minimum), so it is never
     // taken before it joins; settled and blocked entries are skipped as the heap skipped them.
-    by_max_.clear();
+    plan.by_max.clear();
     for (int i : admitted) {
-      if (items_[i].max_level > items_[i].min_level) by_max_.emplace_back(items_[i].max_level, i);
+      if (items_[i].max_level > items_[i].min_level) {
+        plan.by_max.emplace_back(items_[i].max_level, i);
+      }
     }
-    std::sort(by_max_.begin(), by_max_.end());
+    std::sort(plan.by_max.begin(), plan.by_max.end());
+  }
+
+  // Max-min fair progressive filling: a common water level t rises; an EVSE follows it from its
+  // minimum until its maximum, or until a constraint on its path is full (it then stays there).
+  // Event driven: O((EVSEs × path length) log) instead of simulating small increments.
+  void WaterFill(const std::vector<int>& admitted, const FillPlan& plan) {
+    for (int i : admitted) {
+      items_[i].wf_state = 0;
+      items_[i].wf_level = items_[i].min_level;
+    }
+    for (Constraint& k : cons_) {
+      k.f = k.used;
+      k.s = 0;
+      k.saturated = false;
+    }
+    const std::vector<int>& member_start = plan.member_start;
+    const std::vector<int>& member_list = plan.member_list;
+    const std::vector<int>& joins = plan.joins;
+    const std::vector<std::pair<double, int>>& by_max = plan.by_max;
     size_t next_max = 0;
     tight_.Reset(cons_.size());
     double t = 0;
@@ -1037,11 +1064,11 @@ class Engine {
                                items_[joins[next_join]].min_level <= t)) {
         flush();
       }
-      while (next_max < by_max_.size() && items_[by_max_[next_max].second].wf_state == 2) {
+      while (next_max < by_max.size() && items_[by_max[next_max].second].wf_state == 2) {
         ++next_max;
       }
       const double tt = tight_.empty() ? kInf : tight_.top_key();
-      const double tm = next_max < by_max_.size() ? by_max_[next_max].first : kInf;
+      const double tm = next_max < by_max.size() ? by_max[next_max].first : kInf;
       const double tj = next_join < joins.size() ? items_[joins[next_join]].min_level : kInf;
       if (tt == kInf && tm == kInf && tj == kInf) break;
       if (tt <= tm && tt <= tj) {
@@ -1059,11 +1086,11 @@ class Engine {
         tight_.Remove(c);
         t = std::max(t, tt);
         cons_[c].saturated = true;
-        for (int m = member_start_[c]; m < member_start_[c + 1]; ++m) {
-          if (items_[member_list_[m]].wf_state == 1) settle(member_list_[m], t);
+        for (int m = member_start[c]; m < member_start[c + 1]; ++m) {
+          if (items_[member_list[m]].wf_state == 1) settle(member_list[m], t);
         }
       } else if (tm <= tj) {
-        const int i = by_max_[next_max++].second;
+        const int i = by_max[next_max++].second;
         t = std::max(t, tm);
         settle(i, items_[i].max_level);
       } else {
@@ -1329,12 +1356,10 @@ class Engine {
   std::vector<Constraint> cons_;
   std::vector<Item> items_;  // rank order
   std::vector<int> admitted_;
-  std::vector<int> joins_;
   std::vector<std::pair<double, int>> heap_;
   std::vector<std::pair<double, int>> topup_;
-  std::vector<std::pair<double, int>> by_max_;  // WaterFill: (max level, item) ascending
   TightHeap tight_;
-  std::vector<int> member_start_, member_fill_, member_list_;
+  std::vector<FillPlan> plans_;   // by priority class, for the items' current rank order
   std::vector<int> dirty_;        // WaterFill: constraints with a deferred key update
   std::vector<char> dirty_flag_;  // by constraint
   mutable std::vector<std::string> names_;
