@@ -935,6 +935,16 @@ class Engine {
     return worst;
   }
 
+  // Blocking(it, delta_level) >= 0, stopping at the first constraint that blocks. A path starts
+  // at the EVSE's own circuit, which is the one that blocks most often.
+  bool Blocked(const Item& it, double delta_level) const {
+    for (const auto& [c, coef] : it.path) {
+      const Constraint& k = cons_[c];
+      if (k.used + coef * delta_level - k.room - Tolerance(k.room) > 0) return true;
+    }
+    return false;
+  }
+
   void Apply(Item& it, int64_t q) {
     const double level = Level(it, q);
     for (const auto& [c, coef] : it.path) cons_[c].used += coef * (level - it.level);
@@ -1131,7 +1141,7 @@ class Engine {
     for (int i : admitted) {
       const Item& it = items_[i];
       if (it.q >= it.q_max) continue;
-      if (it.evse->type == EvseType::kAc && Blocking(it, Level(it, it.q + 1) - it.level) >= 0) {
+      if (it.evse->type == EvseType::kAc && Blocked(it, Level(it, it.q + 1) - it.level)) {
         continue;
       }
       topup_.emplace_back(it.level, i);
@@ -1154,8 +1164,8 @@ class Engine {
             {chunk, it.q_max - it.q,
              feasible <= 0 ? int64_t{0} : StepsFloor(feasible * it.dc_w_per_level, it.step)});
       }
-      if (dq > 1 && Blocking(it, Level(it, it.q + dq) - it.level) >= 0) dq = 1;
-      if (dq <= 0 || Blocking(it, Level(it, it.q + dq) - it.level) >= 0) {
+      if (dq > 1 && Blocked(it, Level(it, it.q + dq) - it.level)) dq = 1;
+      if (dq <= 0 || Blocked(it, Level(it, it.q + dq) - it.level)) {
         queue.pop();
         continue;
       }
