@@ -384,11 +384,14 @@ struct FillPlan {
   std::vector<std::pair<double, int>> by_max;  // (maximum level, item) ascending
 };
 
+// One EVSE as the engine works on it. The structure's part is made once (Prepare); the
+// snapshot's part is written at the start of every run (Engine::StartItem). Everything the hot
+// loops need of the EVSE is here, so that they never reach into the caller's (large) Evse.
 struct Item {
+  // Structure.
   int input = 0;
   int node = 0;  // its circuit (0 = grid)
-  const Evse* evse = nullptr;
-  int tier = 1;
+  bool ac = true;
   int n = 1;
   double volts_per_level = 0;  // AC W per level A: n × V
   double dc_w_per_level = 0;   // DC W per level A: n × V × η (DC only)
@@ -396,6 +399,12 @@ struct Item {
   int64_t q_min = 0, q_max = 0;
   double min_level = 0, max_level = 0;
   PathRange path;
+  // Snapshot.
+  const Evse* evse = nullptr;
+  int priority = 0;
+  int tier = 1;
+  bool reserved = false;       // Evse::reserved_a is set
+  bool may_discharge = false;  // a bidirectional DC EVSE above its SOC lower limit
   bool chargeable = false;
   bool admitted = false;
   int64_t q = 0;
@@ -566,6 +575,7 @@ class Engine {
     BuildPaths(in);
     plans_.clear();
     order_.clear();
+    items_.clear();
   }
 
   // Writes into `out`, reusing its memory (its strings keep their capacity).
@@ -579,7 +589,7 @@ class Engine {
     size_t begin = 0;
     for (size_t k = 0; begin < items_.size(); ++k) {
       size_t end = begin;
-      while (end < items_.size() && items_[end].evse->priority == items_[begin].evse->priority) {
+      while (end < items_.size() && items_[end].priority == items_[begin].priority) {
         ++end;
       }
       if (plans_.size() <= k) plans_.resize(k + 1);
@@ -660,6 +670,7 @@ class Engine {
       it.input = static_cast<int>(i);
       it.evse = &e;
       it.node = evse_node_[i];
+      it.ac = e.type == EvseType::kAc;
       it.n = static_cast<int>(e.phases.size());
       it.volts_per_level = it.n * volts_;
       if (e.type == EvseType::kAc) {
@@ -711,7 +722,7 @@ class Engine {
     const size_t n = limits_.size();
     ev_.assign(n, PhaseValues{0, 0, 0});
     for (const Item& it : items_) {
-      const PhaseValues m = MeasuredEvCurrent(*it.evse);
+      const PhaseValues& m = measured_[it.input];
       for (int node = it.node; node >= 0; node = parent_[node]) {
         for (int p = 0; p < kPhaseCount; ++p) ev_[node][p] += m[p];
       }
@@ -795,7 +806,11 @@ class Engine {
     const double min_run = in.min_run_s.value_or(in.min_pause_s);
     // Canonical rank order: makes the result independent of the input order. (Sorting compact
     // keys moves and touches less memory than sorting the items.)
+    // Everything a run needs of the EVSEs is read here, in input order (the caller's array
+    // front to back); later passes go in rank order and touch only the items.
     keys_.clear();
+    snapshot_.resize(in.evses.size());
+    measured_.resize(in.evses.size());
     for (size_t i = 0; i < in.evses.size(); ++i) {
       const Evse& e = in.evses[i];
       int tier = 1;
@@ -806,6 +821,25 @@ class Engine {
       }
       keys_.push_back({e.priority, tier, e.session_energy_wh, e.plugged_at_s.value_or(kInf),
                        e.connector, &e.id, static_cast<int>(i)});
+      Snapshot& snap = snapshot_[i];
+      snap.reason = PauseReason::kNone;
+      snap.chargeable = false;
+      if (e.reserved_a) {
+        snap.reason = e.active ? PauseReason::kFailsafe : PauseReason::kInactive;
+      } else if (!e.active) {
+        snap.reason = PauseReason::kInactive;
+      } else if (e.type == EvseType::kDc && e.soc_pct && *e.soc_pct >= e.soc_max_pct) {
+        snap.reason = PauseReason::kSocLimit;
+      } else if (static_items_[i].q_max <= 0) {
+        snap.reason = PauseReason::kNoDemand;
+      } else {
+        snap.chargeable = true;
+      }
+      snap.reserved = e.reserved_a.has_value();
+      snap.may_discharge = e.active && !e.reserved_a && e.type == EvseType::kDc &&
+                           e.bidirectional && e.soc_pct && *e.soc_pct > e.soc_min_pct &&
+                           e.max_discharge_w > 0;
+      measured_[i] = MeasuredEvCurrent(e);
     }
     auto less = [](const Key& a, const Key& b) {
       if (a.priority != b.priority) return a.priority > b.priority;
@@ -818,8 +852,8 @@ class Engine {
     // Ids are unique, so the order is a strict total one and its sorted permutation unique: when
     // the previous run's order is still strictly increasing (the common case of a control loop,
     // whose rankings rarely change between two samples), it is the sorted order and the sort is
-    // skipped, with the same result.
-    bool sorted = order_.size() == keys_.size();
+    // skipped, with the same result; the items are then already in that order.
+    bool sorted = order_.size() == keys_.size() && items_.size() == keys_.size();
     for (size_t k = 1; sorted && k < order_.size(); ++k) {
       sorted = less(keys_[order_[k - 1]], keys_[order_[k]]);
     }
@@ -828,40 +862,48 @@ class Engine {
       sorted_keys_ = keys_;
       std::sort(sorted_keys_.begin(), sorted_keys_.end(), less);
       order_.resize(keys_.size());
-      for (size_t k = 0; k < keys_.size(); ++k) order_[k] = sorted_keys_[k].index;
-    }
-    items_.clear();
-    for (int index : order_) {
-      const Key& k = keys_[index];
-      const Evse& e = in.evses[k.index];
-      Item& it = items_.emplace_back(static_items_[k.index]);
-      it.evse = &e;
-      it.tier = k.tier;
-      if (e.reserved_a) {
-        it.reason = e.active ? PauseReason::kFailsafe : PauseReason::kInactive;
-      } else if (!e.active) {
-        it.reason = PauseReason::kInactive;
-      } else if (e.type == EvseType::kDc && e.soc_pct && *e.soc_pct >= e.soc_max_pct) {
-        it.reason = PauseReason::kSocLimit;
-      } else if (it.q_max <= 0) {
-        it.reason = PauseReason::kNoDemand;
-      } else {
-        it.chargeable = true;
+      rank_.resize(keys_.size());
+      items_.clear();
+      for (size_t k = 0; k < keys_.size(); ++k) {
+        order_[k] = sorted_keys_[k].index;
+        rank_[order_[k]] = static_cast<int>(k);
+        items_.push_back(static_items_[order_[k]]);
       }
     }
+    for (Item& it : items_) StartItem(it, in.evses[it.input]);
+  }
+
+  // The snapshot's part of an item, whatever an earlier run left in it.
+  void StartItem(Item& it, const Evse& e) const {
+    const Snapshot& snap = snapshot_[it.input];
+    const Key& key = keys_[it.input];
+    it.evse = &e;
+    it.priority = key.priority;
+    it.tier = key.tier;
+    it.reserved = snap.reserved;
+    it.may_discharge = snap.may_discharge;
+    it.chargeable = snap.chargeable;
+    it.admitted = false;
+    it.q = 0;
+    it.level = 0;
+    it.discharge_w = 0;
+    it.reason = snap.reason;
+    it.limit_constraint = -1;
+    it.wf_state = 0;
+    it.wf_level = 0;
   }
 
   // Reserved EVSEs (not controlled) as fixed loads, in rank order (deterministic sums).
   void Reserve() {
     for (const Item& it : items_) {
-      if (!it.evse->reserved_a) continue;
+      if (!it.reserved) continue;
       const double level = *it.evse->reserved_a;
       for (const auto& [c, coef] : it.path) cons_[c].used += coef * level;
     }
   }
 
   double Level(const Item& it, int64_t q) const {
-    if (it.evse->type == EvseType::kAc) return static_cast<double>(q) * it.step;
+    if (it.ac) return static_cast<double>(q) * it.step;
     return static_cast<double>(q) * it.step / it.dc_w_per_level;
   }
 
@@ -874,11 +916,7 @@ class Engine {
     if (!overloaded) return;
     std::vector<int> dischargers;
     for (size_t i = 0; i < items_.size(); ++i) {
-      const Evse& e = *items_[i].evse;
-      if (e.active && !e.reserved_a && e.type == EvseType::kDc && e.bidirectional && e.soc_pct &&
-          *e.soc_pct > e.soc_min_pct && e.max_discharge_w > 0) {
-        dischargers.push_back(static_cast<int>(i));
-      }
+      if (items_[i].may_discharge) dischargers.push_back(static_cast<int>(i));
     }
     // The fullest batteries (relative to their lower limit) discharge first.
     std::stable_sort(dischargers.begin(), dischargers.end(), [&](int a, int b) {
@@ -973,8 +1011,7 @@ class Engine {
     WaterFill(admitted, plan);
     for (int i : admitted) {
       Item& it = items_[i];
-      const double scaled =
-          it.evse->type == EvseType::kAc ? it.wf_level : it.wf_level * it.dc_w_per_level;
+      const double scaled = it.ac ? it.wf_level : it.wf_level * it.dc_w_per_level;
       const int64_t q = std::clamp(StepsFloor(scaled, it.step), it.q_min, it.q_max);
       Apply(it, q);
     }
@@ -1141,7 +1178,7 @@ class Engine {
     for (int i : admitted) {
       const Item& it = items_[i];
       if (it.q >= it.q_max) continue;
-      if (it.evse->type == EvseType::kAc && Blocked(it, Level(it, it.q + 1) - it.level)) {
+      if (it.ac && Blocked(it, Level(it, it.q + 1) - it.level)) {
         continue;
       }
       topup_.emplace_back(it.level, i);
@@ -1152,7 +1189,7 @@ class Engine {
       const int i = queue.top().second;
       Item& it = items_[i];
       int64_t dq = 1;
-      if (it.evse->type == EvseType::kDc) {
+      if (!it.ac) {
         // DC steps are tiny (1 W); hand them out in chunks of about 0.1 A per phase.
         double feasible = kInf;
         for (const auto& [c, coef] : it.path) {
@@ -1253,7 +1290,9 @@ class Engine {
     out.failsafe = false;
     out.failsafe_reason.clear();
     out.evses.resize(items_.size());
-    for (const Item& it : items_) {
+    // In input order: the caller's EVSEs and the result front to back.
+    for (size_t input = 0; input < items_.size(); ++input) {
+      const Item& it = items_[rank_[input]];
       const Evse& e = *it.evse;
       EvseAllocation& a = out.evses[it.input];
       a.id = e.id;
@@ -1361,6 +1400,16 @@ class Engine {
   std::vector<Key> keys_;  // input order
   std::vector<Key> sorted_keys_;
   std::vector<int> order_;  // input indices in rank order, from the last run
+  std::vector<int> rank_;   // the inverse: rank by input index
+  // What BuildItems reads of each EVSE, by input index.
+  struct Snapshot {
+    PauseReason reason = PauseReason::kNone;
+    bool chargeable = false;
+    bool reserved = false;
+    bool may_discharge = false;
+  };
+  std::vector<Snapshot> snapshot_;
+  std::vector<PhaseValues> measured_;  // MeasuredEvCurrent()
   std::vector<PhaseValues> ev_;
   std::vector<PhaseValues> base_raw_;
   std::vector<Constraint> cons_;
