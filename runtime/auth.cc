@@ -11,7 +11,6 @@
 #include "absl/strings/str_join.h"
 #include "runtime/log.h"
 #include "runtime/secret_file.h"
-#include "runtime/secret_file.h"
 
 namespace evgate {
 namespace {
@@ -100,6 +99,7 @@ const std::map<std::string, Access>& RpcAccessTable() {
   static const auto* const kTable = new std::map<std::string, Access>{
       // DeviceDriver: setpoints and their sequence only from the load balancer.
       {"/evgate.v1.DeviceDriver/ListDevices", A::kRead},
+      {"/evgate.v1.DeviceDriver/ListBuses", A::kRead},
       {"/evgate.v1.DeviceDriver/GetDevice", A::kRead},
       {"/evgate.v1.DeviceDriver/WatchDevices", A::kRead},
       {"/evgate.v1.DeviceDriver/ApplySetpoints", A::kControl},

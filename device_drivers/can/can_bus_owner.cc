@@ -434,6 +434,7 @@ void CanBusOwner::HandleEvent(const BusEvent& event) {
         // back, and a broken bus can produce error frames in bulk: log the
         // change, then a sample.
         const bool down = event.kind == BusEventKind::kInterfaceDown;
+        CountBusErrorLocked(event.kind, down && !bus_down_);
         if (down ? !bus_down_
                  : (bus_counters_.bus_events_total <= kBadFrameLogFirst ||
                     bus_counters_.bus_events_total % kBadFrameLogEvery == 0)) {
@@ -454,6 +455,47 @@ void CanBusOwner::HandleEvent(const BusEvent& event) {
   }
   SendAll(out).IgnoreError();  // recorded per wallbox
   Flush();
+}
+
+void CanBusOwner::CountBusErrorLocked(BusEventKind kind, bool newly_down) {
+  switch (kind) {
+    case BusEventKind::kErrorWarning:
+      ++bus_counters_.error_warning_total;
+      break;
+    case BusEventKind::kErrorPassive:
+      ++bus_counters_.error_passive_total;
+      break;
+    case BusEventKind::kBusOff:
+      ++bus_counters_.bus_off_total;
+      break;
+    case BusEventKind::kOtherError:
+      ++bus_counters_.other_error_frames_total;
+      break;
+    case BusEventKind::kInterfaceDown:
+      // Reported on every Receive() while down: one loss per outage.
+      if (newly_down) ++bus_counters_.interface_down_total;
+      break;
+    case BusEventKind::kFrame:
+    case BusEventKind::kTimeout:
+    case BusEventKind::kRestarted:
+      break;
+  }
+}
+
+v1::BusHealth CanBusOwner::GetBusHealth() const {
+  absl::MutexLock lock(&mu_);
+  const CanBusCounters& c = bus_counters_;
+  v1::BusHealth health;
+  health.set_bus_id(options_.bus_id);
+  health.set_kind("can");
+  health.set_frames_sent_total(c.frames_sent_total);
+  health.set_frames_received_total(c.frames_received_total);
+  health.set_error_warning_total(c.error_warning_total);
+  health.set_error_passive_total(c.error_passive_total);
+  health.set_bus_off_total(c.bus_off_total);
+  health.set_other_error_frames_total(c.other_error_frames_total);
+  health.set_interface_down_total(c.interface_down_total);
+  return health;
 }
 
 void CanBusOwner::HandleBadFrame(const CanFrame& frame, const absl::Status& status,
@@ -846,6 +888,7 @@ absl::Status CanBusOwner::SendAll(const std::vector<Outgoing>& out) {
     if (first_error.ok()) first_error = status;
     const absl::Time now = clock_.Now();
     absl::MutexLock lock(&mu_);
+    if (status.ok()) ++bus_counters_.frames_sent_total;
     if (o.wallbox < 0) {
       if (status.ok()) {
         ++bus_counters_.available_current_sent_total;
@@ -1015,6 +1058,7 @@ std::vector<v1::SetpointResult> CanBusOwner::ApplySetpoints(
       continue;
     }
     ++w.counters.frames_sent_total;
+    ++bus_counters_.frames_sent_total;
     w.sequence = frame_value.sequence;
     SentSetpoint command;
     command.frame = frame_value;

@@ -152,11 +152,18 @@ struct CanWallboxCounters {
 
 // Per-bus counters since the owner started.
 struct CanBusCounters {
+  uint64_t frames_sent_total = 0;  // every frame the bus accepted from us
   uint64_t frames_received_total = 0;
   uint64_t foreign_frames_total = 0;           // not the wallbox protocol
   uint64_t unknown_address_frames_total = 0;   // protocol frames of unconfigured addresses
   uint64_t other_controller_frames_total = 0;  // controller messages not sent by us
   uint64_t bus_events_total = 0;               // error frames, interface down/up
+  // The error frames among them, by what they announce, and interface losses.
+  uint64_t error_warning_total = 0;
+  uint64_t error_passive_total = 0;
+  uint64_t bus_off_total = 0;
+  uint64_t other_error_frames_total = 0;
+  uint64_t interface_down_total = 0;
   uint64_t available_current_sent_total = 0;
   uint64_t send_errors_total = 0;
 };
@@ -175,6 +182,7 @@ class CanBusOwner final : public devices::DeviceBackend {
   std::string bus_id() const override { return options_.bus_id; }
   std::vector<std::string> DeviceIds() const override;
   std::optional<evgate::v1::DeviceState> GetDevice(const std::string& device_id) const override;
+  evgate::v1::BusHealth GetBusHealth() const override;
   std::vector<std::string> EvseIds() const override;
   std::vector<std::optional<evgate::v1::SetpointValue>> SetpointsInForce(
       const std::vector<std::string>& evse_ids) const override;
@@ -270,6 +278,9 @@ class CanBusOwner final : public devices::DeviceBackend {
 
   void HandleFrame(const CanFrame& frame, absl::Time now, std::vector<Outgoing>* out)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Counts an error frame or interface loss by kind (`newly_down`: the
+  // interface was up until this event).
+  void CountBusErrorLocked(BusEventKind kind, bool newly_down) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void HandleBadFrame(const CanFrame& frame, const absl::Status& status, absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void OnStatus(int index, const wallbox::Status& status, absl::Time now,

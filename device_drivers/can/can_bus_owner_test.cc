@@ -862,6 +862,49 @@ TEST_F(CanBusOwnerTest, BusDownRejectsSetpointsAndTellsWhy) {
   EXPECT_EQ(Apply(AllPhases("wb-a", 16)).status(), v1::SETPOINT_STATUS_ACCEPTED);
 }
 
+TEST_F(CanBusOwnerTest, BusHealthCountsFramesBothWaysAndErrorFramesByKind) {
+  // What went on the wire before (the owner may have sent at start).
+  const v1::BusHealth start = owner_->GetBusHealth();
+  const int64_t before = network_.frames_sent();
+  BringUp();
+  SendFromWallbox(Charging(1, {0, 0, 0}));
+  EXPECT_EQ(Apply(AllPhases("wb-a", 16)).status(), v1::SETPOINT_STATUS_ACCEPTED);
+  Pump();
+  v1::BusHealth health = owner_->GetBusHealth();
+  EXPECT_EQ(health.bus_id(), "can-test");
+  EXPECT_EQ(health.kind(), "can");
+  EXPECT_GT(health.frames_sent_total(), 0u);
+  EXPECT_GT(health.frames_received_total(), 0u);
+  // Every frame on the wire is the owner's or one the wallboxes sent it.
+  EXPECT_EQ(static_cast<int64_t>(health.frames_sent_total() + health.frames_received_total() -
+                                 start.frames_sent_total() - start.frames_received_total()),
+            network_.frames_sent() - before);
+
+  for (BusEventKind kind :
+       {BusEventKind::kErrorWarning, BusEventKind::kErrorPassive, BusEventKind::kBusOff,
+        BusEventKind::kOtherError, BusEventKind::kOtherError}) {
+    network_.InjectEvent("owner", {kind, std::nullopt, "injected"});
+    Pump();
+  }
+  // Down is reported on every Receive() until the interface is back: one loss
+  // per outage.
+  network_.SetInterfaceUp(false);
+  Pump();
+  Advance(absl::Milliseconds(200));
+  network_.SetInterfaceUp(true);
+  Pump();
+  network_.SetInterfaceUp(false);
+  Pump();
+  health = owner_->GetBusHealth();
+  EXPECT_EQ(health.error_warning_total(), 1u);
+  EXPECT_EQ(health.error_passive_total(), 1u);
+  EXPECT_EQ(health.bus_off_total(), 1u);
+  EXPECT_EQ(health.other_error_frames_total(), 2u);
+  EXPECT_EQ(health.interface_down_total(), 2u);
+  EXPECT_EQ(health.requests_total(), 0u);  // Modbus's counters stay empty
+  EXPECT_FALSE(health.has_request_duration());
+}
+
 // A bus whose transmit queue is full: every Send times out.
 class StuckBus : public CanBus {
  public:

@@ -65,6 +65,10 @@ class DeviceBackend {
   // `link.stale`), or nullopt when this backend does not own `device_id`.
   virtual std::optional<evgate::v1::DeviceState> GetDevice(const std::string& device_id) const = 0;
 
+  // The bus's traffic and error counters since Start() (ListBuses), with
+  // `bus_id` and `kind` set. Cheap: no bus traffic.
+  virtual evgate::v1::BusHealth GetBusHealth() const = 0;
+
   // The site.yaml ids of the EVSEs this backend controls.
   virtual std::vector<std::string> EvseIds() const = 0;
 

@@ -242,6 +242,19 @@ grpc::Status DeviceDriverService::ListDevices(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
+grpc::Status DeviceDriverService::ListBuses(grpc::ServerContext*, const v1::ListBusesRequest*,
+                                            v1::ListBusesResponse* response) {
+  std::vector<v1::BusHealth> buses;
+  buses.reserve(backends_.size());
+  for (const std::unique_ptr<DeviceBackend>& backend : backends_) {
+    buses.push_back(backend->GetBusHealth());
+  }
+  std::sort(buses.begin(), buses.end(),
+            [](const v1::BusHealth& a, const v1::BusHealth& b) { return a.bus_id() < b.bus_id(); });
+  for (v1::BusHealth& bus : buses) *response->add_buses() = std::move(bus);
+  return grpc::Status::OK;
+}
+
 grpc::Status DeviceDriverService::GetDevice(grpc::ServerContext*,
                                             const v1::GetDeviceRequest* request,
                                             v1::GetDeviceResponse* response) {

@@ -109,6 +109,8 @@ class DeviceDriverService final : public Service,
   // evgate.v1.DeviceDriver
   grpc::Status ListDevices(grpc::ServerContext* context, const v1::ListDevicesRequest* request,
                            v1::ListDevicesResponse* response) override;
+  grpc::Status ListBuses(grpc::ServerContext* context, const v1::ListBusesRequest* request,
+                         v1::ListBusesResponse* response) override;
   grpc::Status GetDevice(grpc::ServerContext* context, const v1::GetDeviceRequest* request,
                          v1::GetDeviceResponse* response) override;
   grpc::Status WatchDevices(grpc::ServerContext* context, const v1::WatchDevicesRequest* request,

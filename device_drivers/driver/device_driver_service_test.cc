@@ -135,6 +135,24 @@ TEST_F(DeviceDriverServiceTest, ListsDevicesOfAllBusesByIdInPages) {
   EXPECT_EQ(pages, 2);
 }
 
+TEST_F(DeviceDriverServiceTest, ListsEveryBusWithItsOwnersCountersById) {
+  v1::BusHealth modbus;
+  modbus.set_kind("modbus");
+  modbus.set_requests_total(42);
+  modbus.mutable_request_duration()->set_count(40);
+  modbus_->SetBusHealth(modbus);
+  grpc::ClientContext context;
+  v1::ListBusesResponse response;
+  ASSERT_TRUE(stub_->ListBuses(&context, v1::ListBusesRequest(), &response).ok());
+  ASSERT_EQ(response.buses_size(), 2);
+  EXPECT_EQ(response.buses(0).bus_id(), "can0");  // by id, not in hosting order
+  EXPECT_EQ(response.buses(0).kind(), "fake");
+  EXPECT_EQ(response.buses(1).bus_id(), "rs485-1");
+  EXPECT_EQ(response.buses(1).kind(), "modbus");
+  EXPECT_EQ(response.buses(1).requests_total(), 42u);
+  EXPECT_EQ(response.buses(1).request_duration().count(), 40u);
+}
+
 TEST_F(DeviceDriverServiceTest, ListFiltersByKind) {
   grpc::ClientContext context;
   v1::ListDevicesRequest request;

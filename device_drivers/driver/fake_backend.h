@@ -57,6 +57,12 @@ class FakeBackend final : public DeviceBackend {
     absl::MutexLock lock(&mu_);
     on_apply_ = std::move(hook);
   }
+  // What GetBusHealth() reports besides the bus id (kind "fake" unless set).
+  void SetBusHealth(v1::BusHealth health) {
+    absl::MutexLock lock(&mu_);
+    bus_health_ = std::move(health);
+  }
+
   void FailStartWith(absl::Status status) {
     absl::MutexLock lock(&mu_);
     start_status_ = std::move(status);
@@ -73,6 +79,13 @@ class FakeBackend final : public DeviceBackend {
     auto it = devices_.find(device_id);
     if (it == devices_.end()) return std::nullopt;
     return it->second;
+  }
+  v1::BusHealth GetBusHealth() const override {
+    absl::MutexLock lock(&mu_);
+    v1::BusHealth health = bus_health_;
+    health.set_bus_id(bus_id_);
+    if (health.kind().empty()) health.set_kind("fake");
+    return health;
   }
   std::vector<std::string> EvseIds() const override {
     absl::MutexLock lock(&mu_);
@@ -141,6 +154,7 @@ class FakeBackend final : public DeviceBackend {
   const std::string bus_id_;
   mutable absl::Mutex mu_;
   std::vector<std::string> order_ ABSL_GUARDED_BY(mu_);
+  v1::BusHealth bus_health_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, v1::DeviceState> devices_ ABSL_GUARDED_BY(mu_);
   std::vector<Batch> batches_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, v1::SetpointValue> in_force_ ABSL_GUARDED_BY(mu_);

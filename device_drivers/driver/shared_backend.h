@@ -23,6 +23,7 @@ class SharedBackend final : public DeviceBackend {
   std::optional<evgate::v1::DeviceState> GetDevice(const std::string& device_id) const override {
     return backend_->GetDevice(device_id);
   }
+  evgate::v1::BusHealth GetBusHealth() const override { return backend_->GetBusHealth(); }
   std::vector<std::string> EvseIds() const override { return backend_->EvseIds(); }
   std::vector<std::optional<evgate::v1::SetpointValue>> SetpointsInForce(
       const std::vector<std::string>& evse_ids) const override {

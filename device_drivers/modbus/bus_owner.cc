@@ -123,8 +123,10 @@ void ModbusBusOwner::RecordLocked(int device, const absl::Status& status, absl::
   DeviceStatus& s = state_[device].status;
   DeviceCounters& c = s.counters;
   ++c.requests_total;
+  ++bus_counters_.requests_total;
   // An exception reply is an answer: the device is there.
   if (status.ok() || absl::IsFailedPrecondition(status)) {
+    bus_counters_.request_duration.Observe(end - start);
     s.last_seen = end;
     c.latency_last = end - start;
     c.latency_max = std::max(c.latency_max, c.latency_last);
@@ -132,7 +134,9 @@ void ModbusBusOwner::RecordLocked(int device, const absl::Status& status, absl::
     ++c.latency_count;
   }
   if (!status.ok()) {
-    (absl::IsDeadlineExceeded(status) ? c.timeouts_total : c.errors_total)++;
+    const bool timeout = absl::IsDeadlineExceeded(status);
+    (timeout ? c.timeouts_total : c.errors_total)++;
+    (timeout ? bus_counters_.timeouts_total : bus_counters_.errors_total)++;
     s.last_error = std::string(status.message());
     s.last_error_at = end;
     kLog.Debug("bus %s: %s", options_.bus_id, s.last_error);
@@ -509,6 +513,11 @@ std::vector<DeviceStatus> ModbusBusOwner::Devices() const {
   std::vector<DeviceStatus> result;
   for (const DeviceState& state : state_) result.push_back(state.status);
   return result;
+}
+
+BusCounters ModbusBusOwner::Bus() const {
+  absl::MutexLock lock(&mu_);
+  return bus_counters_;
 }
 
 std::optional<DeviceStatus> ModbusBusOwner::Device(const std::string& id) const {

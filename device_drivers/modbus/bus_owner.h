@@ -63,6 +63,7 @@
 #include "device_drivers/modbus/modbus_transport.h"
 #include "device_drivers/modbus/register_map.h"
 #include "runtime/clock.h"
+#include "runtime/duration_histogram.h"
 
 namespace evgate::modbus {
 
@@ -109,6 +110,15 @@ struct DeviceCounters {
   absl::Duration latency_max;
   absl::Duration latency_sum;  // over `latency_count` answered requests
   uint64_t latency_count = 0;
+};
+
+// The bus's share of the same counts, over all its devices, and how long the
+// answered requests took (BusHealth in the API).
+struct BusCounters {
+  uint64_t requests_total = 0;
+  uint64_t errors_total = 0;
+  uint64_t timeouts_total = 0;
+  DurationHistogram request_duration{BusRequestBounds()};  // answered requests
 };
 
 // What the owner knows about one device.
@@ -192,6 +202,7 @@ class ModbusBusOwner {
 
   std::vector<DeviceStatus> Devices() const;
   std::optional<DeviceStatus> Device(const std::string& id) const;
+  BusCounters Bus() const;
 
   // Called after every poll attempt of a device and when a device turns
   // stale, with its new status, from the thread that polled.
@@ -262,6 +273,7 @@ class ModbusBusOwner {
 
   mutable absl::Mutex mu_;
   std::vector<DeviceState> state_ ABSL_GUARDED_BY(mu_);
+  BusCounters bus_counters_ ABSL_GUARDED_BY(mu_);
   std::deque<PendingWrite*> writes_ ABSL_GUARDED_BY(mu_);
   Listener listener_ ABSL_GUARDED_BY(mu_);
 

@@ -109,6 +109,35 @@ TEST_F(BusOwnerTest, ReadsMeterValuesAndCountsRequests) {
   EXPECT_EQ(s.counters.latency_count, 3u);
 }
 
+TEST_F(BusOwnerTest, BusCountersAreTheDevicesSumsAndTimeAnsweredRequests) {
+  Build({Meter("grid-meter", kGridUnit, 10), Meter("sub-meter", kSubUnit, 0)});
+  RunFor(absl::Milliseconds(500));
+  fake_->SetSilent(kSubUnit, true);
+  RunFor(absl::Seconds(2));
+  uint64_t requests = 0, errors = 0, timeouts = 0, answered = 0;
+  for (const DeviceStatus& d : owner_->Devices()) {
+    requests += d.counters.requests_total;
+    errors += d.counters.errors_total;
+    timeouts += d.counters.timeouts_total;
+    answered += d.counters.latency_count;
+  }
+  const BusCounters bus = owner_->Bus();
+  EXPECT_EQ(bus.requests_total, requests);
+  EXPECT_EQ(bus.errors_total, errors);
+  EXPECT_EQ(bus.timeouts_total, timeouts);
+  EXPECT_GT(timeouts, 0u);
+  v1::DurationHistogram h;
+  bus.request_duration.ToProto(&h);
+  // Every answer took the fake's 5 ms; the timeouts are not in it.
+  EXPECT_EQ(h.count(), answered);
+  EXPECT_EQ(h.count(), requests - timeouts);
+  ASSERT_EQ(h.upper_bounds_s_size(), 11);
+  EXPECT_DOUBLE_EQ(h.upper_bounds_s(2), 0.005);
+  EXPECT_EQ(h.cumulative_counts(1), 0u);  // <= 2.5 ms
+  EXPECT_EQ(h.cumulative_counts(2), answered);
+  EXPECT_NEAR(h.sum_s(), 0.005 * static_cast<double>(answered), 1e-9);
+}
+
 TEST_F(BusOwnerTest, PollsFastAtPollPeriodAndEnergySlowly) {
   Build({Meter("grid-meter", kGridUnit, 10)});
   RunFor(absl::Seconds(2));

@@ -308,6 +308,18 @@ std::vector<std::string> ModbusBackend::DeviceIds() const {
   return ids;
 }
 
+v1::BusHealth ModbusBackend::GetBusHealth() const {
+  const BusCounters bus = owner_->Bus();
+  v1::BusHealth health;
+  health.set_bus_id(bus_id_);
+  health.set_kind("modbus");
+  health.set_requests_total(bus.requests_total);
+  health.set_errors_total(bus.errors_total);
+  health.set_timeouts_total(bus.timeouts_total);
+  bus.request_duration.ToProto(health.mutable_request_duration());
+  return health;
+}
+
 std::vector<std::string> ModbusBackend::EvseIds() const {
   std::vector<std::string> ids;
   for (const auto& d : devices_) {

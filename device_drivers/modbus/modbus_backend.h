@@ -121,6 +121,7 @@ class ModbusBackend final : public devices::DeviceBackend {
   std::string bus_id() const override;
   std::vector<std::string> DeviceIds() const override;
   std::optional<evgate::v1::DeviceState> GetDevice(const std::string& device_id) const override;
+  evgate::v1::BusHealth GetBusHealth() const override;
   std::vector<std::string> EvseIds() const override;
   std::vector<std::optional<evgate::v1::SetpointValue>> SetpointsInForce(
       const std::vector<std::string>& evse_ids) const override;

@@ -103,6 +103,14 @@ class OcppDeviceBackend final : public devices::DeviceBackend, public ChargePoin
   std::string bus_id() const override { return kOcppBusId; }
   std::vector<std::string> DeviceIds() const override;
   std::optional<v1::DeviceState> GetDevice(const std::string& device_id) const override;
+  // Kind "ocpp"; the charge points' traffic is in ListChargePoints and the
+  // exporter's OCPP metrics, not in bus counters.
+  evgate::v1::BusHealth GetBusHealth() const override {
+    evgate::v1::BusHealth health;
+    health.set_bus_id(kOcppBusId);
+    health.set_kind("ocpp");
+    return health;
+  }
   std::vector<std::string> EvseIds() const override;
   std::vector<std::optional<v1::SetpointValue>> SetpointsInForce(
       const std::vector<std::string>& evse_ids) const override;
