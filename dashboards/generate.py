@@ -197,6 +197,17 @@ def devices_ocpp():
         ("sum by (bus) (rate(evgate_bus_errors_total[$__rate_interval]))", "{{bus}} errors"),
         ("sum by (bus) (rate(evgate_bus_timeouts_total[$__rate_interval]))", "{{bus}} timeouts")],
         unit="reqps")
+    d.panel("timeseries", "Modbus request duration p50 / p99", [
+        ("histogram_quantile(0.5, sum by (bus, le) (rate(evgate_bus_request_duration_seconds_bucket[$__rate_interval])))", "{{bus}} p50"),
+        ("histogram_quantile(0.99, sum by (bus, le) (rate(evgate_bus_request_duration_seconds_bucket[$__rate_interval])))", "{{bus}} p99")],
+        unit="s", w=8)
+    d.panel("timeseries", "CAN frames", [
+        ("sum by (bus, direction) (rate(evgate_can_frames_total[$__rate_interval]))", "{{bus}} {{direction}}")],
+        unit="pps", w=8)
+    d.panel("timeseries", "CAN error frames and interface losses", [
+        ("sum by (bus, kind) (rate(evgate_can_error_frames_total[$__rate_interval]))", "{{bus}} {{kind}}"),
+        ("sum by (bus) (increase(evgate_can_interface_down_total[$__rate_interval]))", "{{bus}} interface down")],
+        w=8)
     d.panel("stat", "OCPP charge points", [("evgate_ocpp_charge_point_connected", "{{charge_point}}")],
             w=8, h=6, options={"textMode": "value_and_name", "colorMode": "background", "graphMode": "none"},
             defaults={"mappings": [{"type": "value", "options": {

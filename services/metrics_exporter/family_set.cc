@@ -52,8 +52,9 @@ void FamilySet::Counter(std::string_view name, std::vector<std::string> label_va
   }
 }
 
-void FamilySet::Histogram(std::string_view name, prometheus::ClientMetric::Histogram histogram) {
-  if (auto* m = Add(name, prometheus::MetricType::Histogram, {})) {
+void FamilySet::Histogram(std::string_view name, std::vector<std::string> label_values,
+                          prometheus::ClientMetric::Histogram histogram) {
+  if (auto* m = Add(name, prometheus::MetricType::Histogram, std::move(label_values))) {
     m->histogram = std::move(histogram);
   }
 }

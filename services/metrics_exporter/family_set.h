@@ -23,7 +23,8 @@ class FamilySet {
   void Counter(std::string_view name, std::vector<std::string> label_values, double value);
   // A histogram sample already aggregated (cumulative bucket counts, the
   // last bound +Inf).
-  void Histogram(std::string_view name, prometheus::ClientMetric::Histogram histogram);
+  void Histogram(std::string_view name, std::vector<std::string> label_values,
+                 prometheus::ClientMetric::Histogram histogram);
 
   // Appends every sample (and error) of `other`.
   void Merge(FamilySet&& other);

@@ -352,6 +352,34 @@ const std::vector<MetricSpec>& MetricCatalogue() {
        {"bus"},
        kDd,
        "Requests on a bus that got no answer in time (sum over its devices)"},
+      {"evgate_bus_request_duration_seconds",
+       MetricType::Histogram,
+       "s",
+       {"bus"},
+       kDd,
+       "From sending a request on a Modbus bus to its answer (answered requests; timeouts are "
+       "evgate_bus_timeouts_total)"},
+      {"evgate_can_frames_total",
+       MetricType::Counter,
+       "1",
+       {"bus", "direction"},
+       kDd,
+       "CAN frames the bus owner sent (direction sent) and received (received, all of them: "
+       "other protocols' and malformed ones too)"},
+      {"evgate_can_error_frames_total",
+       MetricType::Counter,
+       "1",
+       {"bus", "kind"},
+       kDd,
+       "Error frames the CAN controller reported, by what they announce: warning (error counters "
+       "above the warning level), passive (error-passive), bus_off, other (protocol, ACK, "
+       "transceiver, lost arbitration)"},
+      {"evgate_can_interface_down_total",
+       MetricType::Counter,
+       "1",
+       {"bus"},
+       kDd,
+       "Times the CAN interface went down or disappeared"},
       {"evgate_device_fault",
        MetricType::Gauge,
        "1",
@@ -496,9 +524,6 @@ std::string CatalogueMarkdown() {
       "made up):\n\n"
       "- a counter of expired setpoints: an expiry is visible as state instead\n"
       "  (`evgate_evse_setpoint_source{source=\"failsafe\"}`), and refusals are counted;\n"
-      "- per-bus request latency histograms, CAN frames and CAN error frames (`DeviceDriver`\n"
-      "  reports per-device request, error and timeout counts only; the bus totals above are\n"
-      "  their sums);\n"
       "- the upstream offline queue's age (the upstream CSMS client is not built);\n"
       "- grid mode and V2X discharge power (the grid controller is not built). The SoC of DC\n"
       "  vehicles is served (`evgate_evse_soc_percent`).\n";

@@ -97,7 +97,20 @@ grpc::Status ReadDevices(const std::shared_ptr<grpc::Channel>& channel, absl::Du
         return stub->ListDevices(c, r, p);
       },
       [](v1::ListDevicesResponse& p) { return p.mutable_devices(); }, devices);
-  if (result.ok()) AddDevices(devices, out);
+  if (!result.ok()) return result;
+  AddDevices(devices, out);
+  grpc::ClientContext context;
+  SetDeadline(context, deadline);
+  v1::ListBusesResponse buses;
+  result = stub->ListBuses(&context, v1::ListBusesRequest(), &buses);
+  if (result.ok()) {
+    AddBuses({buses.buses().begin(), buses.buses().end()}, out);
+  } else if (result.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
+    // A driver of an earlier version: its devices are served, its bus
+    // durations and frame counts are not.
+    kLog.Debug("the device drivers do not list their buses: %s", result.error_message());
+    result = grpc::Status::OK;
+  }
   return result;
 }
 

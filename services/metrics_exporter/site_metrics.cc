@@ -1,6 +1,8 @@
 #include "services/metrics_exporter/site_metrics.h"
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <optional>
 #include <utility>
@@ -216,6 +218,42 @@ void AddDevices(const std::vector<v1::DeviceState>& devices, FamilySet& out) {
     out.Counter("evgate_bus_requests_total", {bus}, totals.requests);
     out.Counter("evgate_bus_errors_total", {bus}, totals.errors);
     out.Counter("evgate_bus_timeouts_total", {bus}, totals.timeouts);
+  }
+}
+
+void AddBuses(const std::vector<v1::BusHealth>& buses, FamilySet& out) {
+  for (const v1::BusHealth& bus : buses) {
+    const std::string& id = bus.bus_id();
+    if (bus.kind() == "modbus") {
+      const v1::DurationHistogram& d = bus.request_duration();
+      prometheus::ClientMetric::Histogram h;
+      const int n = std::min(d.upper_bounds_s_size(), d.cumulative_counts_size());
+      for (int i = 0; i < n; ++i) {
+        h.bucket.push_back({d.cumulative_counts(i), d.upper_bounds_s(i)});
+      }
+      h.bucket.push_back({d.count(), std::numeric_limits<double>::infinity()});
+      h.sample_count = d.count();
+      h.sample_sum = d.sum_s();
+      out.Histogram("evgate_bus_request_duration_seconds", {id}, std::move(h));
+    } else if (bus.kind() == "can") {
+      out.Counter("evgate_can_frames_total", {id, "sent"},
+                  static_cast<double>(bus.frames_sent_total()));
+      out.Counter("evgate_can_frames_total", {id, "received"},
+                  static_cast<double>(bus.frames_received_total()));
+      // Every kind, 0 included, so that a rate or an alert has data on a
+      // healthy bus.
+      const std::pair<const char*, uint64_t> kinds[] = {
+          {"warning", bus.error_warning_total()},
+          {"passive", bus.error_passive_total()},
+          {"bus_off", bus.bus_off_total()},
+          {"other", bus.other_error_frames_total()},
+      };
+      for (const auto& [kind, count] : kinds) {
+        out.Counter("evgate_can_error_frames_total", {id, kind}, static_cast<double>(count));
+      }
+      out.Counter("evgate_can_interface_down_total", {id},
+                  static_cast<double>(bus.interface_down_total()));
+    }
   }
 }
 

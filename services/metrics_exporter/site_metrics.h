@@ -26,6 +26,10 @@ void AddSiteStatus(const v1::GetSiteStatusResponse& status, FamilySet& out);
 // Link health, faults, meters (DeviceDriver.ListDevices, every page).
 void AddDevices(const std::vector<v1::DeviceState>& devices, FamilySet& out);
 
+// Request durations of Modbus buses, frames and error frames of CAN buses
+// (DeviceDriver.ListBuses). An OCPP "bus" has none of these.
+void AddBuses(const std::vector<v1::BusHealth>& buses, FamilySet& out);
+
 // Open sessions (SessionService.ListSessions with the OPEN filter).
 void AddOpenSessions(const std::vector<v1::Session>& sessions, FamilySet& out);
 

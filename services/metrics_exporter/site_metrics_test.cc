@@ -255,6 +255,79 @@ TEST(SiteMetricsTest, DevicesLinkFaultsMetersAndBusTotals) {
   EXPECT_THAT(text, Not(HasSubstr("evgate_evse_setpoint_source{evse=\"dc1\"")));
 }
 
+TEST(SiteMetricsTest, BusDurationsAsAHistogramAndCanFramesWithEveryErrorKind) {
+  FamilySet set;
+  AddBuses({Parse<v1::BusHealth>(R"pb(
+              bus_id: "rs485-1"
+              kind: "modbus"
+              requests_total: 12
+              request_duration {
+                upper_bounds_s: [ 0.005, 0.05 ]
+                cumulative_counts: [ 7, 9 ]
+                count: 10
+                sum_s: 1.25
+              }
+            )pb"),
+            Parse<v1::BusHealth>(R"pb(
+              bus_id: "can0"
+              kind: "can"
+              frames_sent_total: 40
+              frames_received_total: 900
+              bus_off_total: 2
+              other_error_frames_total: 5
+              interface_down_total: 1
+            )pb"),
+            Parse<v1::BusHealth>(R"pb(bus_id: "ocpp" kind: "ocpp")pb")},
+           set);
+  const std::string text = Text(set);
+  EXPECT_THAT(text, HasSubstr("# TYPE evgate_bus_request_duration_seconds histogram"));
+  EXPECT_THAT(
+      text,
+      HasSubstr("evgate_bus_request_duration_seconds_bucket{bus=\"rs485-1\",le=\"0.005\"} 7"));
+  EXPECT_THAT(
+      text, HasSubstr("evgate_bus_request_duration_seconds_bucket{bus=\"rs485-1\",le=\"0.05\"} 9"));
+  EXPECT_THAT(
+      text,
+      HasSubstr("evgate_bus_request_duration_seconds_bucket{bus=\"rs485-1\",le=\"+Inf\"} 10"));
+  EXPECT_THAT(text, HasSubstr("evgate_bus_request_duration_seconds_count{bus=\"rs485-1\"} 10"));
+  EXPECT_THAT(text, HasSubstr("evgate_bus_request_duration_seconds_sum{bus=\"rs485-1\"} 1.25"));
+  EXPECT_THAT(text, HasSubstr("evgate_can_frames_total{bus=\"can0\",direction=\"sent\"} 40"));
+  EXPECT_THAT(text, HasSubstr("evgate_can_frames_total{bus=\"can0\",direction=\"received\"} 900"));
+  EXPECT_THAT(text, HasSubstr("evgate_can_error_frames_total{bus=\"can0\",kind=\"bus_off\"} 2"));
+  EXPECT_THAT(text, HasSubstr("evgate_can_error_frames_total{bus=\"can0\",kind=\"other\"} 5"));
+  // A kind that never happened is there, at 0.
+  EXPECT_THAT(text, HasSubstr("evgate_can_error_frames_total{bus=\"can0\",kind=\"warning\"} 0"));
+  EXPECT_THAT(text, HasSubstr("evgate_can_interface_down_total{bus=\"can0\"} 1"));
+  // Neither a CAN bus nor OCPP has a duration histogram, nor Modbus or OCPP frames.
+  EXPECT_THAT(text, Not(HasSubstr("evgate_bus_request_duration_seconds_count{bus=\"can0\"}")));
+  EXPECT_THAT(text, Not(HasSubstr("bus=\"ocpp\"")));
+  EXPECT_THAT(text, Not(HasSubstr("evgate_can_frames_total{bus=\"rs485-1\"")));
+}
+
+// Bad input tried: bounds and counts of different lengths (a malformed
+// answer); the shorter wins and +Inf is the total.
+TEST(SiteMetricsTest, AHistogramWithMoreBoundsThanCountsServesThePairs) {
+  FamilySet set;
+  AddBuses({Parse<v1::BusHealth>(R"pb(
+             bus_id: "rs485-1"
+             kind: "modbus"
+             request_duration {
+               upper_bounds_s: [ 0.001, 0.01, 0.1 ]
+               cumulative_counts: [ 1 ]
+               count: 3
+               sum_s: 0.2
+             }
+           )pb")},
+           set);
+  const std::string text = Text(set);
+  EXPECT_THAT(
+      text,
+      HasSubstr("evgate_bus_request_duration_seconds_bucket{bus=\"rs485-1\",le=\"0.001\"} 1"));
+  EXPECT_THAT(text, Not(HasSubstr("le=\"0.01\"")));
+  EXPECT_THAT(
+      text, HasSubstr("evgate_bus_request_duration_seconds_bucket{bus=\"rs485-1\",le=\"+Inf\"} 3"));
+}
+
 TEST(SiteMetricsTest, OpenSessionsReportEveryOpenState) {
   FamilySet set;
   AddOpenSessions({Parse<v1::Session>(R"pb(evse_id: "wb1"

@@ -100,8 +100,8 @@ void StreamMetrics::AddTo(FamilySet& out, bool load_balancer_up, bool session_up
     for (const auto& [trigger, count] : allocations_) {
       out.Counter("evgate_allocations_total", {trigger}, count);
     }
-    out.Histogram("evgate_control_reaction_seconds", reaction_.Get());
-    out.Histogram("evgate_allocation_compute_seconds", compute_.Get());
+    out.Histogram("evgate_control_reaction_seconds", {}, reaction_.Get());
+    out.Histogram("evgate_allocation_compute_seconds", {}, compute_.Get());
   }
   if (sessions_followed_ && session_up) {
     for (const auto& [reason, count] : completed_) {

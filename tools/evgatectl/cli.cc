@@ -44,6 +44,9 @@ Commands:
   health                                     status of every service the server hosts
   devices list [--kind KIND]                 devices with link health and live values
   devices get DEVICE_ID                      one device in full
+  devices buses                              each bus's requests, errors, request
+                                             durations (Modbus), frames and error
+                                             frames (CAN)
   sessions list [--from T] [--to T] [--evse ID] [--id-tag TAG] [--state open|closed] [--limit N]
   sessions get SESSION_ID
   sessions start --evse ID --id-tag TAG [--mode charge|discharge] [--energy-limit-wh WH]
@@ -435,7 +438,61 @@ int Ctl::Devices() {
     out_ << ToJson(response.device()) << "\n";
     return kExitOk;
   }
-  return Usage("usage: evgatectl devices list|get");
+  if (verb == "buses") {
+    if (auto s = CheckFlags(args_,
+                            {"server", "output", "timeout", "tls-ca", "ca", "cert", "key", "token"},
+                            "devices buses");
+        !s.ok()) {
+      return Usage(std::string(s.message()));
+    }
+    if (args_.words.size() != 2) return Usage("usage: evgatectl devices buses");
+    v1::ListBusesResponse response;
+    auto context = Context();
+    grpc::Status status = stub->ListBuses(context.get(), v1::ListBusesRequest(), &response);
+    if (!status.ok()) return RpcFailure(status, "devices");
+    if (Json()) {
+      out_ << ToJson(response) << "\n";
+      return kExitOk;
+    }
+    Table table({"BUS", "KIND", "REQUESTS", "ERRORS", "TIMEOUTS", "AVG", "P99 <=", "FRAMES TX/RX",
+                 "ERROR FRAMES", "BUS-OFF", "DOWN"});
+    for (const v1::BusHealth& b : response.buses()) {
+      const bool modbus = b.kind() == "modbus";
+      const bool can = b.kind() == "can";
+      const v1::DurationHistogram& d = b.request_duration();
+      std::string avg = "-", p99 = "-";
+      if (modbus && d.count() > 0) {
+        avg = absl::StrCat(Fixed(d.sum_s() / static_cast<double>(d.count()) * 1000, 1), " ms");
+        // The smallest bucket bound that holds 99 % of the answers.
+        p99 = absl::StrCat(
+            "> ",
+            Fixed(d.upper_bounds_s_size() > 0 ? d.upper_bounds_s(d.upper_bounds_s_size() - 1) * 1000
+                                              : 0,
+                  1),
+            " ms");
+        for (int i = 0; i < d.upper_bounds_s_size() && i < d.cumulative_counts_size(); ++i) {
+          if (static_cast<double>(d.cumulative_counts(i)) >=
+              0.99 * static_cast<double>(d.count())) {
+            p99 = absl::StrCat(Fixed(d.upper_bounds_s(i) * 1000, 1), " ms");
+            break;
+          }
+        }
+      }
+      const uint64_t error_frames = b.error_warning_total() + b.error_passive_total() +
+                                    b.bus_off_total() + b.other_error_frames_total();
+      auto count = [](bool shown, uint64_t n) {
+        return shown ? absl::StrCat(n) : std::string("-");
+      };
+      table.AddRow({b.bus_id(), b.kind(), count(modbus, b.requests_total()),
+                    count(modbus, b.errors_total()), count(modbus, b.timeouts_total()), avg, p99,
+                    can ? absl::StrCat(b.frames_sent_total(), "/", b.frames_received_total()) : "-",
+                    count(can, error_frames), count(can, b.bus_off_total()),
+                    count(can, b.interface_down_total())});
+    }
+    table.PrintText(out_);
+    return kExitOk;
+  }
+  return Usage("usage: evgatectl devices list|get|buses");
 }
 
 absl::Status Ctl::FillSessionFilter(v1::ListSessionsRequest* request) {

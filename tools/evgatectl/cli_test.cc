@@ -85,6 +85,33 @@ class FakeLoadBalancer final : public v1::LoadBalancer::Service {
   v1::SetEvsePriorityRequest priority;
 };
 
+class FakeDrivers final : public v1::DeviceDriver::Service {
+ public:
+  grpc::Status ListBuses(grpc::ServerContext*, const v1::ListBusesRequest*,
+                         v1::ListBusesResponse* response) override {
+    v1::BusHealth* modbus = response->add_buses();
+    modbus->set_bus_id("rs485-1");
+    modbus->set_kind("modbus");
+    modbus->set_requests_total(1000);
+    modbus->set_errors_total(3);
+    modbus->set_timeouts_total(7);
+    v1::DurationHistogram* d = modbus->mutable_request_duration();
+    for (double bound : {0.005, 0.025, 0.1}) d->add_upper_bounds_s(bound);
+    for (uint64_t count : {900, 985, 990}) d->add_cumulative_counts(count);
+    d->set_count(990);
+    d->set_sum_s(9.9);
+    v1::BusHealth* can = response->add_buses();
+    can->set_bus_id("can0");
+    can->set_kind("can");
+    can->set_frames_sent_total(120);
+    can->set_frames_received_total(4500);
+    can->set_error_warning_total(2);
+    can->set_bus_off_total(1);
+    can->set_interface_down_total(4);
+    return grpc::Status::OK;
+  }
+};
+
 class HostedFakes : public Service {
  public:
   explicit HostedFakes(std::vector<grpc::Service*> services, std::vector<std::string> names)
@@ -134,8 +161,10 @@ class CliTest : public ::testing::Test {
 
   FakeSessions sessions_;
   FakeLoadBalancer balancer_;
-  HostedFakes fakes_{{&sessions_, &balancer_},
-                     {"evgate.v1.SessionService", "evgate.v1.LoadBalancer"}};
+  FakeDrivers drivers_;
+  HostedFakes fakes_{
+      {&sessions_, &balancer_, &drivers_},
+      {"evgate.v1.SessionService", "evgate.v1.LoadBalancer", "evgate.v1.DeviceDriver"}};
   std::unique_ptr<ServerHost> host_;
   std::ostringstream out_, err_;
 };
@@ -146,6 +175,7 @@ TEST_F(CliTest, HealthListsOnlyHostedServicesAllServing) {
             "SERVICE                    STATUS\n"
             "(server)                   SERVING\n"
             "evgate.v1.LoadBalancer     SERVING\n"
+            "evgate.v1.DeviceDriver     SERVING\n"
             "evgate.v1.SessionService   SERVING\n");
 }
 
@@ -278,6 +308,21 @@ TEST_F(CliTest, PrioritySendsEvseClassAndExpiry) {
   EXPECT_EQ(balancer_.priority.ttl().seconds(), 7200);
   EXPECT_THAT(out_.str(), HasSubstr("wb2: priority 5"));
   EXPECT_EQ(Run({"allocation", "priority", "wb2", "high"}), 2);
+}
+
+TEST_F(CliTest, DevicesBusesShowsEachBusesCountersAndDurations) {
+  ASSERT_EQ(Run({"devices", "buses"}), kExitOk) << err_.str();
+  const std::string text = out_.str();
+  EXPECT_THAT(text, HasSubstr("P99 <="));
+  // 990 answers averaging 10 ms; 99 % (980.1) of them within 25 ms.
+  EXPECT_THAT(text, ::testing::ContainsRegex("rs485-1 +modbus +1000 +3 +7 +10.0 ms +25.0 ms +- "));
+  // Error frames: 2 warnings + 1 bus-off.
+  EXPECT_THAT(text, ::testing::ContainsRegex("can0 +can +- +- +- +- +- +120/4500 +3 +1 +4"));
+  ASSERT_EQ(Run({"devices", "buses", "--output", "json"}), kExitOk) << err_.str();
+  EXPECT_THAT(out_.str(), HasSubstr("\"bus_off_total\": \"1\""));
+  // Bad input tried: an extra word, an unknown flag.
+  EXPECT_EQ(Run({"devices", "buses", "can0"}), kExitUsage);
+  EXPECT_EQ(Run({"devices", "buses", "--kind", "can"}), kExitUsage);
 }
 
 TEST_F(CliTest, UsageErrorsExitTwo) {
