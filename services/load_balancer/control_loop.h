@@ -233,7 +233,11 @@ class ControlLoop {
   };
   // What the loop knows of commanding an EVSE.
   struct EvseCommand {
-    std::optional<v1::SetpointValue> in_force;          // last value a driver accepted
+    std::optional<v1::SetpointValue> in_force;  // last value a driver accepted
+    // What was asked for when `in_force` was accepted: a driver may put in
+    // force a value of its own resolution (20.5 A for 20.7), and the value
+    // asked for again is then no change.
+    std::optional<v1::SetpointValue> asked;
     std::optional<control::AcceptedSetpoint> accepted;  // the same for the policy
     std::optional<v1::SetpointValue> refused;  // last value refused (not re-sent at each event)
     std::string failed;  // why its last setpoint was refused or failed (empty: it was taken)

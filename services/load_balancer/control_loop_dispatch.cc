@@ -54,7 +54,9 @@ bool ControlLoop::Dispatch(bool refresh) {
     v1::Setpoint& out = *part.all.add_setpoints();
     out.set_evse_id(setpoint.evse);
     *out.mutable_value() = ToValue(setpoint, *route.config);
-    const bool same = command.in_force && SameValue(*command.in_force, out.value());
+    const bool same =
+        command.in_force && (SameValue(*command.in_force, out.value()) ||
+                             (command.asked && SameValue(*command.asked, out.value())));
     const bool refused_before = command.refused && SameValue(*command.refused, out.value());
     part.changed |= !same && !refused_before;
     if (same) continue;
@@ -210,6 +212,7 @@ bool ControlLoop::Book(const Job& job, absl::Time now) {
       if (maybe && (!command.in_force || Draw(sent.value()) > Draw(*command.in_force))) {
         // It may be in force now, until its TTL.
         command.in_force = sent.value();
+        command.asked = sent.value();
         command.accepted = Accepted(sent.value(), now);
       } else if (maybe && command.accepted) {
         command.accepted->at = now;  // the older value may have been refreshed
@@ -249,8 +252,11 @@ bool ControlLoop::Book(const Job& job, absl::Time now) {
       command.refused.reset();
       continue;
     }
-    const bool changed = !command.in_force || !SameValue(*command.in_force, sent.value());
+    const bool changed =
+        !command.in_force || !(SameValue(*command.in_force, sent.value()) ||
+                               (command.asked && SameValue(*command.asked, sent.value())));
     command.in_force = sent.value();
+    command.asked = sent.value();
     if (result->has_in_force() && result->in_force().has_value()) {
       command.in_force = result->in_force().value();
     }

@@ -155,6 +155,33 @@ TEST_F(ControlLoopTest, AHungRetryDoesNotHoldUpTheLoopThread) {
   }
 }
 
+// A driver that puts a value in force other than the one asked for (a
+// wallbox's coarser resolution: 20.7 A asked, 20.5 A in force; or 6.6 in force
+// for 6.6000000000000005) must not be asked again at every event: each batch
+// makes the driver publish a change, which was the next input, which sent the
+// next batch — hundreds a second on the demo's CAN bus at start.
+TEST_F(ControlLoopTest, AValueTheDriverRoundedIsNotSentAgainAtEveryEvent) {
+  Make();
+  Driver(0).RoundInForceDownTo(0.5);
+  Connect();
+  Plug("wallbox-1", "wb1");
+  Meter(0, 0, 0);
+  for (int s = 0; s < 8; ++s) Second(10.3);
+  const double asked = Limit("wb1");
+  ASSERT_GT(asked, 6);
+  ASSERT_NE(std::floor(asked / 0.5) * 0.5, asked) << "the test needs a value the driver rounds";
+  const size_t before = TakenBy(Driver(0).name());
+  for (int i = 0; i < 20; ++i) {
+    EvseTelemetry("wallbox-1", "wb1", asked);
+    loop_->Step();
+  }
+  EXPECT_EQ(TakenBy(Driver(0).name()), before);
+  // A real change still goes out.
+  Second(14.3);
+  EXPECT_GT(TakenBy(Driver(0).name()), before);
+  EXPECT_LT(Limit("wb1"), asked);
+}
+
 // Every batch and setpoint sent is counted, and every one not taken by
 // its reason (GetSiteStatus.counters, the operators' setpoint metrics).
 TEST_F(ControlLoopTest, CountsSentAndRefusedSetpointsByReason) {

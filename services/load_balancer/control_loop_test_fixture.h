@@ -143,9 +143,23 @@ class FakeDriver final : public DeviceLink {
         result->set_message("the wallbox said no");
       } else {
         result->set_status(v1::SETPOINT_STATUS_ACCEPTED);
+        if (round_down_to_ > 0 && s.value().has_current_limit_a()) {
+          // What a wallbox with a coarser resolution puts in force.
+          v1::SetpointValue* in_force = result->mutable_in_force()->mutable_value();
+          *in_force = s.value();
+          v1::PhaseValues* a = in_force->mutable_current_limit_a();
+          if (a->has_l1()) a->set_l1(std::floor(a->l1() / round_down_to_) * round_down_to_);
+          if (a->has_l2()) a->set_l2(std::floor(a->l2() / round_down_to_) * round_down_to_);
+          if (a->has_l3()) a->set_l3(std::floor(a->l3() / round_down_to_) * round_down_to_);
+        }
       }
     }
     return response;
+  }
+  // Accepted current limits are reported in force rounded down to `step` A.
+  void RoundInForceDownTo(double step) {
+    absl::MutexLock lock(&mu_);
+    round_down_to_ = step;
   }
 
   absl::StatusOr<v1::GetControllerSequenceResponse> ControllerSequence(
@@ -227,6 +241,7 @@ class FakeDriver final : public DeviceLink {
   uint64_t last_applied_ ABSL_GUARDED_BY(mu_) = 0;
   int sequence_queries_ ABSL_GUARDED_BY(mu_) = 0;
   std::set<std::string> refuse_ ABSL_GUARDED_BY(mu_);
+  double round_down_to_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Status fail_with_ ABSL_GUARDED_BY(mu_);
   std::vector<absl::Duration> deadlines_ ABSL_GUARDED_BY(mu_);
 };
