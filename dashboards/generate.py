@@ -228,11 +228,13 @@ def devices_ocpp():
     d.panel("timeseries", "Allocation compute p99", [
         ("histogram_quantile(0.99, sum by (le) (rate(evgate_allocation_compute_seconds_bucket[$__rate_interval])))", "p99")],
         unit="s")
-    d.panel("timeseries", "Setpoints sent and refused", [
+    d.panel("timeseries", "Setpoints sent, refused and expired", [
         ("sum(rate(evgate_setpoints_sent_total[$__rate_interval]))", "sent"),
-        ("sum(rate(evgate_setpoints_refused_total[$__rate_interval]))", "refused")],
+        ("sum(rate(evgate_setpoints_refused_total[$__rate_interval]))", "refused"),
+        ("sum by (bus) (rate(evgate_setpoints_expired_total[$__rate_interval]))", "expired on {{bus}}")],
         unit="ops", description="Refused: the driver did not take it; the load balancer counts "
-                                "that EVSE at its worst case.")
+                                "that EVSE at its worst case. Expired: no new setpoint came within "
+                                "its TTL and the EVSE fell back to its failsafe.")
     d.panel("table", "Setpoints refused in the last hour, by reason", [
         ("sum by (reason) (increase(evgate_setpoints_refused_total[1h]))", "{{reason}}")],
         options={"showHeader": True})

@@ -495,6 +495,7 @@ v1::BusHealth CanBusOwner::GetBusHealth() const {
   health.set_bus_off_total(c.bus_off_total);
   health.set_other_error_frames_total(c.other_error_frames_total);
   health.set_interface_down_total(c.interface_down_total);
+  health.set_setpoints_expired_total(c.setpoints_expired_total);
   return health;
 }
 
@@ -792,6 +793,7 @@ void CanBusOwner::RunDueLocked(absl::Time now, std::vector<Outgoing>* out) {
       kLog.Info("bus %s device %s: setpoint of batch %s expired; failsafe %s", options_.bus_id,
                 w.config.device_id, command.in_force.batch_id(), FormatAmps(failsafe));
       w.command = expired;
+      ++bus_counters_.setpoints_expired_total;
       if (frame.ok()) {
         out->push_back({static_cast<int>(i), *frame, "failsafe Setpoint"});
       } else {

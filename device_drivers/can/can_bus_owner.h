@@ -164,6 +164,7 @@ struct CanBusCounters {
   uint64_t bus_off_total = 0;
   uint64_t other_error_frames_total = 0;
   uint64_t interface_down_total = 0;
+  uint64_t setpoints_expired_total = 0;  // TTL ran out: the failsafe was sent
   uint64_t available_current_sent_total = 0;
   uint64_t send_errors_total = 0;
 };

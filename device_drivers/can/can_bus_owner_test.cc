@@ -528,6 +528,7 @@ TEST_F(CanBusOwnerTest, TtlExpirySendsTheFailsafeOnceAndStopsRefreshing) {
   EXPECT_EQ(sent[0].sequence, 2);
   EXPECT_EQ(sent[1].address, 3);
   EXPECT_DOUBLE_EQ(sent[1].max_current_a, 0.0);  // wb-b pauses on failsafe
+  EXPECT_EQ(owner_->GetBusHealth().setpoints_expired_total(), 2u);
   v1::SetpointInForce a = Evse("wallbox-a").setpoint();
   EXPECT_EQ(a.source(), v1::SETPOINT_SOURCE_FAILSAFE);
   EXPECT_DOUBLE_EQ(a.value().current_limit_a().l1(), 8.0);

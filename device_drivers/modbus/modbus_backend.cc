@@ -317,6 +317,8 @@ v1::BusHealth ModbusBackend::GetBusHealth() const {
   health.set_errors_total(bus.errors_total);
   health.set_timeouts_total(bus.timeouts_total);
   bus.request_duration.ToProto(health.mutable_request_duration());
+  absl::MutexLock lock(&mu_);
+  health.set_setpoints_expired_total(setpoints_expired_total_);
   return health;
 }
 
@@ -879,6 +881,7 @@ absl::Time ModbusBackend::CheckExpiry() {
         continue;
       }
       failsafe_a = evse.failsafe_a;
+      ++setpoints_expired_total_;
     }
     kLog.Warning("bus %s EVSE %s: setpoint expired; falling back to the failsafe %s", bus_id_,
                  d->evse->config.id, Amps(failsafe_a));

@@ -208,6 +208,7 @@ class ModbusBackend final : public devices::DeviceBackend {
   absl::Mutex control_mu_ ABSL_ACQUIRED_BEFORE(mu_);
   mutable absl::Mutex mu_;
   devices::DeviceEventSink* sink_ ABSL_GUARDED_BY(mu_) = nullptr;
+  uint64_t setpoints_expired_total_ ABSL_GUARDED_BY(mu_) = 0;
 
   absl::Mutex timer_mu_;
   bool timer_stop_ ABSL_GUARDED_BY(timer_mu_) = false;

@@ -436,8 +436,11 @@ TEST_F(ModbusBackendTest, ExpiredSetpointFallsBackToTheFailsafe) {
   sink_.Take();
   RunFor(absl::Milliseconds(4900));
   EXPECT_EQ(Holding(kWallbox, 261), 140);
+  EXPECT_EQ(backend_->GetBusHealth().setpoints_expired_total(), 0u);
   RunFor(absl::Milliseconds(200));
   EXPECT_EQ(Holding(kWallbox, 261), 60);
+  EXPECT_EQ(backend_->GetBusHealth().setpoints_expired_total(), 1u);
+  EXPECT_EQ(backend_->GetBusHealth().kind(), "modbus");
   const v1::SetpointInForce sp = Evse("wallbox-1").setpoint();
   EXPECT_EQ(sp.source(), v1::SETPOINT_SOURCE_FAILSAFE);
   EXPECT_EQ(sp.value().current_limit_a().l2(), 6);

@@ -224,6 +224,8 @@ void AddDevices(const std::vector<v1::DeviceState>& devices, FamilySet& out) {
 void AddBuses(const std::vector<v1::BusHealth>& buses, FamilySet& out) {
   for (const v1::BusHealth& bus : buses) {
     const std::string& id = bus.bus_id();
+    out.Counter("evgate_setpoints_expired_total", {id},
+                static_cast<double>(bus.setpoints_expired_total()));
     if (bus.kind() == "modbus") {
       const v1::DurationHistogram& d = bus.request_duration();
       prometheus::ClientMetric::Histogram h;

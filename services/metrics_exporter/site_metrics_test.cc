@@ -277,7 +277,7 @@ TEST(SiteMetricsTest, BusDurationsAsAHistogramAndCanFramesWithEveryErrorKind) {
               other_error_frames_total: 5
               interface_down_total: 1
             )pb"),
-            Parse<v1::BusHealth>(R"pb(bus_id: "ocpp" kind: "ocpp")pb")},
+            Parse<v1::BusHealth>(R"pb(bus_id: "ocpp" kind: "ocpp" setpoints_expired_total: 3)pb")},
            set);
   const std::string text = Text(set);
   EXPECT_THAT(text, HasSubstr("# TYPE evgate_bus_request_duration_seconds histogram"));
@@ -298,9 +298,13 @@ TEST(SiteMetricsTest, BusDurationsAsAHistogramAndCanFramesWithEveryErrorKind) {
   // A kind that never happened is there, at 0.
   EXPECT_THAT(text, HasSubstr("evgate_can_error_frames_total{bus=\"can0\",kind=\"warning\"} 0"));
   EXPECT_THAT(text, HasSubstr("evgate_can_interface_down_total{bus=\"can0\"} 1"));
+  // Expiries on every kind of bus, OCPP's included.
+  EXPECT_THAT(text, HasSubstr("evgate_setpoints_expired_total{bus=\"ocpp\"} 3"));
+  EXPECT_THAT(text, HasSubstr("evgate_setpoints_expired_total{bus=\"rs485-1\"} 0"));
   // Neither a CAN bus nor OCPP has a duration histogram, nor Modbus or OCPP frames.
   EXPECT_THAT(text, Not(HasSubstr("evgate_bus_request_duration_seconds_count{bus=\"can0\"}")));
-  EXPECT_THAT(text, Not(HasSubstr("bus=\"ocpp\"")));
+  EXPECT_THAT(text, Not(HasSubstr("evgate_can_frames_total{bus=\"ocpp\"")));
+  EXPECT_THAT(text, Not(HasSubstr("evgate_bus_request_duration_seconds_count{bus=\"ocpp\"")));
   EXPECT_THAT(text, Not(HasSubstr("evgate_can_frames_total{bus=\"rs485-1\"")));
 }
 

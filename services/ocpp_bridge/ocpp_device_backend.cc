@@ -577,6 +577,15 @@ void OcppDeviceBackend::Stop() {
   if (ticker_.joinable()) ticker_.join();
 }
 
+v1::BusHealth OcppDeviceBackend::GetBusHealth() const {
+  v1::BusHealth health;
+  health.set_bus_id(kOcppBusId);
+  health.set_kind("ocpp");
+  absl::MutexLock lock(&mu_);
+  health.set_setpoints_expired_total(setpoints_expired_total_);
+  return health;
+}
+
 void OcppDeviceBackend::Tick() {
   std::vector<std::string> changed;
   {
@@ -592,6 +601,7 @@ void OcppDeviceBackend::Tick() {
         failsafe.set_source(v1::SETPOINT_SOURCE_FAILSAFE);
         *failsafe.mutable_applied_at() = evse.in_force->expires_at();
         evse.in_force = failsafe;
+        ++setpoints_expired_total_;
         evse.check.LimitInForce(evse.failsafe_power_w, FromProto(failsafe.applied_at()));
         kLog.Warning("%s: no setpoint within its TTL; the charger runs its failsafe profile (%g W)",
                      evse.evse_id, evse.failsafe_power_w);

@@ -105,12 +105,7 @@ class OcppDeviceBackend final : public devices::DeviceBackend, public ChargePoin
   std::optional<v1::DeviceState> GetDevice(const std::string& device_id) const override;
   // Kind "ocpp"; the charge points' traffic is in ListChargePoints and the
   // exporter's OCPP metrics, not in bus counters.
-  evgate::v1::BusHealth GetBusHealth() const override {
-    evgate::v1::BusHealth health;
-    health.set_bus_id(kOcppBusId);
-    health.set_kind("ocpp");
-    return health;
-  }
+  evgate::v1::BusHealth GetBusHealth() const override;
   std::vector<std::string> EvseIds() const override;
   std::vector<std::optional<v1::SetpointValue>> SetpointsInForce(
       const std::vector<std::string>& evse_ids) const override;
@@ -196,6 +191,7 @@ class OcppDeviceBackend final : public devices::DeviceBackend, public ChargePoin
 
   mutable absl::Mutex mu_;
   std::vector<Device> devices_ ABSL_GUARDED_BY(mu_);
+  uint64_t setpoints_expired_total_ ABSL_GUARDED_BY(mu_) = 0;
 
   std::thread ticker_;
   absl::Notification stopping_;

@@ -389,8 +389,12 @@ TEST_F(OcppDeviceBackendTest, WithoutNewSetpointsTheFailsafeIsInForceAfterTheTtl
   backend_->Tick();
   EXPECT_EQ(backend_->SetpointsInForce({"dc1"})[0]->power_limit_w(), 30000);
   EXPECT_TRUE(sink_.Take().empty());
+  EXPECT_EQ(backend_->GetBusHealth().setpoints_expired_total(), 0u);
   clock_.Advance(absl::Seconds(1));
   backend_->Tick();
+  backend_->Tick();  // counted once, not at every tick
+  EXPECT_EQ(backend_->GetBusHealth().setpoints_expired_total(), 1u);
+  EXPECT_EQ(backend_->GetBusHealth().kind(), "ocpp");
   std::optional<v1::SetpointValue> in_force = backend_->SetpointsInForce({"dc1"})[0];
   ASSERT_TRUE(in_force.has_value());
   EXPECT_EQ(in_force->power_limit_w(), 10000);

@@ -46,7 +46,7 @@ Commands:
   devices get DEVICE_ID                      one device in full
   devices buses                              each bus's requests, errors, request
                                              durations (Modbus), frames and error
-                                             frames (CAN)
+                                             frames (CAN), setpoints expired
   sessions list [--from T] [--to T] [--evse ID] [--id-tag TAG] [--state open|closed] [--limit N]
   sessions get SESSION_ID
   sessions start --evse ID --id-tag TAG [--mode charge|discharge] [--energy-limit-wh WH]
@@ -455,7 +455,7 @@ int Ctl::Devices() {
       return kExitOk;
     }
     Table table({"BUS", "KIND", "REQUESTS", "ERRORS", "TIMEOUTS", "AVG", "P99 <=", "FRAMES TX/RX",
-                 "ERROR FRAMES", "BUS-OFF", "DOWN"});
+                 "ERROR FRAMES", "BUS-OFF", "DOWN", "EXPIRED"});
     for (const v1::BusHealth& b : response.buses()) {
       const bool modbus = b.kind() == "modbus";
       const bool can = b.kind() == "can";
@@ -487,7 +487,8 @@ int Ctl::Devices() {
                     count(modbus, b.errors_total()), count(modbus, b.timeouts_total()), avg, p99,
                     can ? absl::StrCat(b.frames_sent_total(), "/", b.frames_received_total()) : "-",
                     count(can, error_frames), count(can, b.bus_off_total()),
-                    count(can, b.interface_down_total())});
+                    count(can, b.interface_down_total()),
+                    absl::StrCat(b.setpoints_expired_total())});
     }
     table.PrintText(out_);
     return kExitOk;

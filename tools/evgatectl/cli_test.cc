@@ -108,6 +108,7 @@ class FakeDrivers final : public v1::DeviceDriver::Service {
     can->set_error_warning_total(2);
     can->set_bus_off_total(1);
     can->set_interface_down_total(4);
+    can->set_setpoints_expired_total(2);
     return grpc::Status::OK;
   }
 };
@@ -315,9 +316,10 @@ TEST_F(CliTest, DevicesBusesShowsEachBusesCountersAndDurations) {
   const std::string text = out_.str();
   EXPECT_THAT(text, HasSubstr("P99 <="));
   // 990 answers averaging 10 ms; 99 % (980.1) of them within 25 ms.
-  EXPECT_THAT(text, ::testing::ContainsRegex("rs485-1 +modbus +1000 +3 +7 +10.0 ms +25.0 ms +- "));
+  EXPECT_THAT(text, ::testing::ContainsRegex(
+                        "rs485-1 +modbus +1000 +3 +7 +10.0 ms +25.0 ms +- +- +- +- +0"));
   // Error frames: 2 warnings + 1 bus-off.
-  EXPECT_THAT(text, ::testing::ContainsRegex("can0 +can +- +- +- +- +- +120/4500 +3 +1 +4"));
+  EXPECT_THAT(text, ::testing::ContainsRegex("can0 +can +- +- +- +- +- +120/4500 +3 +1 +4 +2"));
   ASSERT_EQ(Run({"devices", "buses", "--output", "json"}), kExitOk) << err_.str();
   EXPECT_THAT(out_.str(), HasSubstr("\"bus_off_total\": \"1\""));
   // Bad input tried: an extra word, an unknown flag.
