@@ -1,5 +1,7 @@
 #include "services/metrics_exporter/site_metrics.h"
 
+#include <cmath>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -255,6 +257,32 @@ TEST(SiteMetricsTest, DevicesLinkFaultsMetersAndBusTotals) {
   EXPECT_THAT(text, Not(HasSubstr("evgate_evse_setpoint_source{evse=\"dc1\"")));
 }
 
+// The families of `set` (requiring every sample valid), and one sample of
+// them by name and labels: prometheus-cpp's own structures, not its text.
+std::vector<prometheus::MetricFamily> Families(FamilySet& set) {
+  EXPECT_THAT(set.errors(), ::testing::IsEmpty());
+  return set.Take();
+}
+const prometheus::ClientMetric* Sample(const std::vector<prometheus::MetricFamily>& families,
+                                       const std::string& name,
+                                       const std::map<std::string, std::string>& labels) {
+  for (const prometheus::MetricFamily& family : families) {
+    if (family.name != name) continue;
+    for (const prometheus::ClientMetric& metric : family.metric) {
+      std::map<std::string, std::string> have;
+      for (const prometheus::ClientMetric::Label& l : metric.label) have[l.name] = l.value;
+      if (have == labels) return &metric;
+    }
+  }
+  return nullptr;
+}
+double CounterOf(const std::vector<prometheus::MetricFamily>& families, const std::string& name,
+                 const std::map<std::string, std::string>& labels) {
+  const prometheus::ClientMetric* m = Sample(families, name, labels);
+  EXPECT_NE(m, nullptr) << name << " has no sample with those labels";
+  return m == nullptr ? -1 : m->counter.value;
+}
+
 TEST(SiteMetricsTest, BusDurationsAsAHistogramAndCanFramesWithEveryErrorKind) {
   FamilySet set;
   AddBuses({Parse<v1::BusHealth>(R"pb(
@@ -279,33 +307,38 @@ TEST(SiteMetricsTest, BusDurationsAsAHistogramAndCanFramesWithEveryErrorKind) {
             )pb"),
             Parse<v1::BusHealth>(R"pb(bus_id: "ocpp" kind: "ocpp" setpoints_expired_total: 3)pb")},
            set);
-  const std::string text = Text(set);
-  EXPECT_THAT(text, HasSubstr("# TYPE evgate_bus_request_duration_seconds histogram"));
-  EXPECT_THAT(
-      text,
-      HasSubstr("evgate_bus_request_duration_seconds_bucket{bus=\"rs485-1\",le=\"0.005\"} 7"));
-  EXPECT_THAT(
-      text, HasSubstr("evgate_bus_request_duration_seconds_bucket{bus=\"rs485-1\",le=\"0.05\"} 9"));
-  EXPECT_THAT(
-      text,
-      HasSubstr("evgate_bus_request_duration_seconds_bucket{bus=\"rs485-1\",le=\"+Inf\"} 10"));
-  EXPECT_THAT(text, HasSubstr("evgate_bus_request_duration_seconds_count{bus=\"rs485-1\"} 10"));
-  EXPECT_THAT(text, HasSubstr("evgate_bus_request_duration_seconds_sum{bus=\"rs485-1\"} 1.25"));
-  EXPECT_THAT(text, HasSubstr("evgate_can_frames_total{bus=\"can0\",direction=\"sent\"} 40"));
-  EXPECT_THAT(text, HasSubstr("evgate_can_frames_total{bus=\"can0\",direction=\"received\"} 900"));
-  EXPECT_THAT(text, HasSubstr("evgate_can_error_frames_total{bus=\"can0\",kind=\"bus_off\"} 2"));
-  EXPECT_THAT(text, HasSubstr("evgate_can_error_frames_total{bus=\"can0\",kind=\"other\"} 5"));
+  const std::vector<prometheus::MetricFamily> f = Families(set);
+  const prometheus::ClientMetric* h =
+      Sample(f, "evgate_bus_request_duration_seconds", {{"bus", "rs485-1"}});
+  ASSERT_NE(h, nullptr);
+  ASSERT_EQ(h->histogram.bucket.size(), 3u);
+  EXPECT_EQ(h->histogram.bucket[0].upper_bound, 0.005);
+  EXPECT_EQ(h->histogram.bucket[0].cumulative_count, 7u);
+  EXPECT_EQ(h->histogram.bucket[1].cumulative_count, 9u);
+  EXPECT_TRUE(std::isinf(h->histogram.bucket[2].upper_bound));
+  EXPECT_EQ(h->histogram.bucket[2].cumulative_count, 10u);
+  EXPECT_EQ(h->histogram.sample_count, 10u);
+  EXPECT_EQ(h->histogram.sample_sum, 1.25);
+  EXPECT_EQ(CounterOf(f, "evgate_can_frames_total", {{"bus", "can0"}, {"direction", "sent"}}), 40);
+  EXPECT_EQ(CounterOf(f, "evgate_can_frames_total", {{"bus", "can0"}, {"direction", "received"}}),
+            900);
+  EXPECT_EQ(CounterOf(f, "evgate_can_error_frames_total", {{"bus", "can0"}, {"kind", "bus_off"}}),
+            2);
+  EXPECT_EQ(CounterOf(f, "evgate_can_error_frames_total", {{"bus", "can0"}, {"kind", "other"}}), 5);
   // A kind that never happened is there, at 0.
-  EXPECT_THAT(text, HasSubstr("evgate_can_error_frames_total{bus=\"can0\",kind=\"warning\"} 0"));
-  EXPECT_THAT(text, HasSubstr("evgate_can_interface_down_total{bus=\"can0\"} 1"));
+  EXPECT_EQ(CounterOf(f, "evgate_can_error_frames_total", {{"bus", "can0"}, {"kind", "warning"}}),
+            0);
+  EXPECT_EQ(CounterOf(f, "evgate_can_interface_down_total", {{"bus", "can0"}}), 1);
   // Expiries on every kind of bus, OCPP's included.
-  EXPECT_THAT(text, HasSubstr("evgate_setpoints_expired_total{bus=\"ocpp\"} 3"));
-  EXPECT_THAT(text, HasSubstr("evgate_setpoints_expired_total{bus=\"rs485-1\"} 0"));
+  EXPECT_EQ(CounterOf(f, "evgate_setpoints_expired_total", {{"bus", "ocpp"}}), 3);
+  EXPECT_EQ(CounterOf(f, "evgate_setpoints_expired_total", {{"bus", "rs485-1"}}), 0);
   // Neither a CAN bus nor OCPP has a duration histogram, nor Modbus or OCPP frames.
-  EXPECT_THAT(text, Not(HasSubstr("evgate_bus_request_duration_seconds_count{bus=\"can0\"}")));
-  EXPECT_THAT(text, Not(HasSubstr("evgate_can_frames_total{bus=\"ocpp\"")));
-  EXPECT_THAT(text, Not(HasSubstr("evgate_bus_request_duration_seconds_count{bus=\"ocpp\"")));
-  EXPECT_THAT(text, Not(HasSubstr("evgate_can_frames_total{bus=\"rs485-1\"")));
+  EXPECT_EQ(Sample(f, "evgate_bus_request_duration_seconds", {{"bus", "can0"}}), nullptr);
+  EXPECT_EQ(Sample(f, "evgate_bus_request_duration_seconds", {{"bus", "ocpp"}}), nullptr);
+  EXPECT_EQ(Sample(f, "evgate_can_frames_total", {{"bus", "ocpp"}, {"direction", "sent"}}),
+            nullptr);
+  EXPECT_EQ(Sample(f, "evgate_can_frames_total", {{"bus", "rs485-1"}, {"direction", "sent"}}),
+            nullptr);
 }
 
 // Bad input tried: bounds and counts of different lengths (a malformed
@@ -323,13 +356,15 @@ TEST(SiteMetricsTest, AHistogramWithMoreBoundsThanCountsServesThePairs) {
              }
            )pb")},
            set);
-  const std::string text = Text(set);
-  EXPECT_THAT(
-      text,
-      HasSubstr("evgate_bus_request_duration_seconds_bucket{bus=\"rs485-1\",le=\"0.001\"} 1"));
-  EXPECT_THAT(text, Not(HasSubstr("le=\"0.01\"")));
-  EXPECT_THAT(
-      text, HasSubstr("evgate_bus_request_duration_seconds_bucket{bus=\"rs485-1\",le=\"+Inf\"} 3"));
+  const std::vector<prometheus::MetricFamily> f = Families(set);
+  const prometheus::ClientMetric* h =
+      Sample(f, "evgate_bus_request_duration_seconds", {{"bus", "rs485-1"}});
+  ASSERT_NE(h, nullptr);
+  ASSERT_EQ(h->histogram.bucket.size(), 2u);
+  EXPECT_EQ(h->histogram.bucket[0].upper_bound, 0.001);
+  EXPECT_EQ(h->histogram.bucket[0].cumulative_count, 1u);
+  EXPECT_TRUE(std::isinf(h->histogram.bucket[1].upper_bound));
+  EXPECT_EQ(h->histogram.bucket[1].cumulative_count, 3u);
 }
 
 TEST(SiteMetricsTest, OpenSessionsReportEveryOpenState) {
