@@ -325,9 +325,15 @@ std::string OcppChargerSimulator::StatusOf(const Connector& c, absl::Time now) c
   if (c.unavailable && !c.in_transaction) return "Unavailable";
   if (!c.vehicle) return "Available";
   if (!c.in_transaction) return "Preparing";
+  const double limit = LimitW(c, now);
+  if (limit < 0) {
+    // Discharging is energy transfer too (1.6 has no status of its own for it); at its SOC
+    // lower limit the charger stops.
+    return DischargeW(c, limit) < 0 ? "Charging" : "SuspendedEVSE";
+  }
   if (c.full) return "SuspendedEV";
   // The charger offers nothing: its limit is below what it can deliver.
-  if (LimitW(c, now) < std::max(kNoPowerW, c.config.min_power_w)) return "SuspendedEVSE";
+  if (limit < std::max(kNoPowerW, c.config.min_power_w)) return "SuspendedEVSE";
   return "Charging";
 }
 
@@ -372,9 +378,15 @@ void OcppChargerSimulator::QueueMeterValues(Connector& c, absl::Time now, const 
     if (measurand == "Energy.Active.Import.Register") {
       samples.push_back(
           Sample(absl::StrFormat("%.0f", c.register_wh), measurand.c_str(), "Wh", context));
-    } else if (measurand == "Power.Active.Import") {
+    } else if (measurand == "Energy.Active.Export.Register" && c.config.bidirectional) {
       samples.push_back(
-          Sample(absl::StrFormat("%.0f", c.power_w), measurand.c_str(), "W", context));
+          Sample(absl::StrFormat("%.0f", c.export_register_wh), measurand.c_str(), "Wh", context));
+    } else if (measurand == "Power.Active.Import") {
+      samples.push_back(Sample(absl::StrFormat("%.0f", std::max(0.0, c.power_w)), measurand.c_str(),
+                               "W", context));
+    } else if (measurand == "Power.Active.Export" && c.config.bidirectional) {
+      samples.push_back(Sample(absl::StrFormat("%.0f", std::max(0.0, -c.power_w)),
+                               measurand.c_str(), "W", context));
     } else if (measurand == "Power.Offered") {
       samples.push_back(
           Sample(absl::StrFormat("%.0f", LimitW(c, now)), measurand.c_str(), "W", context));
@@ -409,13 +421,23 @@ double OcppChargerSimulator::SocLocked(const Connector& c) const {
   if (!c.vehicle) return 0;
   const double start = c.vehicle->soc_at_plug_in_pct;
   const double to_full = std::max(1.0, c.vehicle->energy_to_full_wh);
-  return std::min(100.0, start + (100 - start) * c.delivered_wh / to_full);
+  return std::clamp(start + (100 - start) * c.delivered_wh / to_full, 0.0, 100.0);
+}
+
+double OcppChargerSimulator::DischargeW(const Connector& c, double limit_w) const {
+  if (!c.config.bidirectional || limit_w >= 0 || !c.vehicle) return 0;
+  if (SocLocked(c) <= c.config.soc_min_pct) return 0;
+  double w = std::max(limit_w, -c.config.max_discharge_power_w);
+  if (c.vehicle->max_power_w > 0) w = std::max(w, -c.vehicle->max_power_w);
+  return -w < std::max(kNoPowerW, c.config.min_power_w) ? 0 : w;
 }
 
 std::array<double, 3> OcppChargerSimulator::AcCurrentLocked(const Connector& c) const {
   std::array<double, 3> a{};
   const int phases = std::clamp(c.config.phases, 1, 3);
-  const double ac_w = c.power_w / std::max(0.01, c.config.efficiency);
+  // Charging draws DC / efficiency from the AC side; discharging feeds DC x efficiency back.
+  const double efficiency = std::max(0.01, c.config.efficiency);
+  const double ac_w = c.power_w >= 0 ? c.power_w / efficiency : c.power_w * efficiency;
   for (int p = 0; p < phases; ++p) a[p] = ac_w / (phases * config_.voltage_v);
   return a;
 }
@@ -433,13 +455,23 @@ void OcppChargerSimulator::Step(absl::Time now) {
   for (size_t i = 0; i < connectors_.size(); ++i) {
     Connector& c = connectors_[i];
     // Energy of the last interval, at the power it had.
-    c.register_wh += c.power_w * dt_h;
+    if (c.power_w >= 0) {
+      c.register_wh += c.power_w * dt_h;
+    } else {
+      c.export_register_wh -= c.power_w * dt_h;
+    }
     c.delivered_wh += c.power_w * dt_h;
-    if (c.vehicle && !c.full && c.delivered_wh >= c.vehicle->energy_to_full_wh) c.full = true;
-    const bool can_charge =
-        c.in_transaction && c.vehicle && !c.full && c.fault.empty() && fault0_.empty();
-    if (!can_charge) continue;
-    double want = std::min(LimitW(c, now), c.config.max_power_w);
+    if (c.vehicle) c.full = c.delivered_wh >= c.vehicle->energy_to_full_wh;
+    const bool can_transfer = c.in_transaction && c.vehicle && c.fault.empty() && fault0_.empty();
+    if (!can_transfer) continue;
+    const double limit = LimitW(c, now);
+    if (limit < 0) {
+      // Discharge is not part of the station's shared maximum (it frees power, not uses it).
+      demand[i] = DischargeW(c, limit);
+      continue;
+    }
+    if (c.full) continue;
+    double want = std::min(limit, c.config.max_power_w);
     if (c.vehicle->max_power_w > 0) want = std::min(want, c.vehicle->max_power_w);
     if (want < std::max(kNoPowerW, c.config.min_power_w)) want = 0;
     demand[i] = want;
@@ -450,7 +482,7 @@ void OcppChargerSimulator::Step(absl::Time now) {
   const double scale = total > cap && total > 0 ? std::max(0.0, cap) / total : 1.0;
   for (size_t i = 0; i < connectors_.size(); ++i) {
     Connector& c = connectors_[i];
-    c.target_w = demand[i] * scale;
+    c.target_w = demand[i] > 0 ? demand[i] * scale : demand[i];
     // The power slews towards the target: from 0 to the connector's maximum
     // (or back) in ramp_time, as a DC charger's power modules do.
     const double ramp_s = std::max(1e-3, absl::ToDoubleSeconds(config_.ramp_time));
@@ -539,6 +571,7 @@ std::optional<OcppSimConnectorView> OcppChargerSimulator::Describe(int connector
   v.limit_w = LimitW(*c, now);
   v.power_w = c->power_w;
   v.energy_register_wh = c->register_wh;
+  v.export_register_wh = c->export_register_wh;
   v.transaction_id = c->transaction_id;
   v.transaction_pending = c->in_transaction && !c->transaction_id;
   v.vehicle = c->vehicle;
@@ -621,7 +654,9 @@ double OcppChargerSimulator::LimitW(const Connector& c, absl::Time t) const {
   double w = std::min(limit.value_or(c.config.max_power_w), c.config.max_power_w);
   if (config_.station_max_power_w > 0) w = std::min(w, config_.station_max_power_w);
   if (std::optional<double> station = StationLimitW(t)) w = std::min(w, *station);
-  return std::max(0.0, w);
+  // A negative limit asks a bidirectional connector to discharge; others take it as 0.
+  if (w < 0 && !c.config.bidirectional) return 0;
+  return w;
 }
 
 std::optional<double> OcppChargerSimulator::StationLimitW(absl::Time t) const {

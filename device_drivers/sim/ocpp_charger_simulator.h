@@ -31,12 +31,20 @@
 //   - The power slews to the limit (0 to maximum in `ramp_time`); the AC side
 //     draws power / efficiency, spread over its phases at the nominal
 //     voltage.
+//   - V2X discharge (bidirectional connectors): a negative composite limit
+//     makes the vehicle discharge at up to its magnitude (and the connector's
+//     max_discharge_power_w); the SOC falls, the AC side feeds power x
+//     efficiency back (negative currents), Power.Active.Export and
+//     Energy.Active.Export.Register report it, and at its SOC lower limit
+//     the charger stops discharging (SuspendedEVSE). OCPP 1.6 has no
+//     discharge message; a negative limit in W is the convention evgate uses
+//     (docs/v2x.md). A connector that is not bidirectional treats a negative
+//     limit as 0.
 //   - Faults: an injected vendor code (e.g. a DS60 status code "012252")
 //     makes its connector Faulted with errorCode OtherError and that
 //     vendorErrorCode; charging stops until it clears.
 //
-// Not simulated: V2X discharge (evgate's bridge does not command it yet),
-// reservations, local authorization lists, firmware updates.
+// Not simulated: reservations, local authorization lists, firmware updates.
 //
 // Thread-safe: the connection's thread and the site physics call it.
 #ifndef EVGATE_DEVICE_DRIVERS_SIM_OCPP_CHARGER_SIMULATOR_H_
@@ -66,6 +74,11 @@ struct OcppChargerSimConnector {
   double min_power_w = 0;    // below it the connector suspends (SuspendedEVSE)
   double efficiency = 0.95;  // AC input = DC / efficiency
   int phases = 3;            // AC phases it draws on (its L1..L3)
+  // V2X (ICE-22): a negative limit discharges the vehicle at up to its magnitude, at most
+  // max_discharge_power_w, and the charger stops by itself at its "V2X SOC Lower Limit".
+  bool bidirectional = false;
+  double max_discharge_power_w = 0;
+  double soc_min_pct = 30;
 };
 
 struct OcppChargerSimConfig {
@@ -110,9 +123,10 @@ struct OcppSimConnectorView {
   std::string status;  // OCPP ChargePointStatus
   std::string error_code = "NoError";
   std::string vendor_error_code;
-  double limit_w = 0;  // composite limit now (its maximum without profiles)
-  double power_w = 0;  // DC power delivered now
+  double limit_w = 0;  // composite limit now (its maximum without profiles; < 0: discharge)
+  double power_w = 0;  // DC power delivered now (< 0: discharging)
   double energy_register_wh = 0;
+  double export_register_wh = 0;
   std::optional<int64_t> transaction_id;
   bool transaction_pending = false;  // started, not yet answered
   std::optional<OcppSimVehicle> vehicle;
@@ -183,6 +197,7 @@ class OcppChargerSimulator {
     double delivered_wh = 0;  // this session
     bool full = false;
     double register_wh = 0;
+    double export_register_wh = 0;
     double power_w = 0;
     double target_w = 0;
     // Transaction: started (the StartTransaction queued), its id once answered.
@@ -226,6 +241,9 @@ class OcppChargerSimulator {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void QueueBoot() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   double SocLocked(const Connector& c) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // What a bidirectional connector discharges at a negative limit, W (<= 0; 0 at its SOC
+  // lower limit, below its minimum power, or when it is not bidirectional).
+  double DischargeW(const Connector& c, double limit_w) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::array<double, 3> AcCurrentLocked(const Connector& c) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 

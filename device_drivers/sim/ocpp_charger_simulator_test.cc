@@ -27,11 +27,22 @@ OcppChargerSimConfig Ds60() {
   return config;
 }
 
+// The ICE-22 V2X: one bidirectional CCS1 connector, 22 kW both ways, lower SOC limit 30 %.
+OcppChargerSimConfig Ice22() {
+  OcppChargerSimConfig config;
+  config.charge_point_id = "ICE22-1";
+  config.model = "ICE-22 V2X";
+  config.station_max_power_w = 22000;
+  config.connectors = {{1, 22000, 0, 0.95, 3, true, 22000, 30}};
+  return config;
+}
+
 // Plays the Central System: answers the charger's CALLs, and checks every
 // CALL and every answer of the charger against the OCPP 1.6 schemas.
 class OcppChargerSimulatorTest : public ::testing::Test {
  protected:
-  OcppChargerSimulatorTest() : sim_(Ds60()) {}
+  explicit OcppChargerSimulatorTest(OcppChargerSimConfig config = Ds60())
+      : sim_(std::move(config)) {}
 
   // Takes every CALL due at `now_`, answering each with `answer(action, payload)`.
   std::vector<OcppSimCall> Drain(
@@ -313,6 +324,88 @@ TEST_F(OcppChargerSimulatorTest, AFaultCodeMakesTheConnectorFaultedUntilCleared)
   calls = DrainAccepting();
   ASSERT_THAT(Actions(calls), ElementsAre("StatusNotification"));
   EXPECT_EQ(calls[0].payload["status"], "Available");
+}
+
+}  // namespace
+}  // namespace evgate::sim
+
+namespace evgate::sim {
+namespace {
+
+class Ice22SimulatorTest : public OcppChargerSimulatorTest {
+ protected:
+  Ice22SimulatorTest() : OcppChargerSimulatorTest(Ice22()) {}
+};
+
+TEST_F(Ice22SimulatorTest, ANegativeLimitDischargesTheVehicleUntilItsSocLowerLimit) {
+  Boot();
+  // What evgate's Central System configures at boot.
+  EXPECT_EQ(Handle("ChangeConfiguration",
+                   {{"key", "MeterValuesSampledData"},
+                    {"value",
+                     "Energy.Active.Import.Register,Energy.Active.Export.Register,"
+                     "Power.Active.Import,Power.Active.Export,SoC"}})["status"],
+            "Accepted");
+  ASSERT_TRUE(sim_.PlugIn(1, {0, 40000, 31, "04A1B2C3"}, now_).ok());
+  sim_.Step(now_);
+  DrainAccepting();
+  EXPECT_EQ(Handle("SetChargingProfile",
+                   {{"connectorId", 1}, {"csChargingProfiles", Profile(7, 0, -10000)}})["status"],
+            "Accepted");
+  Advance(absl::Seconds(3));  // 0 to 10 kW in under the 2 s ramp
+  OcppSimConnectorView v = *sim_.Describe(1, now_);
+  EXPECT_EQ(v.limit_w, -10000);
+  EXPECT_EQ(v.power_w, -10000);
+  EXPECT_EQ(v.status, "Charging");
+  // The AC side feeds DC x efficiency back, spread over three phases.
+  EXPECT_NEAR(sim_.AcCurrent(1)[0], -10000 * 0.95 / (3 * 230), 1e-9);
+  const double import_before = v.energy_register_wh;
+
+  // Meter values report the export; the import register does not move.
+  Advance(absl::Seconds(60));
+  std::optional<ocpp::MeterReading> reading;
+  for (const OcppSimCall& call : DrainAccepting()) {
+    if (call.action != "MeterValues") continue;
+    auto parsed = ocpp::ParseMeterValue(call.payload["meterValue"][0]);
+    ASSERT_TRUE(parsed.ok()) << parsed.status();
+    reading = *parsed;
+  }
+  ASSERT_TRUE(reading.has_value());
+  EXPECT_EQ(reading->power_export_w, 10000);
+  EXPECT_EQ(reading->power_import_w, 0);
+  ASSERT_TRUE(reading->energy_export_wh.has_value());
+  EXPECT_GT(*reading->energy_export_wh, 150);  // ~10 kW for ~61 s
+  v = *sim_.Describe(1, now_);
+  EXPECT_EQ(v.energy_register_wh, import_before);
+  EXPECT_LT(v.soc_pct, 31);
+
+  // 1 % of this vehicle (1,000 Wh at 10 kW) is 6 minutes: the charger stops at 30 % by itself.
+  Advance(absl::Minutes(7));
+  v = *sim_.Describe(1, now_);
+  EXPECT_EQ(v.power_w, 0);
+  EXPECT_EQ(v.status, "SuspendedEVSE");
+  EXPECT_NEAR(v.soc_pct, 30, 0.1);
+  EXPECT_GE(v.soc_pct, 29.9);
+
+  // Charging again lifts the SOC; more than the discharge maximum is capped at it.
+  Handle("SetChargingProfile", {{"connectorId", 1}, {"csChargingProfiles", Profile(7, 0, 5000)}});
+  Advance(absl::Seconds(60));
+  EXPECT_GT(sim_.Describe(1, now_)->soc_pct, 30.05);
+  Handle("SetChargingProfile", {{"connectorId", 1}, {"csChargingProfiles", Profile(7, 0, -30000)}});
+  Advance(absl::Seconds(3));
+  EXPECT_EQ(sim_.Describe(1, now_)->power_w, -22000);
+}
+
+TEST_F(OcppChargerSimulatorTest, AChargerThatIsNotBidirectionalTakesANegativeLimitAsZero) {
+  Boot();
+  ASSERT_TRUE(sim_.PlugIn(1, {0, 40000, 50, "04A1B2C3"}, now_).ok());
+  sim_.Step(now_);
+  DrainAccepting();
+  Handle("SetChargingProfile", {{"connectorId", 1}, {"csChargingProfiles", Profile(7, 0, -10000)}});
+  Advance(absl::Seconds(3));
+  EXPECT_EQ(sim_.Describe(1, now_)->limit_w, 0);
+  EXPECT_EQ(sim_.Describe(1, now_)->power_w, 0);
+  EXPECT_EQ(sim_.Describe(1, now_)->status, "SuspendedEVSE");
 }
 
 }  // namespace

@@ -103,6 +103,9 @@ OcppChargerSimConfig SiteSimulator::OcppChargerConfig(const site::DeviceConfig& 
       connector.max_power_w = evse.dc->max_power_w;
       connector.min_power_w = evse.dc->min_power_w;
       connector.efficiency = evse.dc->efficiency;
+      connector.bidirectional = evse.dc->bidirectional;
+      connector.max_discharge_power_w = evse.dc->max_discharge_power_w;
+      connector.soc_min_pct = evse.dc->soc_min_pct;
       connector.phases = std::clamp(static_cast<int>(evse.phases.size()), 1, 3);
       charger.connectors.push_back(connector);
     }

@@ -349,9 +349,16 @@ std::vector<v1::SetpointResult> OcppDeviceBackend::ApplySetpoints(
         result.set_message("a DC charger takes a power limit in W or a pause");
         continue;
       }
-      if (*limit < 0) {
+      if (*limit < 0 && !evse->bidirectional) {
         result.set_reason(v1::SETPOINT_REJECT_REASON_NOT_SUPPORTED);
-        result.set_message("discharge over OCPP 1.6 is not supported yet");
+        result.set_message(absl::StrCat(evse->evse_id, " is not bidirectional: no discharge"));
+        continue;
+      }
+      if (*limit < 0 && (-*limit < evse->min_power_w || -*limit > evse->max_discharge_power_w)) {
+        result.set_reason(v1::SETPOINT_REJECT_REASON_INVALID_VALUE);
+        result.set_message(absl::StrCat("a discharge of ", -*limit, " W is outside ",
+                                        evse->min_power_w, "..", evse->max_discharge_power_w,
+                                        " W"));
         continue;
       }
       if (*limit > 0 && (*limit < evse->min_power_w || *limit > evse->max_power_w)) {

@@ -19,9 +19,11 @@
 //   TxDefaultProfile rather than TxProfile: a TxProfile needs the charger's
 //   transactionId and ends with the transaction, while the load balancer
 //   limits an EVSE before and between transactions too.
-//   A pause is a limit of 0 W. Discharge (a negative limit) is refused as
-//   NOT_SUPPORTED: how a V2X charger takes it over OCPP 1.6 is not decided yet
-//   (issue: docs/protocols/ocpp-v2x.md). A charger whose
+//   A pause is a limit of 0 W. Discharge is a negative limit in W (OCPP 1.6
+//   has no discharge message; the schema allows a negative limit, and it is
+//   the convention V2X chargers on 1.6 use — docs/v2x.md), accepted only for
+//   a bidirectional EVSE and up to its max_discharge_power_w; others refuse it
+//   as NOT_SUPPORTED. A charger whose
 //   ChargingScheduleAllowedChargingRateUnit lacks "Power" is refused as
 //   NOT_SUPPORTED too.
 // A setpoint counts as applied only when the charger answers Accepted;

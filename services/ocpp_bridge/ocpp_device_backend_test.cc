@@ -17,6 +17,8 @@
 #include "absl/strings/str_join.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "services/ocpp_bridge/ocpp_schemas.h"
+#include "services/ocpp_bridge/rpc_frame.h"
 #include "services/ocpp_bridge/testing/fake_link.h"
 #include "services/session/stop_reasons.h"
 
@@ -74,6 +76,28 @@ site::SiteConfig Site() {
     station.evses.push_back(evse);
   }
   site.stations.push_back(station);
+  // An ICE-22 V2X: one bidirectional connector.
+  site::DeviceConfig ice22;
+  ice22.id = "ice22-1";
+  ice22.profile_name = "ice22_v2x";
+  ice22.charge_point_id = "ICE22-1";
+  site.devices.push_back(ice22);
+  site::StationConfig v2x;
+  v2x.id = "v2x";
+  v2x.device = "ice22-1";
+  v2x.max_power_w = 22000;
+  site::EvseConfig evse;
+  evse.id = "v2x1";
+  site::DcEvseLimits dc;
+  dc.min_power_w = 2000;
+  dc.max_power_w = 22000;
+  dc.failsafe_power_w = 5000;
+  dc.bidirectional = true;
+  dc.max_discharge_power_w = 22000;
+  dc.max_discharge_power_offgrid_w = 19800;
+  evse.dc = dc;
+  v2x.evses.push_back(evse);
+  site.stations.push_back(v2x);
   return site;
 }
 
@@ -95,9 +119,10 @@ class OcppDeviceBackendTest : public ::testing::Test {
 
   // Connects DS60-1, boots it through configuration to Accepted, answers
   // everything evgate sends then (the failsafe profiles included).
-  std::vector<std::string> ConnectAndAccept(const std::vector<std::string>& rate_units = {
-                                                "Current", "Power"}) {
-    link_ = std::make_shared<FakeLink>("DS60-1");
+  std::vector<std::string> ConnectAndAccept(const std::vector<std::string>& rate_units = {"Current",
+                                                                                          "Power"},
+                                            const std::string& identity = "DS60-1") {
+    link_ = std::make_shared<FakeLink>(identity);
     handler_ = cs_->OnConnected(link_);
     Send("BootNotification", {{"chargePointVendor", "DS"}, {"chargePointModel", "DS60"}});
     std::optional<SentCall> get = link_->Take();
@@ -200,8 +225,8 @@ class OcppDeviceBackendTest : public ::testing::Test {
 
 TEST_F(OcppDeviceBackendTest, InventoryFromSiteYamlAndStaleUntilAccepted) {
   EXPECT_EQ(backend_->bus_id(), "ocpp");
-  EXPECT_THAT(backend_->DeviceIds(), ::testing::ElementsAre("ds60-1"));
-  EXPECT_THAT(backend_->EvseIds(), ::testing::ElementsAre("dc1", "dc2"));
+  EXPECT_THAT(backend_->DeviceIds(), ::testing::ElementsAre("ds60-1", "ice22-1"));
+  EXPECT_THAT(backend_->EvseIds(), ::testing::ElementsAre("dc1", "dc2", "v2x1"));
   std::optional<v1::DeviceState> device = backend_->GetDevice("ds60-1");
   ASSERT_TRUE(device.has_value());
   EXPECT_EQ(device->kind(), v1::DEVICE_KIND_DC_CHARGER);
@@ -348,11 +373,37 @@ TEST_F(OcppDeviceBackendTest, SetpointsTheChargerCannotTake) {
       json{{"status", "Accepted"}});
   EXPECT_EQ(results[0].reason(), v1::SETPOINT_REJECT_REASON_NOT_SUPPORTED);
   EXPECT_EQ(results[1].reason(), v1::SETPOINT_REJECT_REASON_NOT_SUPPORTED);
-  EXPECT_THAT(results[1].message(), HasSubstr("discharge"));
+  EXPECT_THAT(results[1].message(), HasSubstr("dc1 is not bidirectional"));
   EXPECT_EQ(results[2].reason(), v1::SETPOINT_REJECT_REASON_INVALID_VALUE);
   EXPECT_EQ(results[3].reason(), v1::SETPOINT_REJECT_REASON_INVALID_VALUE);
   EXPECT_EQ(results[4].reason(), v1::SETPOINT_REJECT_REASON_UNKNOWN_EVSE);
   for (const auto& r : results) EXPECT_EQ(r.status(), v1::SETPOINT_STATUS_REJECTED);
+}
+
+TEST_F(OcppDeviceBackendTest, ADischargeIsANegativeLimitOfABidirectionalEvseWithinItsMaximum) {
+  ConnectAndAccept({"Current", "Power"}, "ICE22-1");
+  std::vector<json> sent;
+  std::vector<v1::SetpointResult> results =
+      Apply({Power("v2x1", -10000)}, json{{"status", "Accepted"}}, &sent);
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[0].status(), v1::SETPOINT_STATUS_ACCEPTED) << results[0].message();
+  EXPECT_EQ(results[0].in_force().value().power_limit_w(), -10000);
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(sent[0]["csChargingProfiles"]["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"],
+            -10000);
+  // Valid for the schema as evgate sends it (the official one allows a negative limit).
+  std::optional<CallError> invalid = ocpp::ValidateCall(
+      ocpp::OcppSchemas::Ocpp16(), ocpp::Call{"m1", "SetChargingProfile", sent[0]});
+  EXPECT_FALSE(invalid.has_value()) << invalid->description;
+
+  // Beyond the discharge maximum, or below the minimum power: refused, nothing sent.
+  sent.clear();
+  results = Apply({Power("v2x1", -22500)}, json{{"status", "Accepted"}}, &sent);
+  EXPECT_EQ(results[0].reason(), v1::SETPOINT_REJECT_REASON_INVALID_VALUE);
+  EXPECT_THAT(results[0].message(), HasSubstr("outside 2000..22000 W"));
+  results = Apply({Power("v2x1", -1000)}, json{{"status", "Accepted"}}, &sent);
+  EXPECT_EQ(results[0].reason(), v1::SETPOINT_REJECT_REASON_INVALID_VALUE);
+  EXPECT_TRUE(sent.empty());
 }
 
 TEST_F(OcppDeviceBackendTest, RefusalsTimeoutsAndOfflineAreNotCountedAsApplied) {

@@ -38,7 +38,10 @@ std::optional<double> SetpointCheck::BindingLimit(absl::Time at) const {
 
 bool SetpointCheck::Meter(double power_w, absl::Time at) {
   const std::optional<std::string> before = problem();
-  const std::optional<double> limit = BindingLimit(at);
+  std::optional<double> limit = BindingLimit(at);
+  // A discharge limit (< 0) caps the discharge; less is no fault (off grid the island's loads set
+  // it, and the vehicle may stop at its SOC limit). What it must not do is draw from the grid.
+  if (limit) limit = std::max(*limit, 0.0);
   if (!limit || power_w <= *limit + Tolerance(*limit)) {
     over_since_.reset();
     if (limit) meter_problem_.reset();

@@ -9,7 +9,9 @@
 //     down and report it; a load balancer that moves the limit every second
 //     never resets it), by more than the tolerance, in two samples in a row
 //     (one sample over is taken as a spike); no sample is judged until a
-//     limit has been in force for `grace`;
+//     limit has been in force for `grace`. A discharge limit (negative) is a
+//     cap on the discharge: discharging less is fine, drawing from the grid
+//     above the tolerance is not;
 //   - the read-back: the charger's composite schedule (GetCompositeSchedule)
 //     has no limit, or one above evgate's by more than the tolerance.
 // Either makes `problem()` say what is wrong; a meter sample within the limit
