@@ -48,6 +48,20 @@ TEST(SetpointCheckTest, ARaisedLimitNeedsNoGraceAndTheToleranceScales) {
   EXPECT_TRUE(check.Meter(63001, t0 + absl::Minutes(4) + absl::Seconds(20)));
 }
 
+TEST(SetpointCheckTest, ADischargeLimitIsACapAndOnlyGridImportDisobeysIt) {
+  SetpointCheck check;
+  check.LimitInForce(-10000, t0);
+  // Discharging less than the cap (an island's small loads) or not at all (SOC limit): fine.
+  EXPECT_FALSE(check.Meter(-3000, t0 + absl::Minutes(1)));
+  EXPECT_FALSE(check.Meter(0, t0 + absl::Minutes(2)));
+  EXPECT_FALSE(check.Meter(900, t0 + absl::Minutes(3)));  // within the 1 kW tolerance of 0
+  EXPECT_FALSE(check.problem().has_value());
+  // Charging while told to discharge: disobeys.
+  EXPECT_FALSE(check.Meter(5000, t0 + absl::Minutes(4)));
+  EXPECT_TRUE(check.Meter(5000, t0 + absl::Minutes(4) + absl::Seconds(10)));
+  EXPECT_THAT(*check.problem(), HasSubstr("draws 5000 W, above its 0 W limit"));
+}
+
 TEST(SetpointCheckTest, AnOverdrawThatEndsWithinTheGraceIsNoProblem) {
   SetpointCheck check;
   check.LimitInForce(30000, t0);
