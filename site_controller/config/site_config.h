@@ -57,6 +57,8 @@ inline constexpr double kCurrentStepA = 0.1;
 inline constexpr double kMinPowerW = 0;
 inline constexpr double kEfficiency = 0.95;
 inline constexpr double kFailsafePowerW = 0;
+inline constexpr int kStandbyCountdownS = 180;
+inline constexpr int kResyncStableS = 30;
 inline constexpr double kSocMinPct = 30;
 inline constexpr double kSocMaxPct = 100;
 inline constexpr int kPriority = 0;
@@ -324,6 +326,23 @@ struct ControllerConfig {
   SourceLines source;
 };
 
+// The V2X grid modes (docs/v2x.md): the off-grid box that senses the grid and switches the
+// backup loads, and how the grid controller runs the outage. Absent section: a plain
+// grid-connected site (no grid controller). The bidirectional EVSEs of the site are the ones
+// that may form the island (their soc_min_pct and max_discharge_power_offgrid_w apply).
+struct GridModesConfig {
+  std::string off_grid_box;  // device id (profile v2x_offgrid_box)
+  // The ICE-22 "Off-grid Suicide Timer (Countdown)", s: 1–900, default 180.
+  int standby_countdown_s = defaults::kStandbyCountdownS;
+  // Start off-grid discharge by itself when a dischargeable vehicle is ready in an outage.
+  bool auto_off_grid = true;
+  // Grid present this long before the loads are transferred back, s.
+  int resync_stable_s = defaults::kResyncStableS;
+  // "Is P-N off grid Pull-in": bond N to PE while off grid (local regulations decide).
+  bool pn_pull_in = false;
+  SourceLines source;
+};
+
 struct TlsConfig {
   std::string cert_file;
   std::string key_file;
@@ -424,6 +443,7 @@ struct SiteConfig {
   AuthorizationConfig authorization;
   OcppConfig ocpp;
   ControllerConfig controller;
+  std::optional<GridModesConfig> grid_modes;
   ServicesConfig services;
   SimulationConfig simulation;
   // Allows plaintext gRPC and OCPP security profile 0. Demo sites only.

@@ -419,7 +419,7 @@ circuit: []
                     "'max_curent_a' in an EVSE (did you mean 'max_current_a'?); allowed: id, "),
           "site.yaml:30: circuit: unknown field 'circuit' at the top level (did you mean "
           "'circuits'?); allowed: site, grid, circuits, buses, devices, stations, authorization, "
-          "ocpp, controller, services, simulation, insecure_demo"));
+          "ocpp, controller, grid_modes, services, simulation, insecure_demo"));
   // A field of another bus type is unknown for this one.
   EXPECT_THAT(Load("buses:\n  - {id: b, type: modbus_tcp, host: h, baud: 9600}\n").errors,
               ElementsAre(ErrorAt(6, "buses[0].baud",
@@ -1328,6 +1328,45 @@ TEST(Rule21, PausingOnFailsafeAlwaysFits) {
   }
   const SiteConfigLoadResult result = Load(absl::StrCat(kDevices, devices, stations));
   EXPECT_THAT(Lines(result), ElementsAre());
+}
+
+// Bad inputs tried: an unknown box, a meter as the box, countdown 0 and 901 s, resync 0 s, no
+// EVSE that can form the island, an unknown field, a missing box.
+TEST(Rule22, GridModesNeedAnOffGridBoxAnIslandFormerAndRangesOfTheManual) {
+  const SiteConfigLoadResult result =
+      Load(R"(buses: [{id: rs485, type: modbus_rtu, port: /dev/ttyUSB0, baud: 9600}]
+devices:
+  - {id: m1, profile: eastron_sdm630, bus: rs485, address: 3}
+grid_modes:
+  off_grid_box: m1
+  standby_countdown_s: 901
+  resync_stable_s: 0
+)");
+  EXPECT_THAT(
+      Lines(result),
+      ElementsAre(
+          "site.yaml:9: grid_modes.off_grid_box: device 'm1' is a meter, not an off-grid box",
+          "site.yaml:9: grid_modes.off_grid_box: no bidirectional EVSE with "
+          "max_discharge_power_offgrid_w > 0 can form the island",
+          "site.yaml:10: grid_modes.standby_countdown_s: 901 is out of range; allowed 1–900 s "
+          "(the ICE-22 allows at most 15 min)",
+          "site.yaml:11: grid_modes.resync_stable_s: 0 is out of range; allowed 1–3600 s"));
+  EXPECT_THAT(Lines(Load("grid_modes: {off_grid_box: nobox, standby_countdown_s: 0}\n")),
+              ::testing::Contains(HasSubstr("grid_modes.off_grid_box: no device 'nobox'")));
+  EXPECT_THAT(Lines(Load("grid_modes: {standby_countdown_s: 0}\n")),
+              ::testing::Contains(HasSubstr("grid_modes.off_grid_box")));
+  EXPECT_THAT(Lines(Load("grid_modes: {off_grid_box: x, countdown: 5}\n")),
+              ::testing::Contains(HasSubstr("countdown")));
+}
+
+TEST(Rule22, TheDemoHasGridModesWithTheManualsDefaults) {
+  const SiteConfigLoadResult result = LoadSiteConfigFromFile(Runfile("gateway/sites/demo.yaml"));
+  ASSERT_TRUE(result.ok()) << ::testing::PrintToString(Lines(result));
+  ASSERT_TRUE(result.config.grid_modes.has_value());
+  EXPECT_EQ(result.config.grid_modes->off_grid_box, "offgrid-box");
+  EXPECT_EQ(result.config.grid_modes->standby_countdown_s, 180);
+  EXPECT_TRUE(result.config.grid_modes->auto_off_grid);
+  EXPECT_FALSE(result.config.grid_modes->pn_pull_in);
 }
 
 TEST(DeviceProfiles, TableHasTheManualsLimits) {

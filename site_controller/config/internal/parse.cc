@@ -92,7 +92,7 @@ class Parser {
     // The order of the "allowed" list in messages, as in docs/site-yaml.md.
     for (absl::string_view key :
          {"site", "grid", "circuits", "buses", "devices", "stations", "authorization", "ocpp",
-          "controller", "services", "simulation", "insecure_demo"}) {
+          "controller", "grid_modes", "services", "simulation", "insecure_demo"}) {
       r.Allow(key);
     }
     r.Bool("insecure_demo", &c_.insecure_demo);
@@ -102,6 +102,7 @@ class Parser {
     ParseBuses(r);
     ParseDevices(r);
     ParseController(r);
+    ParseGridModes(r);
     ParseStations(r);
     ParseAuthorization(r);
     ParseOcpp(r);
@@ -336,6 +337,23 @@ class Parser {
     r.Integer("min_pause_s", &k.min_pause_s);
     r.Number("failsafe_current_a", &k.failsafe_current_a);
     r.Finish("in controller");
+  }
+
+  void ParseGridModes(MapReader& root) {
+    std::optional<Value> v = root.Mapping("grid_modes");
+    if (!v) {
+      return;
+    }
+    GridModesConfig& g = c_.grid_modes.emplace();
+    g.source.SetPath("grid_modes", 0);
+    MapReader r(*v, errors_, &g.source);
+    r.Id("off_grid_box", &g.off_grid_box,
+         Required("the id of the off-grid box under devices (profile v2x_offgrid_box)"));
+    r.Integer("standby_countdown_s", &g.standby_countdown_s);
+    r.Bool("auto_off_grid", &g.auto_off_grid);
+    r.Integer("resync_stable_s", &g.resync_stable_s);
+    r.Bool("pn_pull_in", &g.pn_pull_in);
+    r.Finish("in grid_modes");
   }
 
   void ParseStations(MapReader& root) {

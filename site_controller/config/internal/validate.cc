@@ -145,6 +145,7 @@ class Validator {
     CheckAuthorization();
     CheckOcpp();
     CheckController();
+    CheckGridModes();
     CheckFailsafeFit();
     CheckServices();
     CheckServiceAuth();
@@ -1137,6 +1138,46 @@ class Validator {
             "TLS)");
     }
     return true;
+  }
+
+  // ---- grid modes ---------------------------------------------------------
+  void CheckGridModes() {
+    if (!c_.grid_modes) {
+      return;
+    }
+    const GridModesConfig& g = *c_.grid_modes;
+    const SourceLines& s = g.source;
+    if (!g.off_grid_box.empty()) {
+      const DeviceConfig* box = c_.FindDevice(g.off_grid_box);
+      if (box == nullptr) {
+        Error(s, "off_grid_box", absl::StrCat("no device '", g.off_grid_box, "' under devices"));
+      } else if (box->profile != nullptr && box->profile->kind != DeviceKind::kOffgridBox) {
+        Error(s, "off_grid_box",
+              absl::StrCat("device '", g.off_grid_box, "' is a ",
+                           DeviceKindName(box->profile->kind), ", not an off-grid box"));
+      }
+    }
+    if (g.standby_countdown_s < 1 || g.standby_countdown_s > 900) {
+      Error(s, "standby_countdown_s",
+            absl::StrCat(g.standby_countdown_s,
+                         " is out of range; allowed 1–900 s (the ICE-22 allows at most 15 min)"));
+    }
+    if (g.resync_stable_s < 1 || g.resync_stable_s > 3600) {
+      Error(s, "resync_stable_s",
+            absl::StrCat(g.resync_stable_s, " is out of range; allowed 1–3600 s"));
+    }
+    bool any = false;
+    for (const StationConfig& station : c_.stations) {
+      for (const EvseConfig& evse : station.evses) {
+        if (evse.dc && evse.dc->bidirectional && evse.dc->max_discharge_power_offgrid_w > 0) {
+          any = true;
+        }
+      }
+    }
+    if (!any) {
+      Error(s, "off_grid_box",
+            "no bidirectional EVSE with max_discharge_power_offgrid_w > 0 can form the island");
+    }
   }
 
   // ---- controller (rule 15) ----------------------------------------------
