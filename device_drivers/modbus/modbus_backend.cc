@@ -1044,6 +1044,8 @@ v1::CommandResponse ModbusBackend::Command(const v1::CommandRequest& request) {
       absl::MutexLock control(&control_mu_);
       return SetFailsafe(*device, request.set_failsafe());
     }
+    case v1::CommandRequest::kOffGridBox:
+      return OffGridBoxCommand(request.device_id(), request.off_grid_box());
     case v1::CommandRequest::kReset:
       return not_supported("remote reset over Modbus");
     case v1::CommandRequest::kUnlockConnector:
@@ -1053,6 +1055,58 @@ v1::CommandResponse ModbusBackend::Command(const v1::CommandRequest& request) {
   }
   response.set_status(v1::COMMAND_STATUS_REJECTED);
   response.set_message("no command given");
+  return response;
+}
+
+v1::CommandResponse ModbusBackend::OffGridBoxCommand(const std::string& device_id,
+                                                     const v1::OffGridBoxCommand& command) {
+  absl::Status status;
+  std::string done;
+  switch (command.command_case()) {
+    case v1::OffGridBoxCommand::kTransfer:
+      if (command.transfer() == v1::OffGridBoxCommand::TRANSFER_TO_OFF_GRID) {
+        status = TransferToOffGrid(device_id);
+        done = "transferring the loads to the island";
+      } else if (command.transfer() == v1::OffGridBoxCommand::TRANSFER_TO_ON_GRID) {
+        status = TransferToOnGrid(device_id);
+        done = "transferring the loads back to the grid";
+      } else {
+        status = absl::InvalidArgumentError("transfer must be TO_OFF_GRID or TO_ON_GRID");
+      }
+      break;
+    case v1::OffGridBoxCommand::kPnPullInEnabled:
+      status = SetPnPullIn(device_id, command.pn_pull_in_enabled());
+      done = command.pn_pull_in_enabled() ? "P-N pull-in enabled off grid" : "P-N pull-in off";
+      break;
+    case v1::OffGridBoxCommand::kStandbyCountdown: {
+      const absl::Duration countdown = absl::Seconds(command.standby_countdown().seconds()) +
+                                       absl::Nanoseconds(command.standby_countdown().nanos());
+      status = SetStandbyCountdown(device_id, countdown);
+      done = absl::StrCat("standby countdown ", absl::FormatDuration(countdown));
+      break;
+    }
+    case v1::OffGridBoxCommand::COMMAND_NOT_SET:
+      status = absl::InvalidArgumentError("no off-grid box command given");
+      break;
+  }
+  v1::CommandResponse response;
+  response.set_message(status.ok() ? done : std::string(status.message()));
+  switch (status.code()) {
+    case absl::StatusCode::kOk:
+      response.set_status(v1::COMMAND_STATUS_ACCEPTED);
+      break;
+    case absl::StatusCode::kNotFound:
+      response.set_status(v1::COMMAND_STATUS_NOT_SUPPORTED);
+      break;
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kOutOfRange:
+    case absl::StatusCode::kInvalidArgument:
+      response.set_status(v1::COMMAND_STATUS_REJECTED);
+      break;
+    default:  // stale box, no answer
+      response.set_status(v1::COMMAND_STATUS_FAILED);
+      break;
+  }
   return response;
 }
 

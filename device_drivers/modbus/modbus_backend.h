@@ -47,8 +47,8 @@
 // V2X off-grid boxes (v2x_offgrid_box, docs/protocols/offgrid-box.md): an
 // OffGridBoxState, `off_grid_box_change` when grid presence, the transfer
 // switch, QF1/QF2, the backup battery output or the P-N pull-in change. Its
-// commands are not DeviceDriver commands; the grid controller calls the C++
-// API below (TransferToOffGrid() ...).
+// commands (TransferToOffGrid() ... below) are DeviceDriver.Command
+// `off_grid_box`, for the grid controller.
 //
 // Events: `telemetry` after every successful poll of a device,
 // `link_state_change` when a device turns stale or recovers,
@@ -176,6 +176,9 @@ class ModbusBackend final : public devices::DeviceBackend {
   evgate::v1::SetpointResult ApplyOne(const evgate::v1::Setpoint& setpoint, absl::Duration ttl,
                                       const std::string& batch_id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(control_mu_);
+  // DeviceDriver.Command's off_grid_box: the commands below, as a CommandResponse.
+  evgate::v1::CommandResponse OffGridBoxCommand(const std::string& device_id,
+                                                const evgate::v1::OffGridBoxCommand& command);
   evgate::v1::CommandResponse SetFailsafe(Device& device,
                                           const evgate::v1::SetFailsafeCommand& command)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(control_mu_);

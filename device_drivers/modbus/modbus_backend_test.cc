@@ -629,6 +629,55 @@ TEST_F(ModbusBackendTest, OffGridBoxStateChangesAndCommands) {
   EXPECT_FALSE(backend_->OffGridBox("grid-meter").has_value());
 }
 
+// The same commands as DeviceDriver.Command `off_grid_box` (what a grid controller in another
+// process sends). Bad inputs tried: no command, an unspecified transfer, a countdown of 20 min,
+// the command to a meter, a refused write, a silent box.
+TEST_F(ModbusBackendTest, OffGridBoxCommandsThroughTheDeviceDriverApi) {
+  RunFor(absl::Milliseconds(500));
+  auto command = [&](const std::string& device, auto fill) {
+    v1::CommandRequest request;
+    request.set_device_id(device);
+    fill(*request.mutable_off_grid_box());
+    return backend_->Command(request);
+  };
+  v1::CommandResponse r = command("box", [](v1::OffGridBoxCommand& c) {
+    c.set_transfer(v1::OffGridBoxCommand::TRANSFER_TO_OFF_GRID);
+  });
+  EXPECT_EQ(r.status(), v1::COMMAND_STATUS_ACCEPTED) << r.message();
+  EXPECT_EQ(Holding(kBox, 0x0100), 1);
+  r = command("box", [](v1::OffGridBoxCommand& c) { c.set_pn_pull_in_enabled(true); });
+  EXPECT_EQ(r.status(), v1::COMMAND_STATUS_ACCEPTED);
+  EXPECT_EQ(Holding(kBox, 0x0101), 1);
+  r = command("box",
+              [](v1::OffGridBoxCommand& c) { c.mutable_standby_countdown()->set_seconds(240); });
+  EXPECT_EQ(r.status(), v1::COMMAND_STATUS_ACCEPTED);
+  EXPECT_EQ(Holding(kBox, 0x0102), 240);
+
+  r = command("box", [](v1::OffGridBoxCommand&) {});
+  EXPECT_EQ(r.status(), v1::COMMAND_STATUS_REJECTED);
+  EXPECT_THAT(r.message(), HasSubstr("no off-grid box command"));
+  r = command("box", [](v1::OffGridBoxCommand& c) {
+    c.set_transfer(v1::OffGridBoxCommand::TRANSFER_UNSPECIFIED);
+  });
+  EXPECT_EQ(r.status(), v1::COMMAND_STATUS_REJECTED);
+  r = command("box",
+              [](v1::OffGridBoxCommand& c) { c.mutable_standby_countdown()->set_seconds(1200); });
+  EXPECT_EQ(r.status(), v1::COMMAND_STATUS_REJECTED);
+  r = command("grid-meter", [](v1::OffGridBoxCommand& c) { c.set_pn_pull_in_enabled(false); });
+  EXPECT_EQ(r.status(), v1::COMMAND_STATUS_NOT_SUPPORTED);
+  fake_->SetRejectsWrites(kBox, 0x0100);  // no grid: the box refuses the transfer back
+  r = command("box", [](v1::OffGridBoxCommand& c) {
+    c.set_transfer(v1::OffGridBoxCommand::TRANSFER_TO_ON_GRID);
+  });
+  EXPECT_EQ(r.status(), v1::COMMAND_STATUS_REJECTED);
+  fake_->SetSilent(kBox, true);
+  RunFor(absl::Seconds(5));
+  r = command("box", [](v1::OffGridBoxCommand& c) {
+    c.set_transfer(v1::OffGridBoxCommand::TRANSFER_TO_OFF_GRID);
+  });
+  EXPECT_EQ(r.status(), v1::COMMAND_STATUS_FAILED);
+}
+
 TEST(MakeModbusBackend, RejectsCanBusesAndBrokenRegisterMaps) {
   FakeClock clock;
   site::SiteConfig site = *site::LoadSiteConfigString(kSite, "site.yaml");
