@@ -129,6 +129,9 @@ v1::OffGridBoxState BoxStateOf(const DeviceStatus& status) {
   if (auto x = v.Get(Quantity::kBackupBatteryVoltage)) box.set_backup_battery_voltage_v(*x);
   if (auto x = v.Get(Quantity::kBackupBatteryOutput)) box.set_backup_battery_output_on(*x == 1);
   if (auto x = v.Get(Quantity::kPnPullInActive)) box.set_pn_pull_in_active(*x == 1);
+  if (auto x = v.Get(Quantity::kStandbyRemaining); x && *x > 0) {
+    box.mutable_standby_remaining()->set_seconds(static_cast<int64_t>(*x));
+  }
   return box;
 }
 

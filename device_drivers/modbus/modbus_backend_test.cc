@@ -608,6 +608,7 @@ TEST_F(ModbusBackendTest, OffGridBoxStateChangesAndCommands) {
   std::optional<OffGridBoxStatus> status = backend_->OffGridBox("box");
   ASSERT_TRUE(status.has_value());
   EXPECT_EQ(status->standby_remaining, absl::Seconds(170));
+  EXPECT_EQ(backend_->GetDevice("box")->off_grid_box().standby_remaining().seconds(), 170);
   RunFor(absl::Seconds(11));
   EXPECT_EQ(backend_->OffGridBox("box")->standby_countdown, absl::Seconds(180));
 
