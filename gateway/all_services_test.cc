@@ -18,8 +18,9 @@ TEST(AllServicesTest, EveryServiceOnceInStartOrder) {
   // The simulator first (the demo's devices exist before anything reads
   // them), the bridge before the drivers (its chargers become their devices),
   // the drivers before their consumers.
-  EXPECT_THAT(names, ::testing::ElementsAre("simulator", "ocpp_bridge", "device_drivers",
-                                            "load_balancer", "session", "metrics_exporter"));
+  EXPECT_THAT(names,
+              ::testing::ElementsAre("simulator", "ocpp_bridge", "device_drivers", "load_balancer",
+                                     "session", "grid_controller", "metrics_exporter"));
 }
 
 TEST(AllServicesTest, EvgateRunSelectsByName) {

@@ -26,13 +26,15 @@
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "runtime/args.h"
+#include "tools/evgatectl/internal/ctl.h"
 #include "tools/evgatectl/table.h"
 
 namespace evgate::ctl {
-namespace {
+namespace internal {
 
-namespace v1 = ::evgate::v1;
 using ::google::protobuf::Message;
+
+namespace {
 
 constexpr char kDefaultServer[] = "127.0.0.1:50051";
 
@@ -71,6 +73,12 @@ Commands:
   ocpp command CHARGE_POINT_ID ACTION [PAYLOAD_JSON]
                                              send one OCPP 1.6 CALL, e.g. Reset '{"type":"Soft"}';
                                              prints the charger's answer (exit 1 on CALLERROR)
+  grid status                                V2X grid mode, why, countdown, off-grid box, the
+                                             EVSE forming the island (docs/v2x.md)
+  grid watch [--interval SECONDS]            every mode change (marked *) and periodic states
+  grid off-grid [--evse ID] [--reason TEXT]  start off-grid discharge during an outage
+  grid on-grid [--reason TEXT]               transfer back without waiting for a stable grid
+  grid params EVSE                           the V2X parameters evgate applies to the EVSE
 
 Simulated sites (the simulator service of a demo site):
   sim list                                   simulated devices: meters, what each wallbox offers
@@ -99,11 +107,8 @@ EVGATECTL_CA, EVGATECTL_CERT, EVGATECTL_KEY, EVGATECTL_TOKEN (docs/security.md).
 Exit codes: 0 ok, 1 refused/failed, 2 usage, 3 server unreachable, 4 service not hosted.
 )";
 
-// What each evgate API service is called, and what hosts it.
-struct ServiceInfo {
-  const char* full_name;
-  const char* hosted_by;
-};
+}  // namespace
+
 const std::map<std::string, ServiceInfo>& Services() {
   static const auto* services = new std::map<std::string, ServiceInfo>{
       {"devices", {"evgate.v1.DeviceDriver", "a device driver service (modbus, can, ocpp_bridge)"}},
@@ -170,45 +175,6 @@ std::string PhaseText(const v1::PhaseValues& v, int decimals) {
   return absl::StrCat(one(v.has_l1(), v.l1()), "/", one(v.has_l2(), v.l2()), "/",
                       one(v.has_l3(), v.l3()));
 }
-
-class Ctl {
- public:
-  Ctl(Args args, std::ostream& out, std::ostream& err)
-      : args_(std::move(args)), out_(out), err_(err) {}
-
-  int Run();
-
- private:
-  // Reports a failed RPC as one line; returns the exit code.
-  int RpcFailure(const grpc::Status& status, const std::string& area);
-  int Usage(const std::string& message) {
-    err_ << "evgatectl: " << message << "\n";
-    err_ << "Run 'evgatectl --help' for usage.\n";
-    return kExitUsage;
-  }
-  std::unique_ptr<grpc::ClientContext> Context() const;
-  bool Json() const { return args_.Get("output", "table") == "json"; }
-
-  int Health();
-  int Devices();
-  int Sessions();
-  int Authorize();
-  int Cards();
-  int Allocation();
-  int AllocationLimit(v1::LoadBalancer::Stub* stub);
-  int Sim();
-  int Ocpp();
-  int PrintSessions(const std::vector<v1::Session>& sessions);
-  absl::Status FillSessionFilter(v1::ListSessionsRequest* request);
-
-  Args args_;
-  std::ostream& out_;
-  std::ostream& err_;
-  std::string server_;
-  absl::Duration timeout_ = absl::Seconds(10);
-  std::shared_ptr<grpc::Channel> channel_;
-  std::string token_;  // bearer token read from --token FILE
-};
 
 std::unique_ptr<grpc::ClientContext> Ctl::Context() const {
   auto context = std::make_unique<grpc::ClientContext>();
@@ -317,6 +283,7 @@ int Ctl::Run() {
   if (area == "allocation") return Allocation();
   if (area == "sim") return Sim();
   if (area == "ocpp") return Ocpp();
+  if (area == "grid") return Grid();
   return Usage(absl::StrCat("unknown command '", area, "'"));
 }
 
@@ -549,6 +516,8 @@ int Ctl::PrintSessions(const std::vector<v1::Session>& sessions) {
   return kExitOk;
 }
 
+namespace {
+
 // The CSV that operators bill from: one row per session, stable column names,
 // energies in Wh, times in UTC RFC 3339.
 void PrintSessionsCsv(const std::vector<v1::Session>& sessions, std::ostream& out) {
@@ -611,6 +580,8 @@ void PrintSessionsCsv(const std::vector<v1::Session>& sessions, std::ostream& ou
   }
   table.PrintCsv(out);
 }
+
+}  // namespace
 
 int Ctl::Sessions() {
   const std::string verb = args_.words.size() > 1 ? args_.words[1] : "";
@@ -877,6 +848,8 @@ int Ctl::Cards() {
   return Usage("usage: evgatectl cards list|add|delete");
 }
 
+namespace {
+
 // `failsafe_said`: the caller already printed why the site is in failsafe.
 void PrintAllocation(const v1::Allocation& allocation, std::ostream& out,
                      bool failsafe_said = false) {
@@ -919,6 +892,8 @@ void PrintAllocation(const v1::Allocation& allocation, std::ostream& out,
   }
   circuits.PrintText(out);
 }
+
+}  // namespace
 
 int Ctl::Allocation() {
   const std::string verb = args_.words.size() > 1 ? args_.words[1] : "";
@@ -1130,370 +1105,7 @@ int Ctl::AllocationLimit(v1::LoadBalancer::Stub* stub) {
   return kExitOk;
 }
 
-void PrintSimulation(const v1::ListSimulatedDevicesResponse& list, std::ostream& out) {
-  Table devices({"DEVICE", "PROFILE", "SERVED ON", "STATE", "NOW"});
-  Table evses({"EVSE", "VEHICLE", "IEC", "OFFERED A (L1/L2/L3)", "DRAWN A (L1/L2/L3)", "FAILSAFE",
-               "SESSION kWh", "FAULTS"});
-  for (const v1::SimulatedDevice& d : list.devices()) {
-    if (!d.simulated()) {
-      devices.AddRow({d.device_id(), d.profile(), "-", "not simulated", d.not_simulated_reason()});
-      continue;
-    }
-    std::string now = "-";
-    if (d.kind() == v1::DEVICE_KIND_METER) {
-      now = absl::StrCat(d.measures_circuit_id().empty() ? "-" : d.measures_circuit_id(), " ",
-                         PhaseText(d.meter().current_a(), 1), " A, ",
-                         Fixed(d.meter().total_power_w() / 1000.0, 1), " kW");
-    } else if (d.kind() == v1::DEVICE_KIND_OFFGRID_BOX) {
-      now = absl::StrCat(
-          d.off_grid_box().grid_present() ? "grid present" : "NO GRID", ", ",
-          EnumLabel(v1::TransferSwitchPosition_descriptor(), d.off_grid_box().transfer_switch()),
-          d.off_grid_box().shut_down() ? ", shut down" : "");
-    } else {
-      std::vector<std::string> ids;
-      for (const v1::SimulatedEvse& e : d.evses()) ids.push_back(e.evse_id());
-      now = absl::StrJoin(ids, ", ");
-    }
-    if (d.active_faults_size() > 0) {
-      absl::StrAppend(&now, " (", absl::StrJoin(d.active_faults(), " "), ")");
-    }
-    devices.AddRow({d.device_id(), d.profile(), d.endpoint(),
-                    d.responding() ? "answering" : "NOT ANSWERING", now});
-    for (const v1::SimulatedEvse& e : d.evses()) {
-      std::string vehicle = "-";
-      if (e.has_vehicle() && e.vehicle().max_power_w() > 0) {
-        // At a DC charger: its power and state of charge.
-        vehicle =
-            absl::StrCat(Fixed(e.vehicle().max_power_w() / 1000, 0), " kW ",
-                         Fixed(e.vehicle().soc_pct(), 0), "%", e.vehicle().full() ? " full" : "");
-      } else if (e.has_vehicle()) {
-        vehicle = absl::StrCat(Fixed(e.vehicle().max_current_a(), 0), " A ", e.vehicle().phases(),
-                               "ph", e.vehicle().full() ? " full" : "");
-      }
-      std::string failsafe = "no";
-      if (e.failsafe_active()) {
-        failsafe = absl::StrCat("YES ", Fixed(e.failsafe_current_a(), 1), " A");
-      }
-      evses.AddRow({e.evse_id(), vehicle,
-                    EnumLabel(v1::Iec61851State_descriptor(), e.iec61851_state()),
-                    PhaseText(e.offered_current_a(), 1), PhaseText(e.current_a(), 1), failsafe,
-                    Fixed(e.session_energy_wh() / 1000.0, 3),
-                    e.active_faults_size() > 0 ? absl::StrJoin(e.active_faults(), " ") : "-"});
-    }
-  }
-  devices.PrintText(out);
-  if (evses.size() > 0) {
-    out << "\n";
-    evses.PrintText(out);
-  }
-  out << "\nbuilding load " << PhaseText(list.building_load().current_a(), 1) << " A ("
-      << (list.building_load().from_profile() ? "daily profile" : "fixed") << ")\n";
-}
-
-int Ctl::Ocpp() {
-  const std::string verb = args_.words.size() > 1 ? args_.words[1] : "";
-  auto stub = v1::OcppBridge::NewStub(channel_);
-  if (auto s =
-          CheckFlags(args_, {"server", "output", "timeout", "tls-ca", "ca", "cert", "key", "token"},
-                     absl::StrCat("ocpp ", verb));
-      !s.ok()) {
-    return Usage(std::string(s.message()));
-  }
-  if (verb == "list" || verb == "show") {
-    if (verb == "list" && args_.words.size() != 2) return Usage("usage: evgatectl ocpp list");
-    if (verb == "show" && args_.words.size() != 3) {
-      return Usage("usage: evgatectl ocpp show CHARGE_POINT_ID");
-    }
-    std::vector<v1::ChargePoint> charge_points;
-    v1::ListChargePointsRequest request;
-    do {
-      v1::ListChargePointsResponse response;
-      auto context = Context();
-      grpc::Status status = stub->ListChargePoints(context.get(), request, &response);
-      if (!status.ok()) return RpcFailure(status, "ocpp");
-      charge_points.insert(charge_points.end(), response.charge_points().begin(),
-                           response.charge_points().end());
-      request.set_page_token(response.next_page_token());
-    } while (!request.page_token().empty());
-    if (verb == "show") {
-      for (const v1::ChargePoint& cp : charge_points) {
-        if (cp.charge_point_id() == args_.words[2]) {
-          out_ << ToJson(cp) << "\n";
-          return kExitOk;
-        }
-      }
-      err_ << "evgatectl: no charge point '" << args_.words[2]
-           << "' (not configured in site.yaml and never seen connecting)\n";
-      return kExitFailure;
-    }
-    if (Json()) {
-      v1::ListChargePointsResponse all;
-      for (auto& cp : charge_points) *all.add_charge_points() = cp;
-      out_ << ToJson(all) << "\n";
-      return kExitOk;
-    }
-    Table table({"CHARGE POINT", "DEVICE", "STATE", "BOOT", "MODEL", "FIRMWARE", "REMOTE",
-                 "LAST MESSAGE", "CONNECTORS"});
-    for (const v1::ChargePoint& cp : charge_points) {
-      std::vector<std::string> connectors;
-      for (const v1::ChargePointConnector& c : cp.connectors()) {
-        std::string text = absl::StrCat(c.connector_id(), ":",
-                                        EnumLabel(v1::ConnectorStatus_descriptor(), c.status()));
-        if (!c.vendor_error_code().empty()) absl::StrAppend(&text, "[", c.vendor_error_code(), "]");
-        connectors.push_back(text);
-      }
-      const std::string model =
-          absl::StrCat(cp.vendor(), cp.vendor().empty() ? "" : " ", cp.model());
-      table.AddRow({cp.charge_point_id(), cp.device_id().empty() ? "-" : cp.device_id(),
-                    EnumLabel(v1::ChargePointConnectionState_descriptor(), cp.connection_state()),
-                    EnumLabel(v1::RegistrationStatus_descriptor(), cp.registration_status()),
-                    model.empty() ? "-" : model,
-                    cp.firmware_version().empty() ? "-" : cp.firmware_version(),
-                    cp.remote_address().empty() ? "-" : cp.remote_address(),
-                    FormatTime(cp.last_message_at(), cp.has_last_message_at()),
-                    connectors.empty() ? "-" : absl::StrJoin(connectors, ", ")});
-    }
-    table.PrintText(out_);
-    return kExitOk;
-  }
-  if (verb == "command") {
-    if (args_.words.size() != 4 && args_.words.size() != 5) {
-      return Usage("usage: evgatectl ocpp command CHARGE_POINT_ID ACTION [PAYLOAD_JSON]");
-    }
-    v1::SendChargerCommandRequest request;
-    request.set_charge_point_id(args_.words[2]);
-    request.mutable_raw()->set_action(args_.words[3]);
-    request.mutable_raw()->set_payload_json(args_.words.size() == 5 ? args_.words[4] : "{}");
-    // The charger gets all but two seconds of --timeout, so that its silence
-    // comes back as the bridge's answer rather than as our own deadline.
-    const absl::Duration charger_timeout = std::max(absl::Seconds(1), timeout_ - absl::Seconds(2));
-    request.mutable_timeout()->set_seconds(absl::ToInt64Seconds(charger_timeout));
-    v1::SendChargerCommandResponse response;
-    auto context = Context();
-    grpc::Status status = stub->SendChargerCommand(context.get(), request, &response);
-    if (!status.ok()) {
-      // "not connected", "did not answer": about the charger, not the server.
-      if (absl::StrContains(status.error_message(), request.charge_point_id()) ||
-          status.error_code() == grpc::StatusCode::INVALID_ARGUMENT) {
-        err_ << "evgatectl: " << status.error_message() << "\n";
-        return kExitFailure;
-      }
-      return RpcFailure(status, "ocpp");
-    }
-    if (Json()) {
-      out_ << ToJson(response) << "\n";
-    } else if (response.has_call_error()) {
-      out_ << "CALLERROR " << response.call_error().error_code() << ": "
-           << response.call_error().error_description() << "\n";
-    } else {
-      out_ << response.response_payload_json() << "\n";
-    }
-    return response.has_call_error() ? kExitFailure : kExitOk;
-  }
-  return Usage("usage: evgatectl ocpp list|show|command");
-}
-
-int Ctl::Sim() {
-  const std::string verb = args_.words.size() > 1 ? args_.words[1] : "";
-  auto stub = v1::Simulator::NewStub(channel_);
-  const std::set<std::string> common = {"server", "output", "timeout", "tls-ca",
-                                        "ca",     "cert",   "key",     "token"};
-  auto check = [&](std::set<std::string> allowed, size_t words, const std::string& usage) {
-    allowed.insert(common.begin(), common.end());
-    if (auto s = CheckFlags(args_, allowed, "sim " + verb); !s.ok()) {
-      return absl::InvalidArgumentError(s.message());
-    }
-    if (args_.words.size() != words) {
-      return absl::InvalidArgumentError(absl::StrCat("usage: evgatectl sim ", usage));
-    }
-    return absl::OkStatus();
-  };
-  // Prints a device or EVSE the server returned after a change.
-  auto print_evse = [&](const v1::SimulatedEvse& e, const std::string& what) {
-    if (Json()) {
-      out_ << ToJson(e) << "\n";
-    } else {
-      out_ << e.evse_id() << ": " << what << "\n";
-    }
-  };
-  auto print_device = [&](const v1::SimulatedDevice& d, const std::string& what) {
-    if (Json()) {
-      out_ << ToJson(d) << "\n";
-    } else {
-      out_ << d.device_id() << ": " << what << "\n";
-    }
-  };
-
-  if (verb == "list") {
-    if (auto s = check({}, 2, "list"); !s.ok()) return Usage(std::string(s.message()));
-    v1::ListSimulatedDevicesResponse response;
-    auto context = Context();
-    grpc::Status status = stub->ListSimulatedDevices(context.get(), {}, &response);
-    if (!status.ok()) return RpcFailure(status, "sim");
-    if (Json()) {
-      out_ << ToJson(response) << "\n";
-    } else {
-      PrintSimulation(response, out_);
-    }
-    return kExitOk;
-  }
-  if (verb == "plug") {
-    if (auto s = check({"max-current-a", "phases", "energy-kwh", "id-tag", "max-power-kw"}, 3,
-                       "plug EVSE [--max-current-a A] [--phases 1|3] [--energy-kwh KWH] "
-                       "[--id-tag TAG] [--max-power-kw KW]");
-        !s.ok()) {
-      return Usage(std::string(s.message()));
-    }
-    v1::PlugInRequest request;
-    request.set_evse_id(args_.words[2]);
-    double amps = 0, kwh = 0, kw = 0;
-    int phases = 0;
-    if (args_.Has("max-current-a") &&
-        (!absl::SimpleAtod(args_.Get("max-current-a"), &amps) || amps <= 0)) {
-      return Usage("--max-current-a must be a positive number of amperes");
-    }
-    if (args_.Has("phases") &&
-        (!absl::SimpleAtoi(args_.Get("phases"), &phases) || (phases != 1 && phases != 3))) {
-      return Usage("--phases must be 1 or 3");
-    }
-    if (args_.Has("energy-kwh") && (!absl::SimpleAtod(args_.Get("energy-kwh"), &kwh) || kwh <= 0)) {
-      return Usage("--energy-kwh must be a positive number of kWh");
-    }
-    if (args_.Has("max-power-kw") &&
-        (!absl::SimpleAtod(args_.Get("max-power-kw"), &kw) || kw <= 0)) {
-      return Usage("--max-power-kw must be a positive number of kW");
-    }
-    request.set_max_power_w(kw * 1000);
-    request.set_max_current_a(amps);
-    request.set_phases(phases);
-    request.set_energy_to_full_wh(kwh * 1000);
-    request.set_id_tag(args_.Get("id-tag"));
-    v1::PlugInResponse response;
-    auto context = Context();
-    grpc::Status status = stub->PlugIn(context.get(), request, &response);
-    if (!status.ok()) return RpcFailure(status, "sim");
-    const v1::SimulatedVehicle& plugged = response.evse().vehicle();
-    print_evse(
-        response.evse(),
-        absl::StrCat("vehicle plugged in (",
-                     plugged.max_power_w() > 0
-                         ? absl::StrCat(Fixed(plugged.max_power_w() / 1000, 1), " kW")
-                         : absl::StrCat(Fixed(plugged.max_current_a(), 1), " A, ", plugged.phases(),
-                                        "-phase"),
-                     ", full after ", Fixed(plugged.energy_to_full_wh() / 1000.0, 1), " kWh)"));
-    return kExitOk;
-  }
-  if (verb == "unplug") {
-    if (auto s = check({}, 3, "unplug EVSE"); !s.ok()) return Usage(std::string(s.message()));
-    v1::UnplugRequest request;
-    request.set_evse_id(args_.words[2]);
-    v1::UnplugResponse response;
-    auto context = Context();
-    grpc::Status status = stub->Unplug(context.get(), request, &response);
-    if (!status.ok()) return RpcFailure(status, "sim");
-    print_evse(response.evse(), "vehicle unplugged");
-    return kExitOk;
-  }
-  if (verb == "tap") {
-    if (auto s = check({}, 4, "tap EVSE ID_TAG"); !s.ok()) return Usage(std::string(s.message()));
-    v1::TapCardRequest request;
-    request.set_evse_id(args_.words[2]);
-    request.set_id_tag(args_.words[3]);
-    v1::TapCardResponse response;
-    auto context = Context();
-    grpc::Status status = stub->TapCard(context.get(), request, &response);
-    if (!status.ok()) return RpcFailure(status, "sim");
-    if (Json()) {
-      out_ << ToJson(response) << "\n";
-    } else {
-      out_ << "card " << args_.words[3] << " tapped at " << args_.words[2] << "\n";
-    }
-    return kExitOk;
-  }
-  if (verb == "fault" || verb == "clear") {
-    if (auto s = check({}, 4, verb + " DEVICE|EVSE CODE"); !s.ok()) {
-      return Usage(std::string(s.message()));
-    }
-    grpc::Status status;
-    v1::SimulatedDevice device;
-    auto context = Context();
-    if (verb == "fault") {
-      v1::InjectFaultRequest request;
-      request.set_target_id(args_.words[2]);
-      request.set_vendor_code(args_.words[3]);
-      v1::InjectFaultResponse response;
-      status = stub->InjectFault(context.get(), request, &response);
-      device = response.device();
-    } else {
-      v1::ClearFaultRequest request;
-      request.set_target_id(args_.words[2]);
-      request.set_vendor_code(args_.words[3]);
-      v1::ClearFaultResponse response;
-      status = stub->ClearFault(context.get(), request, &response);
-      device = response.device();
-    }
-    if (!status.ok()) return RpcFailure(status, "sim");
-    print_device(device, absl::StrCat("fault ", absl::AsciiStrToUpper(args_.words[3]),
-                                      verb == "fault" ? " raised" : " cleared"));
-    return kExitOk;
-  }
-  if (verb == "stop-device" || verb == "start-device") {
-    if (auto s = check({}, 3, verb + " DEVICE|EVSE"); !s.ok()) {
-      return Usage(std::string(s.message()));
-    }
-    v1::SetDeviceRespondingRequest request;
-    request.set_target_id(args_.words[2]);
-    request.set_responding(verb == "start-device");
-    v1::SetDeviceRespondingResponse response;
-    auto context = Context();
-    grpc::Status status = stub->SetDeviceResponding(context.get(), request, &response);
-    if (!status.ok()) return RpcFailure(status, "sim");
-    print_device(response.device(),
-                 request.responding() ? "answers again" : "stopped answering on its bus");
-    return kExitOk;
-  }
-  if (verb == "building-load") {
-    if (auto s = check({}, 3, "building-load A | A1,A2,A3 | profile"); !s.ok()) {
-      return Usage(std::string(s.message()));
-    }
-    v1::SetBuildingLoadRequest request;
-    const std::string& value = args_.words[2];
-    if (value == "profile") {
-      request.set_follow_profile(true);
-    } else {
-      std::vector<std::string> parts = absl::StrSplit(value, ',');
-      if (parts.size() == 1) parts = {parts[0], parts[0], parts[0]};
-      double a[3] = {0, 0, 0};
-      for (size_t i = 0; i < parts.size(); ++i) {
-        if (parts.size() != 3 || !absl::SimpleAtod(parts[i], &a[i]) || a[i] < 0) {
-          return Usage(
-              absl::StrCat("building-load takes A, A1,A2,A3 (amperes >= 0) or profile, "
-                           "not '",
-                           value, "'"));
-        }
-      }
-      request.mutable_current_a()->set_l1(a[0]);
-      request.mutable_current_a()->set_l2(a[1]);
-      request.mutable_current_a()->set_l3(a[2]);
-    }
-    v1::SetBuildingLoadResponse response;
-    auto context = Context();
-    grpc::Status status = stub->SetBuildingLoad(context.get(), request, &response);
-    if (!status.ok()) return RpcFailure(status, "sim");
-    if (Json()) {
-      out_ << ToJson(response) << "\n";
-    } else {
-      out_ << "building load " << PhaseText(response.building_load().current_a(), 1) << " A ("
-           << (response.building_load().from_profile() ? "daily profile" : "fixed") << ")\n";
-    }
-    return kExitOk;
-  }
-  return Usage(
-      "usage: evgatectl sim list|plug|unplug|tap|fault|clear|stop-device|start-device|"
-      "building-load");
-}
-
-}  // namespace
+}  // namespace internal
 
 int RunCli(const std::vector<std::string>& argv, std::ostream& out, std::ostream& err) {
   return RunCli(argv, {}, out, err);
@@ -1513,7 +1125,7 @@ int RunCli(const std::vector<std::string>& argv, const std::map<std::string, std
       args->flags[flag] = value->second;
     }
   }
-  return Ctl(*std::move(args), out, err).Run();
+  return internal::Ctl(*std::move(args), out, err).Run();
 }
 
 const std::map<std::string, std::string>& EnvironmentFlags() {
