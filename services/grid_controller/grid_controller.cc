@@ -321,6 +321,10 @@ v1::GridState GridController::StateLocked() const {
   if (std::optional<v1::MeterReading> meter = inputs_.grid_meter()) {
     *state.mutable_grid_meter() = *meter;
   }
+  if (!directives_.forming_evse.empty()) {
+    state.set_forming_discharge_limit_w(directives_.forming_discharge_limit_w);
+    if (s.forming_evse.empty()) state.set_forming_evse_id(directives_.forming_evse);
+  }
   if (!s.forming_evse.empty()) {
     state.set_forming_evse_id(s.forming_evse);
     if (s.forming_soc_pct) state.set_forming_soc_pct(*s.forming_soc_pct);

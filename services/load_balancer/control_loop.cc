@@ -715,6 +715,7 @@ void ControlLoop::Publish(v1::AllocationTrigger trigger, std::optional<absl::Tim
     if (!s.commandable || !shown.not_commandable.empty()) {
       evse.set_not_controlled_reason(shown.not_commandable);
     }
+    if (s.grid_mode && s.paused) evse.set_pause_reason(v1::PAUSE_REASON_GRID_MODE);
     if (s.paused && !shown.paused_since) shown.paused_since = computed_at;
     if (!s.paused) shown.paused_since.reset();
   }

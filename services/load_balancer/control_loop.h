@@ -202,6 +202,8 @@ class ControlLoop {
       const std::vector<std::pair<v1::DynamicLimit, absl::Time>>& limits);
   // Overrides an EVSE's priority until `expires_at`. NOT_FOUND for an unknown EVSE.
   absl::Status SetEvsePriority(const std::string& evse_id, int priority, absl::Time expires_at);
+  // The grid controller's directive (V2X grid modes); applied on the loop thread, in order.
+  void SetGridMode(control::GridModeDirective directive);
 
   LoopSnapshot Snapshot() const;
 

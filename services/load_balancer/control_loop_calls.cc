@@ -22,6 +22,8 @@
 namespace evgate::load_balancer {
 namespace {
 
+constexpr log::Logger kLog("load_balancer");
+
 // How long an RPC waits for the loop thread to take its call.
 constexpr absl::Duration kCallTimeout = absl::Seconds(2);
 
@@ -120,6 +122,22 @@ absl::StatusOr<std::vector<ActiveDynamicLimit>> ControlLoop::SetDynamicLimits(
     return absl::UnavailableError("the control loop did not take the call in time");
   }
   return result.get();
+}
+
+void ControlLoop::SetGridMode(control::GridModeDirective directive) {
+  Input input;
+  input.kind = Input::Kind::kCall;
+  input.call = [this, directive] {
+    const Stamp now = Now();
+    kLog.Info("grid mode: %s%s", directive.grid_supply ? "grid supply" : "no grid supply",
+              directive.forming_evse.empty()
+                  ? ""
+                  : absl::StrFormat(", %s forms the island (at most %.0f W)",
+                                    directive.forming_evse, directive.forming_discharge_limit_w));
+    Apply([&] { return policy_.OnGridMode(directive, now.mono); });
+  };
+  input.call_trigger = v1::ALLOCATION_TRIGGER_GRID_MODE;
+  Post(std::move(input));
 }
 
 absl::Status ControlLoop::SetEvsePriority(const std::string& evse_id, int priority,

@@ -174,6 +174,30 @@ TEST_F(ControlLoopTest, ADriversNonsenseDoesNotStopTheLoop) {
   EXPECT_GT(Limit("wb1"), 6) << "the loop still leaves failsafe and ramps";
 }
 
+TEST_F(ControlLoopTest, WithoutTheGridEveryEvseIsPausedAndChargingRampsBackAfter) {
+  Make();
+  Connect();
+  Plug("wallbox-1", "wb1");
+  Meter(0, 0, 0);
+  for (int s = 0; s < 6; ++s) Second(0);
+  ASSERT_GT(Limit("wb1"), 20);
+  control::GridModeDirective off;
+  off.grid_supply = false;
+  off.reason = "GRID_MODE_OUTAGE_STANDBY";
+  loop_->SetGridMode(off);
+  loop_->Step();
+  EXPECT_EQ(Limit("wb1"), -1) << "paused at once";
+  EXPECT_EQ(Shown("wb1").pause_reason(), v1::PAUSE_REASON_GRID_MODE);
+  Second(0);
+  Second(0);
+  EXPECT_EQ(Limit("wb1"), -1) << "stays paused while off grid";
+  loop_->SetGridMode(control::GridModeDirective{});
+  loop_->Step();
+  Second(0);
+  EXPECT_GT(Limit("wb1"), 0);
+  EXPECT_LE(Limit("wb1"), 6 + 5) << "back from the pause with the ramp, not at once";
+}
+
 TEST_F(ControlLoopTest, AllocationsArePublishedWithIncreasingSequences) {
   Make();
   Connect();

@@ -145,6 +145,20 @@ void LoadBalancerService::OnHosted(const HostInfo& host) {
       }
     }
   }
+  if (config_.grid_modes) {
+    if (auto channel = channel_to("grid_controller", "evgate.v1.GridController", &where)) {
+      links_->grid = std::make_unique<GrpcGridLink>(where, channel);
+      kLog.Info(
+          "grid controller: %s; no charging without the grid, the island's former "
+          "discharges",
+          where);
+    } else {
+      kLog.Warning(
+          "grid_modes in site.yaml but no grid controller in this process and "
+          "services.endpoints.grid_controller.endpoint is not set: the load balancer does not "
+          "know when the site is off grid");
+    }
+  }
   if (auto channel = channel_to("session", kSessionHealthName, &where)) {
     links_->sessions = std::make_unique<GrpcSessionLink>(where, channel);
     kLog.Info("session service: %s; EVSEs draw energy only with an authorized session", where);
@@ -161,14 +175,33 @@ absl::Status LoadBalancerService::Start() {
   absl::StatusOr<std::unique_ptr<ControlLoop>> loop =
       ControlLoop::Create(config_, std::move(links_->drivers), std::move(links_->sessions), clock_,
                           ControlLoopOptionsFromConfig(config_.controller));
+  grid_ = std::move(links_->grid);
   links_.reset();
   if (!loop.ok()) return loop.status();
   loop_ = *std::move(loop);
   loop_->Start();
+  if (grid_ != nullptr) {
+    grid_->Start(
+        [this](const v1::WatchGridStateResponse& message) {
+          control::GridModeDirective directive = DirectiveOf(message.state());
+          if (last_grid_mode_ && last_grid_mode_->grid_supply == directive.grid_supply &&
+              last_grid_mode_->forming_evse == directive.forming_evse &&
+              last_grid_mode_->forming_discharge_limit_w == directive.forming_discharge_limit_w) {
+            return;
+          }
+          last_grid_mode_ = directive;
+          loop_->SetGridMode(std::move(directive));
+        },
+        [](const absl::Status& status) {
+          kLog.Warning("grid controller stream lost (%s): the last grid mode stays in force",
+                       status.message());
+        });
+  }
   return absl::OkStatus();
 }
 
 void LoadBalancerService::Stop() {
+  if (grid_ != nullptr) grid_->Stop();
   if (loop_ != nullptr) loop_->Stop();
 }
 

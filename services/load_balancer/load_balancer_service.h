@@ -28,6 +28,7 @@
 #include "runtime/service.h"
 #include "services/load_balancer/control_loop.h"
 #include "services/load_balancer/device_link.h"
+#include "services/load_balancer/grid_link.h"
 #include "services/load_balancer/session_link.h"
 #include "site_controller/config/site_config.h"
 
@@ -40,6 +41,7 @@ class LoadBalancerService final : public Service, public v1::LoadBalancer::Servi
   struct Links {
     std::vector<std::unique_ptr<DeviceLink>> drivers;
     std::unique_ptr<SessionLink> sessions;  // nullptr: no authorization gating
+    std::unique_ptr<GridLink> grid;         // nullptr: no grid modes (always on grid)
   };
   LoadBalancerService(const site::SiteConfig& config, const Clock& clock,
                       std::optional<Links> links = std::nullopt);
@@ -75,6 +77,9 @@ class LoadBalancerService final : public Service, public v1::LoadBalancer::Servi
   const site::SiteConfig config_;
   const Clock& clock_;
   std::optional<Links> links_;
+  // Followed once the loop runs; its directives go to the loop when they change.
+  std::unique_ptr<GridLink> grid_;
+  std::optional<control::GridModeDirective> last_grid_mode_;  // the grid link's thread only
   // Why a configured peer's channel could not be made (Start() refuses to
   // run without it: a load balancer without its session service would let
   // every vehicle charge unauthorized).

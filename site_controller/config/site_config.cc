@@ -90,7 +90,8 @@ absl::string_view ConnectorTypeName(ConnectorType type) {
 
 const std::vector<absl::string_view>& ServiceNames() {
   static const std::vector<absl::string_view>* const kNames = new std::vector<absl::string_view>{
-      "device_drivers", "load_balancer", "session", "ocpp_bridge", "metrics_exporter", "simulator"};
+      "device_drivers",  "load_balancer",    "session",  "ocpp_bridge",
+      "grid_controller", "metrics_exporter", "simulator"};
   return *kNames;
 }
 

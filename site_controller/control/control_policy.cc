@@ -250,6 +250,24 @@ absl::StatusOr<Decision> ControlPolicy::OnPriorityOverride(const std::string& ev
   return Recompute();
 }
 
+absl::StatusOr<Decision> ControlPolicy::OnGridMode(const GridModeDirective& directive,
+                                                   absl::Time now) {
+  if (!directive.forming_evse.empty()) {
+    absl::StatusOr<int> i = EvseIndex(directive.forming_evse);
+    if (!i.ok()) return i.status();
+    if (input_.evses[*i].type != EvseType::kDc) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(directive.forming_evse, " is not a DC EVSE: it cannot form an island"));
+    }
+  }
+  if (!(directive.forming_discharge_limit_w >= 0)) {
+    return absl::InvalidArgumentError("the forming EVSE's discharge limit must be >= 0 W");
+  }
+  Advance(now);
+  grid_mode_ = directive;
+  return Recompute();
+}
+
 absl::StatusOr<Decision> ControlPolicy::OnTick(absl::Time now) {
   Advance(now);
   return Recompute();
@@ -538,6 +556,14 @@ absl::StatusOr<Decision> ControlPolicy::Recompute() {
     }
   }
   HoldIncreasesForVehicleLag(*out, prev, next);
+  const bool no_grid = !grid_mode_.grid_supply;
+  if (no_grid) {
+    // No grid to charge from: every EVSE paused at once; the island's former discharges.
+    for (size_t i = 0; i < count; ++i) {
+      const bool forming = input_.evses[i].id == grid_mode_.forming_evse;
+      next[i] = forming ? -grid_mode_.forming_discharge_limit_w : 0.0;
+    }
+  }
   for (size_t i = 0; i < count; ++i) {
     const Evse& e = input_.evses[i];
     EvseRuntime& rt = evse_rt_[i];
@@ -571,10 +597,13 @@ absl::StatusOr<Decision> ControlPolicy::Recompute() {
     sp.paused = now_value == 0;
     sp.commandable = rt.commandable;
     sp.failsafe = out->failsafe || subtree_failed[evse_node_[i]];
+    sp.grid_mode = no_grid;
     sp.changed = !dispatched_once_ || now_value != was || sp.paused != prev_sp.paused;
     d.any_changed |= sp.changed;
     d.setpoints.push_back(sp);
   }
+  d.grid_supply = !no_grid;
+  d.grid_mode_reason = no_grid ? grid_mode_.reason : std::string();
   dispatched_once_ = true;
   sent_ = d.setpoints;
   failsafe_ = d.failsafe;

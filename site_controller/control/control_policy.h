@@ -104,6 +104,17 @@ struct DynamicLimit {
   absl::Time expires_at = absl::InfiniteFuture();
 };
 
+// The V2X grid mode, from the grid controller (services/grid_controller): without the grid
+// (an outage, an island) no EVSE may charge — every one is paused at once — and the EVSE that
+// forms the island discharges at up to `forming_discharge_limit_w`. Back on the grid, charging
+// resumes from the pauses with the normal ramp.
+struct GridModeDirective {
+  bool grid_supply = true;
+  std::string forming_evse;              // empty: none
+  double forming_discharge_limit_w = 0;  // > 0 while it forms the island
+  std::string reason;                    // for a person, e.g. "OFF_GRID"
+};
+
 struct Setpoint {
   std::string evse;
   allocation::EvseType type = allocation::EvseType::kAc;
@@ -118,6 +129,9 @@ struct Setpoint {
   // True: the EVSE is at its failsafe value because the whole site or a circuit it is under is
   // in failsafe (Decision::failsafe, failsafe_nodes).
   bool failsafe = false;
+  // True: paused (or, forming the island, discharging) because the site has no grid supply
+  // (GridModeDirective).
+  bool grid_mode = false;
 };
 
 // A node (the grid or a metered circuit) whose meter reading is stale or invalid: its subtree is
@@ -139,6 +153,9 @@ struct Decision {
   std::vector<NodeFailsafe> failsafe_nodes;
   std::vector<Setpoint> setpoints;  // every EVSE, in configuration order
   bool any_changed = false;
+  // False while the grid controller says the site has no grid supply (GridModeDirective).
+  bool grid_supply = true;
+  std::string grid_mode_reason;
   // The engine's unramped allocation behind these setpoints.
   allocation::Allocation target;
 };
@@ -160,6 +177,8 @@ class ControlPolicy {
   absl::StatusOr<Decision> OnDynamicLimit(const DynamicLimit& limit, absl::Time now);
   absl::StatusOr<Decision> OnPriorityOverride(const std::string& evse, int priority,
                                               absl::Time expires_at, absl::Time now);
+  // INVALID_ARGUMENT for a forming EVSE that is unknown, not DC or with a negative limit.
+  absl::StatusOr<Decision> OnGridMode(const GridModeDirective& directive, absl::Time now);
   // One poll cycle's readings, applied together with a single recomputation: EVSE currents and
   // the meters that include them must be used as of the same moment, or the derived non-EV
   // load is off by the difference for one recomputation (and can pause EVSEs needlessly).
@@ -252,6 +271,7 @@ class ControlPolicy {
   std::vector<allocation::PhaseValues> room_buf_;
   bool failsafe_ = false;
   bool dispatched_once_ = false;  // the first decision sends every setpoint
+  GridModeDirective grid_mode_;
 };
 
 }  // namespace evgate::control

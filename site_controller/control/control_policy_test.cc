@@ -314,3 +314,88 @@ TEST_F(ControlPolicyTest, FirstDecisionSendsEverythingThenOnlyChanges) {
 
 }  // namespace
 }  // namespace evgate::control
+
+namespace evgate::control {
+namespace {
+
+// Grid 3 × 63 A; an AC wallbox and a bidirectional 22 kW DC EVSE (the ICE-22).
+AllocationInput WallboxAndV2x() {
+  AllocationInput in = TwoWallboxes();
+  in.grid.limit_a = {63.0, 63.0, 63.0};
+  in.evses.pop_back();
+  Evse v2x;
+  v2x.id = "v2x";
+  v2x.type = allocation::EvseType::kDc;
+  v2x.phases = {Phase::kL1, Phase::kL2, Phase::kL3};
+  v2x.min_w = 2000;
+  v2x.max_w = 22000;
+  v2x.efficiency = 0.95;
+  v2x.max_discharge_w = 22000;
+  v2x.soc_pct = 80;
+  v2x.soc_min_pct = 30;
+  in.evses.push_back(v2x);
+  return in;
+}
+
+// Bad inputs tried: an unknown forming EVSE, an AC one, a negative limit.
+TEST(GridModeTest, OffGridEveryEvseIsPausedAtOnceAndTheFormerDischargesThenChargingRampsBack) {
+  absl::StatusOr<ControlPolicy> created = ControlPolicy::Create(WallboxAndV2x(), Params());
+  ASSERT_TRUE(created.ok()) << created.status();
+  ControlPolicy policy = *std::move(created);
+  auto ok = [](absl::StatusOr<Decision> d) {
+    EXPECT_TRUE(d.ok()) << d.status();
+    return d.ok() ? *std::move(d) : Decision{};
+  };
+  for (const char* id : {"a", "v2x"}) {
+    EvseUpdate u;
+    u.evse = id;
+    u.at = At(0);
+    u.active = true;
+    ok(policy.OnEvseUpdate(u));
+  }
+  Decision d;
+  for (int t = 0; t <= 10; ++t) d = ok(policy.OnMeterSample({"grid", At(t), {0, 0, 0}}));
+  ASSERT_GT(d.setpoints[0].current_a, 20);  // charging at the ramp's end
+  ASSERT_GT(d.setpoints[1].power_w, 10000);
+
+  GridModeDirective off;
+  off.grid_supply = false;
+  off.forming_evse = "v2x";
+  off.forming_discharge_limit_w = 19800;
+  off.reason = "OFF_GRID";
+  d = ok(policy.OnGridMode(off, At(11)));
+  EXPECT_FALSE(d.grid_supply);
+  EXPECT_EQ(d.grid_mode_reason, "OFF_GRID");
+  EXPECT_TRUE(d.setpoints[0].paused);
+  EXPECT_TRUE(d.setpoints[0].grid_mode);
+  EXPECT_TRUE(d.setpoints[0].changed);
+  EXPECT_EQ(d.setpoints[1].power_w, -19800);
+  EXPECT_FALSE(d.setpoints[1].paused);
+  // Stays so at every input while off grid.
+  d = ok(policy.OnMeterSample({"grid", At(12), {0, 0, 0}}));
+  EXPECT_TRUE(d.setpoints[0].paused);
+  EXPECT_EQ(d.setpoints[1].power_w, -19800);
+  // The island's former told to stop: 0 W.
+  off.forming_discharge_limit_w = 0;
+  d = ok(policy.OnGridMode(off, At(13)));
+  EXPECT_TRUE(d.setpoints[1].paused);
+
+  // Back on the grid: no step to full current, the ramp from the pause.
+  d = ok(policy.OnGridMode(GridModeDirective{}, At(20)));
+  EXPECT_TRUE(d.grid_supply);
+  EXPECT_FALSE(d.setpoints[0].grid_mode);
+  EXPECT_LE(d.setpoints[0].current_a, 6.0 + 1e-9);  // resumes at its minimum
+  d = ok(policy.OnMeterSample({"grid", At(21), {0, 0, 0}}));
+  EXPECT_LE(d.setpoints[0].current_a, 6.0 + 5.0 + 1e-9);  // + 5 A/s
+
+  off.forming_evse = "nope";
+  EXPECT_EQ(policy.OnGridMode(off, At(30)).status().code(), absl::StatusCode::kNotFound);
+  off.forming_evse = "a";
+  EXPECT_EQ(policy.OnGridMode(off, At(30)).status().code(), absl::StatusCode::kInvalidArgument);
+  off.forming_evse = "v2x";
+  off.forming_discharge_limit_w = -5;
+  EXPECT_EQ(policy.OnGridMode(off, At(30)).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace evgate::control
