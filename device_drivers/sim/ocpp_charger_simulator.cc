@@ -429,7 +429,17 @@ double OcppChargerSimulator::DischargeW(const Connector& c, double limit_w) cons
   if (SocLocked(c) <= c.config.soc_min_pct) return 0;
   double w = std::max(limit_w, -c.config.max_discharge_power_w);
   if (c.vehicle->max_power_w > 0) w = std::max(w, -c.vehicle->max_power_w);
+  if (c.island_load_w) {
+    // Forming an island: the loads decide, not the limit (which only caps).
+    w = std::max(w, -std::max(0.0, *c.island_load_w));
+    return w;
+  }
   return -w < std::max(kNoPowerW, c.config.min_power_w) ? 0 : w;
+}
+
+void OcppChargerSimulator::SetIslandLoad(int connector, std::optional<double> load_w) {
+  absl::MutexLock lock(&mu_);
+  if (Connector* c = Find(connector)) c->island_load_w = load_w;
 }
 
 std::array<double, 3> OcppChargerSimulator::AcCurrentLocked(const Connector& c) const {

@@ -172,6 +172,9 @@ class OcppChargerSimulator {
   std::optional<OcppSimConnectorView> Describe(int connector, absl::Time now) const;
   // AC current per own phase L1..L3 of a connector, A.
   std::array<double, 3> AcCurrent(int connector) const;
+  // Off grid: what the island's loads take, W (a grid-forming discharge supplies no more, even
+  // when its limit allows more); nullopt: on the grid.
+  void SetIslandLoad(int connector, std::optional<double> load_w);
 
  private:
   struct Profile {
@@ -198,6 +201,7 @@ class OcppChargerSimulator {
     bool full = false;
     double register_wh = 0;
     double export_register_wh = 0;
+    std::optional<double> island_load_w;
     double power_w = 0;
     double target_w = 0;
     // Transaction: started (the StartTransaction queued), its id once answered.

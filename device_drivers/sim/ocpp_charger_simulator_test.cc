@@ -340,12 +340,12 @@ class Ice22SimulatorTest : public OcppChargerSimulatorTest {
 TEST_F(Ice22SimulatorTest, ANegativeLimitDischargesTheVehicleUntilItsSocLowerLimit) {
   Boot();
   // What evgate's Central System configures at boot.
-  EXPECT_EQ(Handle("ChangeConfiguration",
-                   {{"key", "MeterValuesSampledData"},
-                    {"value",
-                     "Energy.Active.Import.Register,Energy.Active.Export.Register,"
-                     "Power.Active.Import,Power.Active.Export,SoC"}})["status"],
-            "Accepted");
+  EXPECT_EQ(
+      Handle("ChangeConfiguration", {{"key", "MeterValuesSampledData"},
+                                     {"value",
+                                      "Energy.Active.Import.Register,Energy.Active.Export.Register,"
+                                      "Power.Active.Import,Power.Active.Export,SoC"}})["status"],
+      "Accepted");
   ASSERT_TRUE(sim_.PlugIn(1, {0, 40000, 31, "04A1B2C3"}, now_).ok());
   sim_.Step(now_);
   DrainAccepting();
@@ -394,6 +394,23 @@ TEST_F(Ice22SimulatorTest, ANegativeLimitDischargesTheVehicleUntilItsSocLowerLim
   Handle("SetChargingProfile", {{"connectorId", 1}, {"csChargingProfiles", Profile(7, 0, -30000)}});
   Advance(absl::Seconds(3));
   EXPECT_EQ(sim_.Describe(1, now_)->power_w, -22000);
+}
+
+TEST_F(Ice22SimulatorTest, FormingAnIslandItSuppliesWhatTheLoadsTakeWithinItsLimit) {
+  Boot();
+  ASSERT_TRUE(sim_.PlugIn(1, {0, 40000, 80, "04A1B2C3"}, now_).ok());
+  sim_.Step(now_);
+  DrainAccepting();
+  Handle("SetChargingProfile", {{"connectorId", 1}, {"csChargingProfiles", Profile(7, 0, -19800)}});
+  sim_.SetIslandLoad(1, 6500);
+  Advance(absl::Seconds(3));
+  EXPECT_EQ(sim_.Describe(1, now_)->power_w, -6500);
+  sim_.SetIslandLoad(1, 25000);  // more than the limit allows: the limit holds
+  Advance(absl::Seconds(3));
+  EXPECT_EQ(sim_.Describe(1, now_)->power_w, -19800);
+  sim_.SetIslandLoad(1, std::nullopt);  // back on the grid: the limit itself
+  Advance(absl::Seconds(3));
+  EXPECT_EQ(sim_.Describe(1, now_)->power_w, -19800);
 }
 
 TEST_F(OcppChargerSimulatorTest, AChargerThatIsNotBidirectionalTakesANegativeLimitAsZero) {

@@ -107,7 +107,7 @@ absl::Status SiteSimulator::Start() {
       }
       absl::StatusOr<v1::SimulatedEvse> plugged =
           PlugInLocked(*evse, {vehicle.max_current_a, vehicle.phases, vehicle.energy_to_full_wh,
-                               vehicle.id_tag.value_or(""), vehicle.max_power_w});
+                               vehicle.id_tag.value_or(""), vehicle.max_power_w, std::nullopt});
       if (!plugged.ok()) {
         kLog.Warning("no vehicle plugged into %s at start: %s", vehicle.evse,
                      plugged.status().message());
@@ -254,6 +254,26 @@ SiteSimulator::PhaseArray SiteSimulator::EvseDraw(const Evse& evse) {
   return {};
 }
 
+void SiteSimulator::UpdateIslandLocked() {
+  bool island = false;
+  for (auto& device : devices_) {
+    if (device->kind == Kind::kOffGridBox &&
+        device->box->transfer_switch() == OffGridBoxSimulator::Switch::kOffGrid) {
+      island = true;
+    }
+  }
+  double load_w = 0;
+  for (int p = 0; p < 3; ++p) load_w += building_a_[p] * config_.grid.nominal_voltage_v;
+  for (auto& evse : evses_) {
+    if (evse->device->kind != Kind::kOcpp || !evse->config->dc ||
+        !evse->config->dc->bidirectional) {
+      continue;
+    }
+    evse->device->ocpp->SetIslandLoad(evse->config->connector,
+                                      island ? std::optional<double>(load_w) : std::nullopt);
+  }
+}
+
 void SiteSimulator::StepLocked(absl::Time now) {
   for (auto& device : devices_) {
     if (device->kind == Kind::kOcpp) device->ocpp->Step(now);
@@ -261,6 +281,7 @@ void SiteSimulator::StepLocked(absl::Time now) {
   building_a_ = BuildingLoadLocked(now);
   std::map<std::string, PhaseArray> node;
   node[site::kGridCircuitId] = building_a_;
+  UpdateIslandLocked();
   for (auto& evse : evses_) {
     const PhaseArray draw = EvseDraw(*evse);
     for (const std::string& circuit : evse->circuits) {
@@ -317,10 +338,12 @@ void SiteSimulator::StepLocked(absl::Time now) {
   for (auto& device : devices_) {
     if (device->kind != Kind::kSdm630) continue;
     MeterState state;
-    if (!device->measures.empty()) state.current_a = node[device->measures];
+    // No grid: nothing flows through the connection point or its circuits.
+    if (!device->measures.empty() && grid_present_) state.current_a = node[device->measures];
     for (int p = 0; p < 3; ++p) {
-      state.voltage_v[p] =
-          energized[p] ? config_.grid.nominal_voltage_v - supply_ohm * grid[p] : 0.0;
+      state.voltage_v[p] = energized[p] && grid_present_
+                               ? config_.grid.nominal_voltage_v - supply_ohm * grid[p]
+                               : 0.0;
       device->meter->SetPhase(p, {state.voltage_v[p], state.current_a[p], 1.0});
     }
     device->meter->SetFrequency(kGridFrequencyHz);

@@ -45,8 +45,17 @@
 //     its phases at the nominal voltage; its power follows the composite
 //     limit of the charging profiles the Central System set.
 //   - The off-grid box sees the grid at the nominal voltage; its AC meter 1
-//     (the V2X charger's connection point) reads 0 A: V2X discharge is not
-//     simulated.
+//     (the V2X charger's connection point) reads 0 A.
+//   - A grid outage (SetGridPresent(false)): every off-grid box sees it (its
+//     switch opens, its standby countdown runs); the grid meter reads 0 V and
+//     0 A (nothing flows through the connection point); the building's loads
+//     are supplied only while a box's switch is on the island, by the
+//     bidirectional DC EVSEs discharging: each one at most the building's
+//     load (a grid-forming inverter supplies what the loads take), within
+//     its negative limit; its vehicle's SOC falls and it stops at its SOC
+//     lower limit. Simplification: the other chargers keep answering on
+//     their buses (as if their controllers were on a UPS) and their vehicles
+//     follow their offers; the load balancer pauses them all off grid.
 //
 // Start() serves every bus, computes the physics once (meters have values
 // before the first poll), plugs in site.yaml `simulation.vehicles` and starts
@@ -134,7 +143,8 @@ struct VehicleParams {
   // plugging in; empty = none. CAN wallboxes (they have the reader), and
   // DC chargers, where it is presented at once (Authorize).
   std::string id_tag;
-  double max_power_w = 0;  // DC chargers; 0 = the EVSE's max_power_w
+  double max_power_w = 0;         // DC chargers; 0 = the EVSE's max_power_w
+  std::optional<double> soc_pct;  // DC chargers: SOC at plug-in, %; unset = 20
 };
 
 class SiteSimulator final : public Service, public v1::Simulator::Service {
@@ -174,6 +184,11 @@ class SiteSimulator final : public Service, public v1::Simulator::Service {
   absl::StatusOr<v1::SimulatedDevice> SetResponding(const std::string& target_id, bool responding);
   // nullopt: back to the daily profile. Values per site phase L1..L3, A.
   absl::StatusOr<v1::BuildingLoad> SetBuildingLoad(std::optional<std::array<double, 3>> current_a);
+  // A grid outage (false) or its end (Simulator.SetGrid).
+  void SetGridPresent(bool present);
+  bool grid_present();
+  // The backup battery button of an off-grid box; empty = the only one.
+  absl::Status PressBackupBatteryButton(const std::string& device_id);
 
   // evgate.v1.Simulator
   grpc::Status ListSimulatedDevices(grpc::ServerContext* context,
@@ -195,6 +210,11 @@ class SiteSimulator final : public Service, public v1::Simulator::Service {
   grpc::Status SetBuildingLoad(grpc::ServerContext* context,
                                const v1::SetBuildingLoadRequest* request,
                                v1::SetBuildingLoadResponse* response) override;
+  grpc::Status SetGrid(grpc::ServerContext* context, const v1::SetGridRequest* request,
+                       v1::SetGridResponse* response) override;
+  grpc::Status PressBackupBatteryButton(grpc::ServerContext* context,
+                                        const v1::PressBackupBatteryButtonRequest* request,
+                                        v1::PressBackupBatteryButtonResponse* response) override;
 
  private:
   // The simulated grid's frequency, Hz.
@@ -269,6 +289,9 @@ class SiteSimulator final : public Service, public v1::Simulator::Service {
   // An EVSE's draw / offer by site phase.
   PhaseArray EvseDraw(const Evse& evse);
   PhaseArray ToSitePhases(const Evse& evse, const std::array<double, 3>& own) const;
+  // Tells the bidirectional DC EVSEs what an island's loads take (the building's load while a
+  // box's switch is on the island), or that there is no island.
+  void UpdateIslandLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void StepLocked(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   v1::SimulatedDevice DescribeLocked(const Device& device) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -299,6 +322,7 @@ class SiteSimulator final : public Service, public v1::Simulator::Service {
   std::mt19937_64 rng_ ABSL_GUARDED_BY(mu_);
   std::optional<absl::Time> last_step_ ABSL_GUARDED_BY(mu_);
   PhaseArray building_a_ ABSL_GUARDED_BY(mu_){};
+  bool grid_present_ ABSL_GUARDED_BY(mu_) = true;
   std::map<const Device*, MeterState> meter_state_ ABSL_GUARDED_BY(mu_);
   // Vendor codes of faults injected on devices without their own fault
   // register (meters, Heidelberg, the off-grid box), by device.

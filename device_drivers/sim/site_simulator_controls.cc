@@ -146,7 +146,12 @@ absl::StatusOr<v1::SimulatedEvse> SiteSimulator::PlugInOcppLocked(Evse& evse,
           absl::StrCat("card ", params.id_tag, ": an OCPP idTag has at most 20 characters"));
     }
   }
+  if (params.soc_pct && !(*params.soc_pct >= 0 && *params.soc_pct <= 100)) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("vehicle SOC %g %%: must be 0-100", *params.soc_pct));
+  }
   OcppSimVehicle vehicle;
+  if (params.soc_pct) vehicle.soc_at_plug_in_pct = *params.soc_pct;
   vehicle.max_power_w = params.max_power_w;
   vehicle.energy_to_full_wh = params.energy_to_full_wh;
   vehicle.id_tag = params.id_tag;
@@ -280,7 +285,7 @@ absl::StatusOr<v1::SimulatedDevice> SiteSimulator::SetFault(const std::string& t
     case Kind::kOffGridBox: {
       OffGridBoxSimulator& box = *device->box;
       if (code == "GRID_LOSS") {
-        box.SetGridPresent(!active);
+        box.SetGridPresent(!active && grid_present_);
       } else if (code == "QF1_OPEN") {
         box.SetQf1Closed(!active);
       } else if (code == "QF2_OPEN") {
@@ -401,6 +406,54 @@ absl::StatusOr<v1::BuildingLoad> SiteSimulator::SetBuildingLoad(
   }
   out.set_from_profile(!building_override_.has_value());
   return out;
+}
+
+}  // namespace evgate::sim
+
+namespace evgate::sim {
+
+void SiteSimulator::SetGridPresent(bool present) {
+  absl::MutexLock lock(&mu_);
+  if (grid_present_ == present) return;
+  grid_present_ = present;
+  for (auto& device : devices_) {
+    // A box with an injected GRID_LOSS keeps seeing none.
+    if (device->kind == Kind::kOffGridBox) {
+      device->box->SetGridPresent(present && faults_[device.get()].count("GRID_LOSS") == 0);
+    }
+  }
+  if (present) {
+    kLog.Info("grid back at the site's connection");
+  } else {
+    kLog.Info("grid outage at the site's connection");
+  }
+}
+
+bool SiteSimulator::grid_present() {
+  absl::MutexLock lock(&mu_);
+  return grid_present_;
+}
+
+absl::Status SiteSimulator::PressBackupBatteryButton(const std::string& device_id) {
+  absl::MutexLock lock(&mu_);
+  std::vector<Device*> boxes;
+  for (auto& device : devices_) {
+    if (device->kind == Kind::kOffGridBox &&
+        (device_id.empty() || device->config->id == device_id)) {
+      boxes.push_back(device.get());
+    }
+  }
+  if (boxes.empty()) {
+    return absl::NotFoundError(device_id.empty()
+                                   ? "no simulated off-grid box on this site"
+                                   : absl::StrCat("no simulated off-grid box '", device_id, "'"));
+  }
+  if (boxes.size() > 1) {
+    return absl::InvalidArgumentError("several off-grid boxes: name one");
+  }
+  boxes[0]->box->PressBackupBatteryButton();
+  kLog.Info("backup battery button pressed at %s", boxes[0]->config->id);
+  return absl::OkStatus();
 }
 
 }  // namespace evgate::sim

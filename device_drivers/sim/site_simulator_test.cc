@@ -436,6 +436,35 @@ TEST_F(SiteSimulatorTest, FaultsStopChargingUntilCleared) {
   EXPECT_EQ(hd->evses(0).iec61851_state(), v1::IEC61851_STATE_F);
 }
 
+// Bad inputs tried: the button of a box that does not exist.
+TEST_F(SiteSimulatorTest, AGridOutageReachesTheBoxAndTheMeterAndEndsAgain) {
+  Run(absl::Seconds(1));
+  ASSERT_GT(Device(sim_->List(), "gm").meter().current_a().l1(), 0);
+  sim_->SetGridPresent(false);
+  EXPECT_FALSE(sim_->grid_present());
+  Run(absl::Seconds(1));
+  v1::ListSimulatedDevicesResponse list = sim_->List();
+  EXPECT_FALSE(Device(list, "box").off_grid_box().grid_present());
+  EXPECT_EQ(Device(list, "box").off_grid_box().transfer_switch(),
+            v1::TRANSFER_SWITCH_POSITION_OPEN);
+  EXPECT_EQ(Device(list, "gm").meter().current_a().l1(), 0);  // nothing flows in an outage
+  EXPECT_EQ(Device(list, "gm").meter().voltage_v().l1(), 0);
+  // The box sleeps after its countdown; the button wakes it.
+  Run(absl::Seconds(181));
+  EXPECT_TRUE(Device(sim_->List(), "box").off_grid_box().shut_down());
+  ASSERT_TRUE(sim_->PressBackupBatteryButton("").ok());
+  EXPECT_FALSE(Device(sim_->List(), "box").off_grid_box().shut_down());
+  EXPECT_EQ(sim_->PressBackupBatteryButton("nope").code(), absl::StatusCode::kNotFound);
+  sim_->SetGridPresent(true);
+  Run(absl::Seconds(1));
+  list = sim_->List();
+  EXPECT_TRUE(Device(list, "box").off_grid_box().grid_present());
+  EXPECT_EQ(Device(list, "box").off_grid_box().transfer_switch(),
+            v1::TRANSFER_SWITCH_POSITION_ON_GRID);
+  EXPECT_GT(Device(list, "gm").meter().current_a().l1(), 0);
+  EXPECT_GT(Device(list, "gm").meter().voltage_v().l1(), 200);
+}
+
 TEST_F(SiteSimulatorTest, ADeadMeterStopsAnsweringAndComesBack) {
   ASSERT_TRUE(ReadInput(1, 0x0000, 2).ok());
   absl::StatusOr<v1::SimulatedDevice> gm = sim_->SetResponding("gm", false);

@@ -216,7 +216,7 @@ v1::SimulatedDevice SiteSimulator::DescribeLocked(const Device& device) {
     }
     case Kind::kOffGridBox: {
       v1::SimulatedOffGridBox* box = out.mutable_off_grid_box();
-      box->set_grid_present(faults.count("GRID_LOSS") == 0);
+      box->set_grid_present(grid_present_ && faults.count("GRID_LOSS") == 0);
       box->set_transfer_switch(ToProto(device.box->transfer_switch()));
       box->set_shut_down(device.box->shut_down());
       break;
@@ -262,7 +262,8 @@ grpc::Status SiteSimulator::PlugIn(grpc::ServerContext* /*context*/,
   absl::StatusOr<v1::SimulatedEvse> evse =
       PlugIn(request->evse_id(),
              {request->max_current_a(), request->phases(), request->energy_to_full_wh(),
-              request->id_tag(), request->max_power_w()});
+              request->id_tag(), request->max_power_w(),
+              request->has_soc_pct() ? std::optional<double>(request->soc_pct()) : std::nullopt});
   if (!evse.ok()) return ToGrpc(evse.status());
   *response->mutable_evse() = *std::move(evse);
   return grpc::Status::OK;
@@ -336,6 +337,19 @@ grpc::Status SiteSimulator::SetBuildingLoad(grpc::ServerContext* /*context*/,
   if (!building.ok()) return ToGrpc(building.status());
   *response->mutable_building_load() = *std::move(building);
   return grpc::Status::OK;
+}
+
+grpc::Status SiteSimulator::SetGrid(grpc::ServerContext* /*context*/,
+                                    const v1::SetGridRequest* request,
+                                    v1::SetGridResponse* /*response*/) {
+  SetGridPresent(request->present());
+  return grpc::Status::OK;
+}
+
+grpc::Status SiteSimulator::PressBackupBatteryButton(
+    grpc::ServerContext* /*context*/, const v1::PressBackupBatteryButtonRequest* request,
+    v1::PressBackupBatteryButtonResponse* /*response*/) {
+  return ToGrpc(PressBackupBatteryButton(request->device_id()));
 }
 
 }  // namespace evgate::sim

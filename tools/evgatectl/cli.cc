@@ -86,7 +86,7 @@ Simulated sites (the simulator service of a demo site):
   sim plug EVSE [--max-current-a A] [--phases 1|3] [--energy-kwh KWH] [--id-tag TAG]
                                              plug a vehicle in (defaults: the EVSE's); with
                                              --id-tag the driver then taps that card
-  sim plug DC_EVSE [--max-power-kw KW] [--energy-kwh KWH] [--id-tag TAG]
+  sim plug DC_EVSE [--max-power-kw KW] [--energy-kwh KWH] [--id-tag TAG] [--soc PCT]
                                              at a DC charger (OCPP): the card is presented
                                              at once (Authorize, StartTransaction)
   sim unplug EVSE
@@ -97,6 +97,9 @@ Simulated sites (the simulator service of a demo site):
   sim start-device DEVICE|EVSE               it answers again
   sim building-load A | A1,A2,A3 | profile   fix the building load per phase (A), or back to
                                              the daily profile
+  sim grid-outage                            the grid is lost at the site's connection
+  sim grid-restore                           the grid is back
+  sim button [BOX]                           the off-grid box's backup battery button
 
 T is RFC 3339 (2026-11-21T08:00:00Z) or a date (2026-11-21, UTC midnight). Sessions are selected
 by start time, --from inclusive and --to exclusive: --from 2026-11-01 --to 2026-12-01 is November.

@@ -123,9 +123,10 @@ int Ctl::Sim() {
     return kExitOk;
   }
   if (verb == "plug") {
-    if (auto s = check({"max-current-a", "phases", "energy-kwh", "id-tag", "max-power-kw"}, 3,
-                       "plug EVSE [--max-current-a A] [--phases 1|3] [--energy-kwh KWH] "
-                       "[--id-tag TAG] [--max-power-kw KW]");
+    if (auto s =
+            check({"max-current-a", "phases", "energy-kwh", "id-tag", "max-power-kw", "soc"}, 3,
+                  "plug EVSE [--max-current-a A] [--phases 1|3] [--energy-kwh KWH] "
+                  "[--id-tag TAG] [--max-power-kw KW] [--soc PCT]");
         !s.ok()) {
       return Usage(std::string(s.message()));
     }
@@ -147,6 +148,13 @@ int Ctl::Sim() {
     if (args_.Has("max-power-kw") &&
         (!absl::SimpleAtod(args_.Get("max-power-kw"), &kw) || kw <= 0)) {
       return Usage("--max-power-kw must be a positive number of kW");
+    }
+    if (args_.Has("soc")) {
+      double soc = -1;
+      if (!absl::SimpleAtod(args_.Get("soc"), &soc) || soc < 0 || soc > 100) {
+        return Usage("--soc must be a percentage 0-100");
+      }
+      request.set_soc_pct(soc);
     }
     request.set_max_power_w(kw * 1000);
     request.set_max_current_a(amps);
@@ -237,6 +245,32 @@ int Ctl::Sim() {
                  request.responding() ? "answers again" : "stopped answering on its bus");
     return kExitOk;
   }
+  if (verb == "grid-outage" || verb == "grid-restore") {
+    if (auto s = check({}, 2, verb); !s.ok()) return Usage(std::string(s.message()));
+    v1::SetGridRequest request;
+    request.set_present(verb == "grid-restore");
+    v1::SetGridResponse response;
+    auto context = Context();
+    grpc::Status status = stub->SetGrid(context.get(), request, &response);
+    if (!status.ok()) return RpcFailure(status, "sim");
+    out_ << (request.present() ? "grid back at the site's connection\n"
+                               : "grid outage at the site's connection\n");
+    return kExitOk;
+  }
+  if (verb == "button") {
+    if (args_.words.size() > 3) return Usage("usage: evgatectl sim button [BOX]");
+    if (auto s = check({}, args_.words.size(), "button [BOX]"); !s.ok()) {
+      return Usage(std::string(s.message()));
+    }
+    v1::PressBackupBatteryButtonRequest request;
+    if (args_.words.size() == 3) request.set_device_id(args_.words[2]);
+    v1::PressBackupBatteryButtonResponse response;
+    auto context = Context();
+    grpc::Status status = stub->PressBackupBatteryButton(context.get(), request, &response);
+    if (!status.ok()) return RpcFailure(status, "sim");
+    out_ << "backup battery button pressed\n";
+    return kExitOk;
+  }
   if (verb == "building-load") {
     if (auto s = check({}, 3, "building-load A | A1,A2,A3 | profile"); !s.ok()) {
       return Usage(std::string(s.message()));
@@ -275,7 +309,7 @@ int Ctl::Sim() {
   }
   return Usage(
       "usage: evgatectl sim list|plug|unplug|tap|fault|clear|stop-device|start-device|"
-      "building-load");
+      "building-load|grid-outage|grid-restore|button");
 }
 
 }  // namespace evgate::ctl::internal
