@@ -102,6 +102,13 @@ class GridControllerTest : public ::testing::Test {
       *event.mutable_evse_state_change()->mutable_state() = evse;
     }
     controller_->OnDeviceEvent(event);
+    // The charger's meter values: the SOC of the vehicle there now.
+    v1::WatchDevicesResponse telemetry;
+    telemetry.set_device_id("ice22-1");
+    v1::EvseTelemetry& t = *telemetry.mutable_telemetry()->add_evses();
+    t.set_evse_id("v2x1");
+    *t.mutable_measurements() = evse.measurements();
+    controller_->OnDeviceEvent(telemetry);
   }
 
   FakeClock clock_;

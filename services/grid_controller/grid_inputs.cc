@@ -129,7 +129,13 @@ bool GridInputs::Apply(const v1::WatchDevicesResponse& event) {
     case v1::WatchDevicesResponse::kEvseStateChange:
       if (v1::EvseState* evse =
               MutableEvse(device.device_id(), event.evse_state_change().state().evse_id())) {
+        const bool was_connected = VehicleConnected(evse->connector_status());
         *evse = event.evse_state_change().state();
+        // A vehicle that just arrived (or left) has no SOC yet: the one in the state is the
+        // previous vehicle's last reading; the next telemetry brings the new one.
+        if (was_connected != VehicleConnected(evse->connector_status())) {
+          evse->mutable_measurements()->clear_soc_pct();
+        }
       }
       return true;
     case v1::WatchDevicesResponse::kTelemetry: {

@@ -8,6 +8,8 @@
 //     (unreachable) until new snapshots;
 //   - a vehicle is connected while its EVSE's connector status is Preparing, Charging,
 //     SuspendedEV, SuspendedEVSE or Finishing;
+//   - a vehicle's SOC is known from the first telemetry after it arrived (the state change of
+//     its arrival carries the previous vehicle's last reading, which is dropped);
 //   - a blocking fault is any active fault with blocks_charging on the EVSE or its device;
 //   - an unspecified transfer switch position is reported as unknown, never as on grid.
 //

@@ -87,6 +87,8 @@ TEST(GridInputsTest, TheBoxAndTheV2xEvseAreReadFromSnapshotsAndChanges) {
   *plug.mutable_evse_state_change()->mutable_state() =
       ChargerSnapshot(v1::CONNECTOR_STATUS_PREPARING, 80).snapshot().evses(0);
   EXPECT_TRUE(inputs.Apply(plug));
+  EXPECT_FALSE(inputs.Observe().evses[0].soc_pct.has_value())
+      << "the 80 % in the state of its arrival is not this vehicle's reading yet";
   v1::WatchDevicesResponse telemetry;
   telemetry.set_device_id("ice22");
   v1::EvseTelemetry& t = *telemetry.mutable_telemetry()->add_evses();

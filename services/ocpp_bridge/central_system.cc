@@ -585,6 +585,11 @@ CentralSystem::Answer CentralSystem::OnStatusNotification(Charger& charger, cons
     if (t.ok()) when = *t;
   }
   *connector->mutable_updated_at() = ToProto(when);
+  if (connector->status() == v1::CONNECTOR_STATUS_AVAILABLE) {
+    // No vehicle: the last one's SOC must not pass for the next one's.
+    auto reading = charger.readings.find(connector_id);
+    if (reading != charger.readings.end()) reading->second.soc_pct.reset();
+  }
   NotifyChanged(charger.info.charge_point_id(), after);
   return json::object();
 }
@@ -691,6 +696,7 @@ void CentralSystem::Stopped(const std::string& identity, const StopTransactionRe
       reading.current_import_total_a.reset();
       reading.current_export_total_a.reset();
       reading.current_import_a = {};
+      reading.soc_pct.reset();  // the vehicle's, not the connector's: it is leaving
     }
   }
   if (listener_ != nullptr) {

@@ -353,6 +353,22 @@ TEST_F(CentralSystemTest, MeterValuesKeepTheLatestReadingPerConnector) {
   EXPECT_FALSE(cs_->LatestMeterReading("DS60-1", 2).has_value());
 }
 
+TEST_F(CentralSystemTest, AVehiclesSocLeavesWithIt) {
+  auto link = ConnectAndAccept();
+  SendOk("MeterValues",
+         {{"connectorId", 1},
+          {"meterValue", json::array({{{"timestamp", "2027-01-15T08:00:10Z"},
+                                       {"sampledValue", json::array({{{"value", "80"},
+                                                                      {"measurand", "SoC"},
+                                                                      {"unit", "Percent"},
+                                                                      {"location", "EV"}}})}}})}});
+  ASSERT_EQ(cs_->LatestMeterReading("DS60-1", 1)->soc_pct, 80);
+  SendOk("StatusNotification",
+         {{"connectorId", 1}, {"status", "Available"}, {"errorCode", "NoError"}});
+  EXPECT_FALSE(cs_->LatestMeterReading("DS60-1", 1)->soc_pct.has_value())
+      << "the next vehicle's SOC is not known until its own meter values";
+}
+
 TEST_F(CentralSystemTest, AuthorizeAsksTheAuthorizer) {
   auto link = ConnectAndAccept();
   EXPECT_EQ(SendOk("Authorize", {{"idTag", "04A1B2C3"}}),

@@ -160,7 +160,15 @@ StepResult GridModeMachine::Observe(absl::Time now, const Observation& observati
   }
   StepResult result;
   // The box's countdown jumping up is its button; otherwise ours never runs past the box's.
-  if (status_.mode == GridMode::kOutageStandby && box.reachable && box.standby_remaining) {
+  // Asleep, a countdown running again (it had ended) is the button too, even when the box was
+  // woken before anyone saw it stop answering.
+  if (status_.mode == GridMode::kOutageSleep && box.reachable && box.standby_remaining &&
+      *box.standby_remaining > absl::ZeroDuration() &&
+      (!box_remaining_before ||
+       *box.standby_remaining > *box_remaining_before + kCountdownRestartMargin)) {
+    RestartByButton("the backup battery button at the off-grid box", result);
+    StartCountdown(box.standby_remaining);
+  } else if (status_.mode == GridMode::kOutageStandby && box.reachable && box.standby_remaining) {
     if (box_remaining_before &&
         *box.standby_remaining > *box_remaining_before + kCountdownRestartMargin) {
       RestartByButton("the backup battery button at the off-grid box", result);

@@ -388,6 +388,22 @@ TEST_F(GridModeMachineTest, TheBoxAnsweringAgainAfterSleepingIsAWakeUp) {
   EXPECT_EQ(mode(), GridMode::kOutageStandby);
 }
 
+TEST_F(GridModeMachineTest, ACountdownRunningAgainAtASleepingBoxIsItsButton) {
+  StartInOutage();
+  world_.box.standby_remaining = absl::Seconds(1);
+  WaitAndObserve(absl::Seconds(179));
+  Wait(absl::Seconds(1));
+  ASSERT_EQ(mode(), GridMode::kOutageSleep);
+  world_.box.standby_remaining.reset();  // its countdown ended; still answering
+  EXPECT_THAT(WaitAndObserve(absl::Seconds(1)).transitions, IsEmpty());
+  world_.box.standby_remaining = absl::Seconds(180);  // woken before it was seen asleep
+  StepResult step = WaitAndObserve(absl::Seconds(1));
+  ASSERT_EQ(step.transitions.size(), 1u);
+  EXPECT_EQ(step.transitions[0].reason, TransitionReason::kButtonPressed);
+  EXPECT_EQ(mode(), GridMode::kOutageStandby);
+  EXPECT_EQ(m_->status().standby_remaining, absl::Seconds(180));
+}
+
 TEST_F(GridModeMachineTest, OffGridFromSleepNeedsTheBoxAwake) {
   GridModeSettings settings;
   settings.standby_countdown = absl::Seconds(10);
