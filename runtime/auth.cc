@@ -141,6 +141,8 @@ const std::map<std::string, Access>& RpcAccessTable() {
       {"/evgate.v1.Simulator/ClearFault", A::kOperate},
       {"/evgate.v1.Simulator/SetDeviceResponding", A::kOperate},
       {"/evgate.v1.Simulator/SetBuildingLoad", A::kOperate},
+      {"/evgate.v1.Simulator/SetGrid", A::kOperate},
+      {"/evgate.v1.Simulator/PressBackupBatteryButton", A::kOperate},
   };
   return *kTable;
 }
