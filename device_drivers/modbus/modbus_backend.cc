@@ -1082,8 +1082,7 @@ v1::CommandResponse ModbusBackend::OffGridBoxCommand(const std::string& device_i
       done = command.pn_pull_in_enabled() ? "P-N pull-in enabled off grid" : "P-N pull-in off";
       break;
     case v1::OffGridBoxCommand::kStandbyCountdown: {
-      const absl::Duration countdown = absl::Seconds(command.standby_countdown().seconds()) +
-                                       absl::Nanoseconds(command.standby_countdown().nanos());
+      const absl::Duration countdown = api::FromProto(command.standby_countdown());
       status = SetStandbyCountdown(device_id, countdown);
       done = absl::StrCat("standby countdown ", absl::FormatDuration(countdown));
       break;

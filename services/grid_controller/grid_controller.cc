@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "runtime/log.h"
+#include "site_controller/config/api_conversions.h"
 
 namespace evgate::grid_controller {
 namespace {
@@ -56,22 +57,6 @@ v1::GridTransitionReason ReasonOf(grid::TransitionReason reason) {
       return v1::GRID_TRANSITION_REASON_FAULT;
   }
   return v1::GRID_TRANSITION_REASON_UNSPECIFIED;
-}
-
-void SetTimestamp(absl::Time t, google::protobuf::Timestamp* out) {
-  const int64_t nanos = absl::ToUnixNanos(t);
-  out->set_seconds(nanos / 1000000000);
-  out->set_nanos(static_cast<int32_t>(nanos % 1000000000));
-  if (out->nanos() < 0) {
-    out->set_seconds(out->seconds() - 1);
-    out->set_nanos(out->nanos() + 1000000000);
-  }
-}
-
-void SetDuration(absl::Duration d, google::protobuf::Duration* out) {
-  const int64_t nanos = absl::ToInt64Nanoseconds(d);
-  out->set_seconds(nanos / 1000000000);
-  out->set_nanos(static_cast<int32_t>(nanos % 1000000000));
 }
 
 v1::OffGridBoxCommand Transfer(v1::OffGridBoxCommand::Transfer transfer) {
@@ -232,8 +217,8 @@ std::vector<v1::OffGridBoxCommand> GridController::ObserveLocked() {
   if (reachable && !box_was_reachable_) {
     // First contact, a driver restart or the box waking up: it gets site.yaml's settings.
     v1::OffGridBoxCommand countdown;
-    SetDuration(absl::Seconds(settings_.standby_countdown_s),
-                countdown.mutable_standby_countdown());
+    *countdown.mutable_standby_countdown() =
+        api::ToProto(absl::Seconds(settings_.standby_countdown_s));
     commands.push_back(countdown);
     v1::OffGridBoxCommand pull_in;
     pull_in.set_pn_pull_in_enabled(settings_.pn_pull_in);
@@ -258,7 +243,7 @@ std::vector<v1::OffGridBoxCommand> GridController::Record(const grid::StepResult
     state.set_mode(ModeOf(t.to));
     state.set_last_transition_reason(ReasonOf(t.reason));
     state.set_last_transition_detail(t.detail);
-    SetTimestamp(clock_.Now() - (clock_.MonotonicNow() - t.at), state.mutable_since());
+    *state.mutable_since() = api::ToProto(clock_.Now() - (clock_.MonotonicNow() - t.at));
     ++transitions_;
     recent_.push_back(std::move(state));
     while (recent_.size() > kMaxTransitions) recent_.pop_front();
@@ -308,14 +293,14 @@ v1::GridState GridController::StateLocked() const {
   v1::GridState state;
   state.set_mode(ModeOf(s.mode));
   if (s.mode != grid::GridMode::kUnknown) {
-    SetTimestamp(now - (monotonic - s.since), state.mutable_since());
+    *state.mutable_since() = api::ToProto(now - (monotonic - s.since));
   }
   if (s.last_reason) state.set_last_transition_reason(ReasonOf(*s.last_reason));
   state.set_last_transition_detail(
       s.mode == grid::GridMode::kUnknown
           ? absl::StrCat("waiting for the off-grid box ", box_device_id_, " to answer")
           : s.last_detail);
-  if (s.standby_remaining) SetDuration(*s.standby_remaining, state.mutable_standby_remaining());
+  if (s.standby_remaining) *state.mutable_standby_remaining() = api::ToProto(*s.standby_remaining);
   state.set_off_grid_box_device_id(box_device_id_);
   if (std::optional<v1::OffGridBoxState> box = inputs_.box()) *state.mutable_off_grid_box() = *box;
   if (std::optional<v1::MeterReading> meter = inputs_.grid_meter()) {
@@ -333,7 +318,7 @@ v1::GridState GridController::StateLocked() const {
       state.set_forming_power_w(evse->measurements().power_w());
     }
   }
-  SetTimestamp(now, state.mutable_at());
+  *state.mutable_at() = api::ToProto(now);
   return state;
 }
 
@@ -356,7 +341,7 @@ absl::StatusOr<v1::V2xParameters> GridController::Parameters(const std::string& 
   p.set_max_discharge_power_w(evse->dc->max_discharge_power_w);
   p.set_max_offgrid_discharge_power_w(evse->dc->max_discharge_power_offgrid_w);
   p.set_pn_pull_in_enabled(settings_.pn_pull_in);
-  SetDuration(absl::Seconds(settings_.standby_countdown_s), p.mutable_standby_countdown());
+  *p.mutable_standby_countdown() = api::ToProto(absl::Seconds(settings_.standby_countdown_s));
   return p;
 }
 

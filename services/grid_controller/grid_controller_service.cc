@@ -9,6 +9,7 @@
 #include "runtime/grpc_status.h"
 #include "runtime/log.h"
 #include "services/session/grpc_device_events.h"
+#include "site_controller/config/api_conversions.h"
 
 namespace evgate::grid_controller {
 namespace {
@@ -146,9 +147,7 @@ v1::GridState GridControllerService::StateNow() const {
   v1::GridState state;
   state.set_mode(v1::GRID_MODE_UNSPECIFIED);
   state.set_last_transition_detail("no grid_modes in site.yaml: a plain grid-connected site");
-  const int64_t nanos = absl::ToUnixNanos(clock_.Now());
-  state.mutable_at()->set_seconds(nanos / 1000000000);
-  state.mutable_at()->set_nanos(static_cast<int32_t>(nanos % 1000000000));
+  *state.mutable_at() = api::ToProto(clock_.Now());
   return state;
 }
 
@@ -164,8 +163,7 @@ grpc::Status GridControllerService::WatchGridState(
     grpc::ServerWriter<v1::WatchGridStateResponse>* writer) {
   absl::Duration interval = kDefaultWatchInterval;
   if (request->has_interval()) {
-    interval = absl::Seconds(request->interval().seconds()) +
-               absl::Nanoseconds(request->interval().nanos());
+    interval = api::FromProto(request->interval());
     if (interval < absl::ZeroDuration()) {
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "interval must not be negative");
     }

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "site_controller/config/api_conversions.h"
 
 namespace evgate::grid_controller {
 namespace {
@@ -188,8 +189,7 @@ grid::Observation GridInputs::Observe() const {
     if (b.has_qf2_closed()) o.box.qf2_closed = b.qf2_closed();
     if (b.has_backup_load_power_w()) o.box.backup_load_power_w = b.backup_load_power_w();
     if (b.has_standby_remaining()) {
-      o.box.standby_remaining = absl::Seconds(b.standby_remaining().seconds()) +
-                                absl::Nanoseconds(b.standby_remaining().nanos());
+      o.box.standby_remaining = api::FromProto(b.standby_remaining());
     }
   }
   for (const std::string& evse_id : v2x_evse_ids_) {
