@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The split demo site in containers, as k8s/overlays/podman describes it and
 # `podman kube play` runs it: the simulator, the device drivers and the OCPP
-# bridge in the site pod, the load balancer, the session service and the
-# metrics exporter each in its own pod, every one a FROM scratch image built
+# bridge in the site pod, the load balancer, the session service, the grid
+# controller and the metrics exporter each in its own pod, every one a FROM scratch image built
 # here from the binaries (tools/images). Checks:
 #   - every container answers its health probe (the time from `kube play` to
 #     all ready is printed);
@@ -14,6 +14,9 @@
 #   - the same for the load balancer (its setpoints expire to the failsafe);
 #   - the session pod deleted and created again: the sessions are still there
 #     (the claim's volume) and resume;
+#   - a grid outage across containers: the grid controller sees the off-grid
+#     box lose the grid, the load balancer pauses the wallboxes for the grid
+#     mode, and both come back after the grid does;
 #   - the all-in-one image runs the demo in one read-only container;
 #   - the containers' total RSS and PSS, and the reaction times across
 #     containers, are printed.
@@ -67,7 +70,8 @@ fi
 
 rendered="$tmp/podman.yaml"
 session_only="$tmp/session.yaml"
-images=(device_drivers simulator ocpp_bridge load_balancer session metrics_exporter evgate)
+images=(device_drivers simulator ocpp_bridge load_balancer session grid_controller metrics_exporter
+  evgate)
 podman_cleanup() {
   podman kube down "$rendered" >/dev/null 2>&1
   podman pod rm -f $(podman pod ps -q --filter "name=^$prefix") >/dev/null 2>&1
@@ -94,7 +98,7 @@ kubectl kustomize "$tmp/k8s/overlays/podman" > "$tmp/overlay.yaml" || { fail "ku
 ports_json=$("$py" - <<'PYEOF'
 import json, socket
 ports = {}
-for fixed in [51701, 51702, 51703, 51704, 51705, 51706, 51711, 51712, 51713, 51714]:
+for fixed in [51701, 51702, 51703, 51704, 51705, 51706, 51707, 51711, 51712, 51713, 51714]:
     kind = socket.SOCK_DGRAM if fixed == 51712 else socket.SOCK_STREAM  # 51712: the CAN bus (UDP)
     s = socket.socket(socket.AF_INET, kind); s.bind(("127.0.0.1", 0))
     ports[str(fixed)] = s.getsockname()[1]; s.close()
@@ -133,7 +137,7 @@ yaml.safe_dump_all([d for d in played if d["kind"] == "ConfigMap" or
 PYEOF
 port() { "$py" -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$ports_json" "$1"; }
 sim="127.0.0.1:$(port 51703)" lb="127.0.0.1:$(port 51704)" sessions="127.0.0.1:$(port 51705)"
-metrics="127.0.0.1:$(port 51714)"
+metrics="127.0.0.1:$(port 51714)" grid="127.0.0.1:$(port 51707)"
 
 # container name -> its readiness probe, as the rendered manifest has it
 # (podman runs exec probes through /bin/sh, which scratch images lack, so the
@@ -150,7 +154,7 @@ for d in yaml.safe_load_all(open(sys.argv[1])):
             print(f"{d['metadata']['name']}-pod-0-{c['name']}\t{shlex.join(command)}")
 PYEOF
 )
-[ ${#probe_of[@]} -eq 6 ] || { fail "expected six containers, found ${#probe_of[@]}"; finish; }
+[ ${#probe_of[@]} -eq 7 ] || { fail "expected seven containers, found ${#probe_of[@]}"; finish; }
 # shellcheck disable=SC2086  # the probe command's own words
 ready_one() { podman exec "$1" ${probe_of[$1]} || { echo "$1 not ready"; return 1; }; }
 all_ready() {
@@ -283,6 +287,23 @@ wait_for 30 "the new session container is ready" ready_one "${prefix}session-pod
 resumed() { [ "$(wb1_session)" = "$session_id" ]; }
 wait_for 30 "wb1's session $session_id is still there and resumed after the session pod was recreated" resumed &&
   echo "session $session_id survived the session pod's deletion"
+
+# --- a grid outage across containers ----------------------------------------
+# The simulated off-grid box (site pod) loses the grid; the grid controller
+# (its own pod) reads it through the device drivers and the load balancer
+# (its own pod) takes the mode from the grid controller's stream.
+wait_for 30 "the grid controller reports ON_GRID" grid_mode_is "$grid" ON_GRID || { logs; finish; }
+ctl "$sim" sim grid-outage > /dev/null || fail "sim grid-outage"
+wait_for 15 "the grid controller sees the outage (OUTAGE_STANDBY)" grid_mode_is "$grid" \
+  OUTAGE_STANDBY && echo "grid outage: OUTAGE_STANDBY after ${waited}s"
+wait_for 15 "the load balancer pauses wb1 for the grid mode" evse_allocation "$lb" wb1 \
+  'e.get("paused") and e.get("pause_reason") == "PAUSE_REASON_GRID_MODE"' &&
+  echo "grid outage: wb1 paused for the grid mode after ${waited}s"
+ctl "$sim" sim grid-restore > /dev/null || fail "sim grid-restore"
+wait_for 45 "ON_GRID after the grid came back" grid_mode_is "$grid" ON_GRID &&
+  echo "grid restored: ON_GRID after ${waited}s"
+wait_for 60 "wb1 charging again after the outage" evse_allocation "$lb" wb1 \
+  'not e.get("paused") and e.get("current_a", 0) > 6'
 
 # --- the all-in-one image: every service in one read-only container --------
 logs

@@ -18,27 +18,9 @@ grep -q 'standby_countdown_s: 20' "$tmp/site.yaml" || fail "the test site kept t
 start_evgate evgate --site "$tmp/site.yaml"
 server=$started_server
 
-grid_json() { ctl "$server" -o json grid status; }
-# mode_is MODE [PYTHON_CONDITION]: the grid state is MODE (and the condition on `s` holds).
-mode_is() {
-  grid_json | "$py" -c '
-import json, sys
-s = json.load(sys.stdin)
-assert s.get("mode") == "GRID_MODE_" + sys.argv[1], (s.get("mode"), s.get("last_transition_detail"))
-if len(sys.argv) > 2:
-    assert eval(sys.argv[2]), s
-print(s.get("last_transition_reason"), s.get("last_transition_detail"))' "$@"
-}
-# evse_allocation EVSE PYTHON_CONDITION: the load balancer's allocation of EVSE (as `e`:
-# current_a / power_w, paused, pause_reason).
-evse_allocation() {
-  ctl "$server" -o json allocation show | "$py" -c '
-import json, sys
-a = json.load(sys.stdin)
-e = {x["evse_id"]: x for x in a.get("evses", [])}[sys.argv[1]].get("allocation", {})
-assert eval(sys.argv[2]), e
-print(json.dumps(e))' "$@"
-}
+mode_is() { grid_mode_is "$server" "$@"; }  # MODE [PYTHON_CONDITION] (lib.sh)
+# EVSE PYTHON_CONDITION on the load balancer's allocation `e` (lib.sh)
+allocation_is() { evse_allocation "$server" "$@"; }
 sim_evse() {  # EVSE PYTHON_CONDITION on the simulator's view `e`
   ctl "$server" -o json sim list | "$py" -c '
 import json, sys
@@ -48,7 +30,7 @@ print(json.dumps(e.get("vehicle", {})))' "$@"
 }
 
 wait_for 30 "ON_GRID at start" mode_is ON_GRID || finish
-wait_for 60 "wb1 charging before the outage" evse_allocation wb1 \
+wait_for 60 "wb1 charging before the outage" allocation_is wb1 \
   'not e.get("paused") and e.get("current_a", 0) > 6' || finish
 
 # The transitions as an operator watches them.
@@ -59,23 +41,23 @@ watch_pid=$!
 ctl "$server" sim grid-outage > /dev/null || fail "sim grid-outage"
 wait_for 15 "OUTAGE_STANDBY with its countdown" mode_is OUTAGE_STANDBY \
   '"standby_remaining" in s' || finish
-wait_for 15 "wb1 paused for the grid mode" evse_allocation wb1 \
+wait_for 15 "wb1 paused for the grid mode" allocation_is wb1 \
   'e.get("paused") and e.get("pause_reason") == "PAUSE_REASON_GRID_MODE"'
 ctl "$server" sim plug v2x1 --soc 80 --id-tag 04E5F60718293A > /dev/null || fail "sim plug v2x1"
 wait_for 40 "OFF_GRID with v2x1 forming the island" mode_is OFF_GRID \
   's.get("forming_evse_id") == "v2x1" and s.get("last_transition_reason") == "GRID_TRANSITION_REASON_DISCHARGE_STARTED"' ||
   finish
-wait_for 15 "v2x1 given a discharge limit" evse_allocation v2x1 'e.get("power_w", 0) < -1000'
+wait_for 15 "v2x1 given a discharge limit" allocation_is v2x1 'e.get("power_w", 0) < -1000'
 wait_for 30 "the simulated ICE-22 supplying the building" sim_evse v2x1 \
   'e.get("power_w", 0) < -1000'
-wait_for 5 "every other EVSE paused off grid" evse_allocation wb1 'e.get("paused")'
+wait_for 5 "every other EVSE paused off grid" allocation_is wb1 'e.get("paused")'
 
 # 2. The grid comes back: resync, then on grid and charging with the ramp.
 ctl "$server" sim grid-restore > /dev/null || fail "sim grid-restore"
 wait_for 15 "RESYNC" mode_is RESYNC || true  # may already be past it after 3 s
 wait_for 30 "ON_GRID after the resync" mode_is ON_GRID \
   's.get("last_transition_reason") == "GRID_TRANSITION_REASON_RESYNC_COMPLETE"' || finish
-wait_for 60 "wb1 charging again" evse_allocation wb1 \
+wait_for 60 "wb1 charging again" allocation_is wb1 \
   'not e.get("paused") and e.get("current_a", 0) > 6'
 ctl "$server" sim unplug v2x1 > /dev/null || fail "sim unplug v2x1"
 

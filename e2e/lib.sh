@@ -132,6 +132,32 @@ for evse, amps in {"wb1": 6, "wb2": 6, "wb3": 6, "wb4": 0}.items():
 ' "$@"
 }
 
+# grid_mode_is SERVER MODE [PYTHON_CONDITION]: the GridController at SERVER reports MODE
+# (GRID_MODE_ without the prefix) and the condition on its state `s` holds; prints the last
+# transition's reason and detail.
+grid_mode_is() {
+  local server=$1; shift
+  ctl "$server" -o json grid status | "$py" -c '
+import json, sys
+s = json.load(sys.stdin)
+assert s.get("mode") == "GRID_MODE_" + sys.argv[1], (s.get("mode"), s.get("last_transition_detail"))
+if len(sys.argv) > 2:
+    assert eval(sys.argv[2]), s
+print(s.get("last_transition_reason"), s.get("last_transition_detail"))' "$@"
+}
+
+# evse_allocation SERVER EVSE PYTHON_CONDITION: the allocation of EVSE by the load balancer at
+# SERVER (as `e`: current_a / power_w, paused, pause_reason) meets the condition; prints it.
+evse_allocation() {
+  local server=$1; shift
+  ctl "$server" -o json allocation show | "$py" -c '
+import json, sys
+a = json.load(sys.stdin)
+e = {x["evse_id"]: x for x in a.get("evses", [])}[sys.argv[1]].get("allocation", {})
+assert eval(sys.argv[2]), e
+print(json.dumps(e))' "$@"
+}
+
 # finish: prints the logs on failure and exits with the test's verdict.
 finish() {
   if [ "$failures" -ne 0 ]; then

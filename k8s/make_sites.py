@@ -28,6 +28,7 @@ K3S = {
         "ocpp_bridge": "ocpp-bridge:50051",
         "load_balancer": "load-balancer:50051",
         "session": "session:50051",
+        "grid_controller": "grid-controller:50051",
         "simulator": "simulator:50051",
     },
     "metrics_listen": "0.0.0.0:9464",
@@ -43,6 +44,7 @@ PODMAN_PORTS = {
     "load_balancer": 51704,
     "session": 51705,
     "metrics_exporter": 51706,
+    "grid_controller": 51707,
 }
 PODMAN = {
     "ports": {"15020": "51711", "15030": "51712", "9000": "51713"},
@@ -79,6 +81,7 @@ PODS = {
                        ("ocpp-bridge", "evgate.v1.OcppBridge")],
     "load-balancer": [("load-balancer", "evgate.v1.LoadBalancer")],
     "session": [("session", "evgate.v1.SessionService")],
+    "grid-controller": [("grid-controller", "evgate.v1.GridController")],
     "metrics-exporter": [("metrics-exporter", "evgate.MetricsExporter")],
 }
 

@@ -55,7 +55,8 @@ docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
 have = {(d["kind"], d["metadata"]["name"]) for d in docs}
 want = {("Namespace", "evgate"), ("PersistentVolumeClaim", "evgate-sessions"),
         ("PersistentVolumeClaim", "evgate-ocpp"), ("NetworkPolicy", "device-drivers-callers")}
-for s in ("device-drivers", "load-balancer", "session", "ocpp-bridge", "metrics-exporter"):
+for s in ("device-drivers", "load-balancer", "session", "ocpp-bridge", "grid-controller",
+          "metrics-exporter"):
     want |= {("Deployment", s), ("Service", s)}
 missing = want - have
 assert not missing, f"missing from base: {sorted(missing)}"

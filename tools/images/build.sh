@@ -24,7 +24,7 @@ while [ $# -gt 0 ]; do
     *) images+=("$1"); shift ;;
   esac
 done
-all=(evgate device_drivers load_balancer session ocpp_bridge metrics_exporter simulator)
+all=(evgate device_drivers load_balancer session ocpp_bridge grid_controller metrics_exporter simulator)
 [ ${#images[@]} -gt 0 ] || images=("${all[@]}")
 
 command -v podman >/dev/null || { echo "images: podman is not installed (tools/setup.sh installs it)" >&2; exit 1; }
