@@ -135,6 +135,17 @@ def site_overview():
     d.panel("timeseries", "Grid meter age", [
         ("evgate_grid_meter_age_seconds", "age"),
         ("evgate_grid_meter_timeout_seconds", "failsafe at")], unit="s", w=12, h=6)
+    d.panel("stat", "Grid mode", [("max by (state) (evgate_grid_mode) == 1", "{{state}}")], w=6, h=6,
+            description="The V2X grid mode (docs/v2x.md): anything but on_grid means no grid and no "
+                        "charging; off_grid: a vehicle powers the building. Empty on a site "
+                        "without an off-grid box.",
+            defaults={"color": {"mode": "fixed", "fixedColor": "blue"}},
+            options={"colorMode": "background", "graphMode": "none", "textMode": "name"})
+    d.panel("timeseries", "Island power (V2X off grid)", [
+        ("evgate_grid_island_power_watts", "building supplied by the vehicle")], unit="watt",
+        w=18, h=6,
+        description="Power the vehicle forming the island supplies to the backup loads (at most "
+                    "19.8 kW); 0 on the grid.")
     return d
 
 

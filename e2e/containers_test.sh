@@ -197,7 +197,7 @@ session_id=$(wb1_session)
 scrape() { "$py" -c "import urllib.request,sys; sys.stdout.write(urllib.request.urlopen('http://$metrics/metrics', timeout=5).read().decode())"; }
 peers_up() {
   local out; out=$(scrape) || return 1
-  for s in device_drivers load_balancer session ocpp_bridge; do
+  for s in device_drivers load_balancer session ocpp_bridge grid_controller; do
     grep -q "^evgate_up{service=\"$s\"} 1" <<<"$out" || { echo "$s not up"; return 1; }
   done
 }

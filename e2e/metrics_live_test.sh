@@ -9,7 +9,8 @@
 #     alert watches has data;
 #   - faults on the simulator make the matching alerts go pending or firing:
 #     an over-current on wb2 -> EvgateChargerFaulted; the grid meter stops
-#     answering -> EvgateMeterStale and EvgateSiteFailsafe.
+#     answering -> EvgateMeterStale and EvgateSiteFailsafe; the grid goes
+#     (the off-grid box loses it) -> EvgateGridOutage.
 source "${TEST_SRCDIR}/${TEST_WORKSPACE}/e2e/lib.sh"
 dashboards="$runfiles/dashboards"
 check="$py $runfiles/e2e/metrics_live_check.py"
@@ -80,7 +81,9 @@ EVGATE_EVSE=wb1 $check queries "$prom" "$dashboards" || fail "a dashboard or ale
 
 # The faults, seen by Prometheus's own rule evaluation.
 ctl "$server" sim stop-device grid-meter >/dev/null || fail "sim stop-device grid-meter"
-alerts_active() { $check alerts "$prom" "$dashboards" EvgateChargerFaulted EvgateMeterStale EvgateSiteFailsafe; }
+ctl "$server" sim grid-outage >/dev/null || fail "sim grid-outage"
+alerts_active() { $check alerts "$prom" "$dashboards" EvgateChargerFaulted EvgateMeterStale EvgateSiteFailsafe \
+  EvgateGridOutage; }
 wait_for 45 "the alerts for the faults go pending or firing" alerts_active
 [ "$failures" -eq 0 ] && echo "alerts pending/firing after ${waited}s"
 

@@ -12,6 +12,7 @@ constexpr std::string_view kLb = "load_balancer";
 constexpr std::string_view kDd = "device_drivers";
 constexpr std::string_view kSe = "session";
 constexpr std::string_view kOc = "ocpp_bridge";
+constexpr std::string_view kGc = "grid_controller";
 constexpr std::string_view kEx = "exporter";
 constexpr std::string_view kLib = "prometheus-cpp";
 
@@ -478,6 +479,34 @@ const std::vector<MetricSpec>& MetricCatalogue() {
        {},
        kOc,
        "Messages waiting in the offline queue for the CSMS"},
+
+      // --- Grid controller (V2X grid modes, docs/v2x.md).
+      {"evgate_grid_mode",
+       MetricType::Gauge,
+       "1",
+       {"state"},
+       kGc,
+       "Grid mode of a site with an off-grid box as a state set (on_grid, outage_standby, "
+       "outage_sleep, off_grid, resync); every value 0 on a site without grid_modes"},
+      {"evgate_grid_mode_since_timestamp_seconds",
+       MetricType::Gauge,
+       "s",
+       {},
+       kGc,
+       "When the current grid mode was entered (Unix time)"},
+      {"evgate_grid_box_grid_present",
+       MetricType::Gauge,
+       "1",
+       {},
+       kGc,
+       "1 while the off-grid box reports the grid present; absent while the box is not heard"},
+      {"evgate_grid_island_power_watts",
+       MetricType::Gauge,
+       "W",
+       {},
+       kGc,
+       "Power the vehicle forming the island supplies to the building's backup loads (0 while "
+       "no island is formed)"},
   };
   return *catalogue;
 }
@@ -530,8 +559,10 @@ std::string CatalogueMarkdown() {
       "Asked for by issue #12 but not in the services' APIs yet, so not exported (no value is\n"
       "made up):\n\n"
       "- the upstream offline queue's age (the upstream CSMS client is not built);\n"
-      "- grid mode and V2X discharge power (the grid controller is not built). The SoC of DC\n"
-      "  vehicles is served (`evgate_evse_soc_percent`).\n";
+      "- the standby countdown and the island's discharge limit (present only in an outage,\n"
+      "  and the live test checks every metric on a site that has the grid). The SoC of DC\n"
+      "  vehicles is `evgate_evse_soc_percent`, V2X discharge on the grid is a negative\n"
+      "  EVSE power.\n";
   return out;
 }
 

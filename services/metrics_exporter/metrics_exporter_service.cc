@@ -43,6 +43,7 @@ void MetricsExporterService::OnHosted(const HostInfo& host) {
   peers_.device_drivers = channel("device_drivers", "evgate.v1.DeviceDriver");
   peers_.session = channel("session", "evgate.v1.SessionService");
   peers_.ocpp_bridge = channel("ocpp_bridge", "evgate.v1.OcppBridge");
+  peers_.grid_controller = channel("grid_controller", "evgate.v1.GridController");
 }
 
 absl::Status MetricsExporterService::Start() {

@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "evgate/v1/device.grpc.pb.h"
+#include "evgate/v1/grid.grpc.pb.h"
 #include "evgate/v1/load_balancer.grpc.pb.h"
 #include "evgate/v1/ocpp.grpc.pb.h"
 #include "evgate/v1/session.grpc.pb.h"
@@ -153,6 +154,17 @@ grpc::Status ReadOcpp(const std::shared_ptr<grpc::Channel>& channel, absl::Durat
                                                                                : result;
 }
 
+grpc::Status ReadGrid(const std::shared_ptr<grpc::Channel>& channel, absl::Duration deadline,
+                      FamilySet& out) {
+  auto stub = v1::GridController::NewStub(channel);
+  grpc::ClientContext context;
+  SetDeadline(context, deadline);
+  v1::GetGridStateResponse response;
+  grpc::Status result = stub->GetGridState(&context, v1::GetGridStateRequest(), &response);
+  if (result.ok()) AddGridState(response.state(), out);
+  return result;
+}
+
 // The threads that collect a scrape yield the CPU to the control loop: a
 // scrape is never more urgent than a setpoint (on Linux a thread's nice
 // value is its own).
@@ -196,6 +208,7 @@ std::vector<prometheus::MetricFamily> SiteCollector::Collect() const {
   read("device_drivers", peers_.device_drivers, &ReadDevices);
   const bool session_up = read("session", peers_.session, &ReadSessions);
   read("ocpp_bridge", peers_.ocpp_bridge, &ReadOcpp);
+  read("grid_controller", peers_.grid_controller, &ReadGrid);
   if (streams_ != nullptr) streams_->AddTo(out, load_balancer_up, session_up);
   AddProcessMetrics(out);
   for (const std::string& error : out.errors()) kLog.Error("metric not served: %s", error);

@@ -1,7 +1,8 @@
 // The exporter's prometheus::Collectable: at every scrape it reads the other
 // services' current state over gRPC (LoadBalancer.GetSiteStatus,
 // DeviceDriver.ListDevices, SessionService.ListSessions,
-// OcppBridge.ListChargePoints + GetUpstreamStatus), one after the other,
+// OcppBridge.ListChargePoints + GetUpstreamStatus, GridController.GetGridState),
+// one after the other,
 // each with a deadline, and turns it into the catalogue's metrics, together with
 // the stream-fed counters and histograms and its own process figures.
 //
@@ -31,6 +32,7 @@ struct PeerChannels {
   std::shared_ptr<grpc::Channel> device_drivers;
   std::shared_ptr<grpc::Channel> session;
   std::shared_ptr<grpc::Channel> ocpp_bridge;
+  std::shared_ptr<grpc::Channel> grid_controller;
 };
 
 struct BuildInfo {

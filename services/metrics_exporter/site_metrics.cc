@@ -298,4 +298,24 @@ void AddUpstream(const v1::GetUpstreamStatusResponse& upstream, FamilySet& out) 
   out.Gauge("evgate_ocpp_upstream_queue_length", {}, upstream.offline_queue_depth());
 }
 
+void AddGridState(const v1::GridState& state, FamilySet& out) {
+  for (int i = v1::GridMode_MIN + 1; i <= v1::GridMode_MAX; ++i) {
+    if (!v1::GridMode_IsValid(i)) continue;
+    const auto mode = static_cast<v1::GridMode>(i);
+    out.Gauge("evgate_grid_mode", {Label(mode, "GRID_MODE_")}, state.mode() == mode ? 1 : 0);
+  }
+  // A site without grid_modes has no mode to date.
+  if (state.mode() == v1::GRID_MODE_UNSPECIFIED) return;
+  if (state.has_since()) {
+    out.Gauge("evgate_grid_mode_since_timestamp_seconds", {}, UnixSeconds(state.since()));
+  }
+  if (state.has_off_grid_box()) {
+    out.Gauge("evgate_grid_box_grid_present", {}, state.off_grid_box().grid_present() ? 1 : 0);
+  }
+  // forming_power_w is negative (discharge); the building is supplied its magnitude.
+  const bool island = !state.forming_evse_id().empty() && state.has_forming_power_w();
+  out.Gauge("evgate_grid_island_power_watts", {},
+            island ? std::max(0.0, -state.forming_power_w()) : 0.0);
+}
+
 }  // namespace evgate::metrics

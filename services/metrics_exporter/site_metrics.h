@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "evgate/v1/device.pb.h"
+#include "evgate/v1/grid.pb.h"
 #include "evgate/v1/load_balancer.pb.h"
 #include "evgate/v1/ocpp.pb.h"
 #include "evgate/v1/session.pb.h"
@@ -36,6 +37,9 @@ void AddOpenSessions(const std::vector<v1::Session>& sessions, FamilySet& out);
 // The local Central System's charge points and the upstream link.
 void AddChargePoints(const std::vector<v1::ChargePoint>& charge_points, FamilySet& out);
 void AddUpstream(const v1::GetUpstreamStatusResponse& upstream, FamilySet& out);
+
+// The grid mode, the off-grid box's view of the grid and the island (GridController.GetGridState).
+void AddGridState(const v1::GridState& state, FamilySet& out);
 
 }  // namespace evgate::metrics
 

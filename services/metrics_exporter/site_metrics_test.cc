@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
@@ -406,6 +407,44 @@ TEST(SiteMetricsTest, ChargePointsAndUpstream) {
   EXPECT_THAT(text, HasSubstr("evgate_ocpp_upstream_state{state=\"connected\"} 1"));
   EXPECT_THAT(text, HasSubstr("evgate_ocpp_upstream_state{state=\"disabled\"} 0"));
   EXPECT_THAT(text, HasSubstr("evgate_ocpp_upstream_queue_length 7"));
+}
+
+TEST(SiteMetricsTest, GridModeAndIsland) {
+  FamilySet set;
+  AddGridState(Parse<v1::GridState>(R"pb(mode: GRID_MODE_OFF_GRID
+                                         since { seconds: 1796000000 }
+                                         off_grid_box { grid_present: false }
+                                         forming_evse_id: "v2x1"
+                                         forming_soc_pct: 64
+                                         forming_power_w: -7250)pb"),
+               set);
+  const std::string text = Text(set);
+  EXPECT_THAT(text, HasSubstr("evgate_grid_mode{state=\"off_grid\"} 1"));
+  for (const char* other : {"on_grid", "outage_standby", "outage_sleep", "resync"}) {
+    EXPECT_THAT(text, HasSubstr(absl::StrCat("evgate_grid_mode{state=\"", other, "\"} 0")));
+  }
+  EXPECT_THAT(text, Not(HasSubstr("state=\"unspecified\"")));
+  EXPECT_THAT(text, HasSubstr("evgate_grid_mode_since_timestamp_seconds 1796000000"));
+  EXPECT_THAT(text, HasSubstr("evgate_grid_box_grid_present 0"));
+  EXPECT_THAT(text, HasSubstr("evgate_grid_island_power_watts 7250"));
+}
+
+// On the grid the island supplies nothing; a box not heard has no grid reading.
+TEST(SiteMetricsTest, GridOnGridAndPlainSite) {
+  FamilySet on_grid;
+  AddGridState(Parse<v1::GridState>("mode: GRID_MODE_ON_GRID since { seconds: 5 }"), on_grid);
+  std::string text = Text(on_grid);
+  EXPECT_THAT(text, HasSubstr("evgate_grid_mode{state=\"on_grid\"} 1"));
+  EXPECT_THAT(text, HasSubstr("evgate_grid_island_power_watts 0"));
+  EXPECT_THAT(text, Not(HasSubstr("evgate_grid_box_grid_present")));
+
+  // A site without grid_modes: every mode 0, nothing else made up.
+  FamilySet plain;
+  AddGridState(Parse<v1::GridState>("mode: GRID_MODE_UNSPECIFIED"), plain);
+  text = Text(plain);
+  EXPECT_THAT(text, HasSubstr("evgate_grid_mode{state=\"on_grid\"} 0"));
+  EXPECT_THAT(text, Not(HasSubstr("evgate_grid_island_power_watts")));
+  EXPECT_THAT(text, Not(HasSubstr("evgate_grid_mode_since_timestamp_seconds")));
 }
 
 // The catalogue is enforced: a sample of an unknown name, the wrong type or
