@@ -10,7 +10,9 @@
 #   - faults on the simulator make the matching alerts go pending or firing:
 #     an over-current on wb2 -> EvgateChargerFaulted; the grid meter stops
 #     answering -> EvgateMeterStale and EvgateSiteFailsafe; the grid goes
-#     (the off-grid box loses it) -> EvgateGridOutage.
+#     (the off-grid box loses it) -> EvgateGridOutage;
+#   - the metrics served only in an outage: the standby countdown, then (a
+#     van on the ICE-22 forms the island) the island's discharge limit.
 source "${TEST_SRCDIR}/${TEST_WORKSPACE}/e2e/lib.sh"
 dashboards="$runfiles/dashboards"
 check="$py $runfiles/e2e/metrics_live_check.py"
@@ -46,7 +48,9 @@ wait_for 15 "the wb2 over-current in /metrics" fault_served
 
 "$py" -c "import urllib.request,sys; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())" "$metrics" > "$tmp/metrics.txt"
 promtool check metrics < "$tmp/metrics.txt" > "$tmp/promtool.log" 2>&1 || { fail "promtool check metrics: $(cat "$tmp/promtool.log")"; }
-$check scrape "$metrics" "$dashboards" || fail "catalogue and live scrape differ"
+# Served only during an outage: checked below, once the grid is gone.
+outage_only=(evgate_grid_standby_remaining_seconds evgate_grid_island_discharge_limit_watts)
+$check scrape "$metrics" "$dashboards" "${outage_only[@]}" || fail "catalogue and live scrape differ"
 
 # A real Prometheus, scraping and evaluating the rules every second.
 prom_port=$(free_port tcp)
@@ -80,8 +84,15 @@ wait_for 60 "Prometheus scraped the exporter 5 times" scraped
 EVGATE_EVSE=wb1 $check queries "$prom" "$dashboards" || fail "a dashboard or alert query failed on live data"
 
 # The faults, seen by Prometheus's own rule evaluation.
-ctl "$server" sim stop-device grid-meter >/dev/null || fail "sim stop-device grid-meter"
+# The grid goes: the standby countdown is served; a van at 80 % on the ICE-22
+# forms the island: the most it may discharge into it is served.
 ctl "$server" sim grid-outage >/dev/null || fail "sim grid-outage"
+wait_for 15 "the standby countdown in /metrics" $check serves "$metrics" "$dashboards" \
+  "${outage_only[0]}"
+ctl "$server" sim plug v2x1 --soc 80 --id-tag 04E5F60718293A >/dev/null || fail "sim plug v2x1"
+wait_for 40 "the island's discharge limit in /metrics" $check serves "$metrics" "$dashboards" \
+  "${outage_only[1]}"
+ctl "$server" sim stop-device grid-meter >/dev/null || fail "sim stop-device grid-meter"
 alerts_active() { $check alerts "$prom" "$dashboards" EvgateChargerFaulted EvgateMeterStale EvgateSiteFailsafe \
   EvgateGridOutage; }
 wait_for 45 "the alerts for the faults go pending or firing" alerts_active

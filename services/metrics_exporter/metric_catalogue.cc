@@ -507,6 +507,20 @@ const std::vector<MetricSpec>& MetricCatalogue() {
        kGc,
        "Power the vehicle forming the island supplies to the building's backup loads (0 while "
        "no island is formed)"},
+      {"evgate_grid_island_discharge_limit_watts",
+       MetricType::Gauge,
+       "W",
+       {},
+       kGc,
+       "Most the island's vehicle may discharge into the backup loads (positive; 0: it must "
+       "stop); only while an EVSE forms an island"},
+      {"evgate_grid_standby_remaining_seconds",
+       MetricType::Gauge,
+       "s",
+       {},
+       kGc,
+       "Time left of the off-grid standby countdown before the V2X system sleeps to save its "
+       "backup battery; only in outage_standby"},
   };
   return *catalogue;
 }
@@ -558,11 +572,9 @@ std::string CatalogueMarkdown() {
       "\n## Not served yet\n\n"
       "Asked for by issue #12 but not in the services' APIs yet, so not exported (no value is\n"
       "made up):\n\n"
-      "- the upstream offline queue's age (the upstream CSMS client is not built);\n"
-      "- the standby countdown and the island's discharge limit (present only in an outage,\n"
-      "  and the live test checks every metric on a site that has the grid). The SoC of DC\n"
-      "  vehicles is `evgate_evse_soc_percent`, V2X discharge on the grid is a negative\n"
-      "  EVSE power.\n";
+      "- the upstream offline queue's age (the upstream CSMS client is not built).\n\n"
+      "The SoC of DC vehicles is `evgate_evse_soc_percent`; V2X discharge on the grid is a\n"
+      "negative EVSE power.\n";
   return out;
 }
 

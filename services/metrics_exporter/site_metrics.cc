@@ -316,6 +316,12 @@ void AddGridState(const v1::GridState& state, FamilySet& out) {
   const bool island = !state.forming_evse_id().empty() && state.has_forming_power_w();
   out.Gauge("evgate_grid_island_power_watts", {},
             island ? std::max(0.0, -state.forming_power_w()) : 0.0);
+  if (state.has_forming_discharge_limit_w()) {
+    out.Gauge("evgate_grid_island_discharge_limit_watts", {}, state.forming_discharge_limit_w());
+  }
+  if (state.mode() == v1::GRID_MODE_OUTAGE_STANDBY && state.has_standby_remaining()) {
+    out.Gauge("evgate_grid_standby_remaining_seconds", {}, Seconds(state.standby_remaining()));
+  }
 }
 
 }  // namespace evgate::metrics

@@ -416,7 +416,8 @@ TEST(SiteMetricsTest, GridModeAndIsland) {
                                          off_grid_box { grid_present: false }
                                          forming_evse_id: "v2x1"
                                          forming_soc_pct: 64
-                                         forming_power_w: -7250)pb"),
+                                         forming_power_w: -7250
+                                         forming_discharge_limit_w: 19800)pb"),
                set);
   const std::string text = Text(set);
   EXPECT_THAT(text, HasSubstr("evgate_grid_mode{state=\"off_grid\"} 1"));
@@ -427,6 +428,27 @@ TEST(SiteMetricsTest, GridModeAndIsland) {
   EXPECT_THAT(text, HasSubstr("evgate_grid_mode_since_timestamp_seconds 1796000000"));
   EXPECT_THAT(text, HasSubstr("evgate_grid_box_grid_present 0"));
   EXPECT_THAT(text, HasSubstr("evgate_grid_island_power_watts 7250"));
+  EXPECT_THAT(text, HasSubstr("evgate_grid_island_discharge_limit_watts 19800"));
+  EXPECT_THAT(text, Not(HasSubstr("evgate_grid_standby_remaining_seconds")));
+}
+
+// The countdown is served only while it runs.
+TEST(SiteMetricsTest, GridStandbyCountdown) {
+  FamilySet standby;
+  AddGridState(Parse<v1::GridState>(R"pb(mode: GRID_MODE_OUTAGE_STANDBY
+                                         standby_remaining { seconds: 142 nanos: 500000000 })pb"),
+               standby);
+  std::string text = Text(standby);
+  EXPECT_THAT(text, HasSubstr("evgate_grid_standby_remaining_seconds 142.5"));
+  EXPECT_THAT(text, Not(HasSubstr("evgate_grid_island_discharge_limit_watts")));
+
+  // A stale countdown in a state that left standby is not served.
+  FamilySet sleeping;
+  AddGridState(Parse<v1::GridState>(R"pb(mode: GRID_MODE_OUTAGE_SLEEP
+                                         standby_remaining { seconds: 3 })pb"),
+               sleeping);
+  text = Text(sleeping);
+  EXPECT_THAT(text, Not(HasSubstr("evgate_grid_standby_remaining_seconds")));
 }
 
 // On the grid the island supplies nothing; a box not heard has no grid reading.
