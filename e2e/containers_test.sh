@@ -2,8 +2,8 @@
 # The split demo site in containers, as k8s/overlays/podman describes it and
 # `podman kube play` runs it: the simulator, the device drivers and the OCPP
 # bridge in the site pod, the load balancer, the session service, the grid
-# controller and the metrics exporter each in its own pod, every one a FROM scratch image built
-# here from the binaries (tools/images). Checks:
+# controller and the metrics exporter each in its own pod, every one a FROM
+# scratch image built here from the binaries (tools/images). Checks:
 #   - every container answers its health probe (the time from `kube play` to
 #     all ready is printed);
 #   - the load balancer's allocation reaches the simulated wallboxes, and
