@@ -716,6 +716,13 @@ void ControlLoop::Publish(v1::AllocationTrigger trigger, std::optional<absl::Tim
       evse.set_not_controlled_reason(shown.not_commandable);
     }
     if (s.grid_mode && s.paused) evse.set_pause_reason(v1::PAUSE_REASON_GRID_MODE);
+    // Inactive with a vehicle connected: it waits for an authorized session.
+    if (evse.pause_reason() == v1::PAUSE_REASON_NO_VEHICLE) {
+      auto live = evse_live_.find(evse.evse_id());
+      if (live != evse_live_.end() && live->second.connected) {
+        evse.set_pause_reason(v1::PAUSE_REASON_NOT_AUTHORIZED);
+      }
+    }
     if (s.paused && !shown.paused_since) shown.paused_since = computed_at;
     if (!s.paused) shown.paused_since.reset();
   }

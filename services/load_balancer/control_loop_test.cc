@@ -255,6 +255,19 @@ TEST_F(ControlLoopTest, AReadingSentAgainWithTheSameTimeIsNoNewMeterSample) {
   EXPECT_GT(Limit("wb1"), ramped);
 }
 
+// An operator sees why an idle EVSE gets nothing, not an unnamed pause.
+TEST_F(ControlLoopTest, AnEvseWithoutAVehicleIsShownAsSuch) {
+  Make();
+  Connect();
+  Plug("wallbox-1", "wb1");
+  Meter(0, 0, 0);
+  Second(0);
+  EXPECT_TRUE(Shown("wb2").paused());
+  EXPECT_EQ(Shown("wb2").pause_reason(), v1::PAUSE_REASON_NO_VEHICLE);
+  EXPECT_FALSE(Shown("wb1").paused());
+  EXPECT_EQ(Shown("wb1").pause_reason(), v1::PAUSE_REASON_UNSPECIFIED);
+}
+
 TEST_F(ControlLoopTest, WithASessionServiceOnlyAuthorizedSessionsGetEnergy) {
   auto sessions = std::make_unique<FakeSessionLink>();
   FakeSessionLink* feed = sessions.get();
@@ -266,6 +279,7 @@ TEST_F(ControlLoopTest, WithASessionServiceOnlyAuthorizedSessionsGetEnergy) {
   Meter(0, 0, 0);
   EXPECT_EQ(Limit("wb1"), -1) << "plugged in, no session: nothing";
   EXPECT_EQ(Limit("wb2"), -1);
+  EXPECT_EQ(Shown("wb1").pause_reason(), v1::PAUSE_REASON_NOT_AUTHORIZED);
   feed->Emit(v1::SESSION_EVENT_TYPE_STARTED, "wb2", true);  // a card authorizes wb2 only
   for (int s = 0; s < 8; ++s) Second(0);
   EXPECT_EQ(Limit("wb1"), -1);

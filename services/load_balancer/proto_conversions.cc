@@ -31,9 +31,12 @@ v1::PauseReason ToProto(allocation::PauseReason reason) {
       return v1::PAUSE_REASON_SOC_LIMIT;
     case allocation::PauseReason::kFailsafe:
       return v1::PAUSE_REASON_FAILSAFE;
-    case allocation::PauseReason::kNone:
     case allocation::PauseReason::kInactive:
+      // The loop tells a connected vehicle without a session apart (NOT_AUTHORIZED).
+      return v1::PAUSE_REASON_NO_VEHICLE;
     case allocation::PauseReason::kNoDemand:
+      return v1::PAUSE_REASON_NO_DEMAND;
+    case allocation::PauseReason::kNone:
       break;
   }
   return v1::PAUSE_REASON_UNSPECIFIED;
